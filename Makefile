@@ -1,0 +1,38 @@
+# Two entry points: `make repro` (set up, run the study) and `make test` (set up, run the tests).
+# Every step is idempotent, so both work on a fresh machine and cost nothing when already done.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+DVC    := $(VENV)/bin/dvc
+STAMP  := $(VENV)/.installed
+FMNIST := /usr/share/datasets/fashion-mnist
+
+.PHONY: setup data repro test bench clean-results
+
+setup: $(STAMP) data
+	@git rev-parse --git-dir >/dev/null 2>&1 || git init -q
+	@[ -d .dvc ] || $(DVC) init -q
+
+$(STAMP): pyproject.toml
+	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+# Fashion-MNIST comes from Debian's package; install it when we are root and apt exists.
+data:
+	@if [ ! -d $(FMNIST) ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
+	fi
+	@[ -d $(FMNIST) ] || [ -n "$$IP_DATA_ROOT" ] || echo "note: $(FMNIST) missing; install Debian's dataset-fashion-mnist or set data.root"
+
+repro: setup
+	$(DVC) repro
+
+test: setup
+	$(PY) -m pytest
+
+bench: setup
+	$(PY) benchmarks/step_time.py
+	$(PY) benchmarks/mask_time.py
+	$(PY) benchmarks/hessian.py

@@ -1,0 +1,34 @@
+"""Model registry: one call, ``get_model(name, ...)``, builds any network of the study."""
+from __future__ import annotations
+
+from typing import Callable
+
+from torch import nn
+
+_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_model(name: str):
+    def deco(fn: Callable[..., nn.Module]):
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} registered twice")
+        _REGISTRY[name] = fn
+        return fn
+    return deco
+
+
+def available_models() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_model(name: str, num_classes: int = 10, in_channels: int = 3, width: int | None = None) -> nn.Module:
+    """Build a registered model. ``width`` is the base channel count (model default if None)."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown model {name!r}; available: {', '.join(available_models())}")
+    kwargs = {"num_classes": num_classes, "in_channels": in_channels}
+    if width is not None:
+        kwargs["width"] = width
+    return _REGISTRY[name](**kwargs)
+
+
+from . import cifar_resnet, vgg, torchvision_models  # noqa: E402,F401  (registration side effects)
