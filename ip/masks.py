@@ -198,22 +198,30 @@ def save_masks(masks: Masks, path) -> None:
     torch.save({n: m.cpu().to(torch.bool) for n, m in masks.items()}, path)
 
 
+def check_masks(masks, model: nn.Module, source: str = "masks") -> Masks:
+    """Masks that match ``model``'s prunable tensors by name and shape, or a ValueError saying what differs."""
+    if not isinstance(masks, dict) or not all(isinstance(m, torch.Tensor) for m in masks.values()):
+        raise ValueError(f"{source} does not hold a dict of tensors")
+    params = prunable_parameters(model)
+    differing = set(masks) ^ set(params)
+    if differing:
+        raise ValueError(f"{source} does not match the model; differing names: {sorted(differing)[:3]}")
+    for n, m in masks.items():
+        if m.shape != params[n].shape:
+            raise ValueError(f"{source}: {n} has shape {tuple(m.shape)}, model has {tuple(params[n].shape)}")
+    return {n: m.to(torch.bool) for n, m in masks.items()}
+
+
 def load_masks(path, model: nn.Module | None = None) -> Masks:
     """Load masks; with ``model`` given, check names and shapes against it."""
     try:
         masks = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
         raise ValueError(f"mask file {path} is unreadable or corrupt: {type(exc).__name__}") from exc
+    if model is not None:
+        return check_masks(masks, model, f"mask file {path}")
     if not isinstance(masks, dict) or not all(isinstance(m, torch.Tensor) for m in masks.values()):
         raise ValueError(f"mask file {path} does not hold a dict of tensors")
-    if model is not None:
-        params = prunable_parameters(model)
-        missing = set(masks) ^ set(params)
-        if missing:
-            raise ValueError(f"mask file {path} does not match the model; differing names: {sorted(missing)[:3]}")
-        for n, m in masks.items():
-            if m.shape != params[n].shape:
-                raise ValueError(f"mask file {path}: {n} has shape {tuple(m.shape)}, model has {tuple(params[n].shape)}")
     return {n: m.to(torch.bool) for n, m in masks.items()}
 
 

@@ -1,0 +1,229 @@
+"""The training loop: SGD with schedules, masks enforced, DST/GMP hooks, checkpoints, resume.
+
+A run is a pure function of its inputs: the epoch's batch order and augmentation depend
+only on (seed, epoch), and a checkpoint holds everything that changes during training
+(weights, optimiser and schedule state, masks, hook state), so a killed run resumed from
+its last checkpoint ends with exactly the metrics of an uninterrupted run.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import TensorLoader
+from .interspace import basis_parameters
+from .masks import MaskEnforcer, Masks
+
+SCHEDULES = ("cosine", "step", "constant")
+
+
+class DivergenceError(RuntimeError):
+    """The loss became non-finite; the run stops and records nothing as finished."""
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be used (unreadable, or from another run)."""
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 5
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"
+    warmup_epochs: int = 0
+    milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])  # fractions of training (step schedule)
+    gamma: float = 0.1
+    label_smoothing: float = 0.0
+    fb_lr_scale: float = 1.0
+    fb_weight_decay: float = 0.0
+
+    def __post_init__(self):
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.epochs <= 0:
+            raise ValueError(f"epochs must be > 0, got {self.epochs}")
+
+
+class TrainHook(Protocol):
+    def after_step(self, step: int) -> None: ...
+    def state_dict(self) -> dict: ...
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
+    """SGD; filter bases get lr * fb_lr_scale and their own weight decay (none by default)."""
+    fb_ids = {id(p) for p in basis_parameters(model)}
+    fb = [p for p in model.parameters() if id(p) in fb_ids and p.requires_grad]
+    rest = [p for p in model.parameters() if id(p) not in fb_ids and p.requires_grad]
+    groups = [{"params": rest, "lr": cfg.lr, "weight_decay": cfg.weight_decay, "name": "weights"}]
+    if fb:
+        groups.append({"params": fb, "lr": cfg.lr * cfg.fb_lr_scale, "weight_decay": cfg.fb_weight_decay,
+                       "name": "filter_bases"})
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
+
+
+def lr_factor(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
+    """Multiplier of the base learning rate at a (0-based) global step."""
+    total = cfg.epochs * steps_per_epoch
+    warm = cfg.warmup_epochs * steps_per_epoch
+    if step < warm:
+        return (step + 1) / warm
+    if cfg.schedule == "constant":
+        return 1.0
+    if cfg.schedule == "cosine":
+        t = (step - warm) / max(1, total - warm)
+        return 0.5 * (1.0 + math.cos(math.pi * t))
+    factor = 1.0
+    for m in cfg.milestones:
+        if step >= m * total:
+            factor *= cfg.gamma
+    return factor
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> tuple[float, float]:
+    """Mean cross-entropy and top-1 accuracy, eval mode, no augmentation."""
+    was = model.training
+    model.eval()
+    loss, correct = 0.0, 0
+    for i in range(0, x.shape[0], batch_size):
+        out = model(x[i:i + batch_size])
+        loss += F.cross_entropy(out, y[i:i + batch_size], reduction="sum").item()
+        correct += (out.argmax(1) == y[i:i + batch_size]).sum().item()
+    model.train(was)
+    return loss / x.shape[0], correct / x.shape[0]
+
+
+class Trainer:
+    """Trains ``model`` with ``masks`` enforced; ``hook`` (DST, GMP) runs after every step.
+
+    ``epoch_end(epoch, model, enforcer) -> dict`` adds metrics to the epoch's record
+    (evaluation, gradient flow...); ``log(record)`` receives it (DVCLive in the pipeline).
+    """
+
+    def __init__(self, model: nn.Module, masks: Masks, loader: TensorLoader, cfg: TrainConfig,
+                 hook_factory: Callable[[nn.Module, MaskEnforcer, int], TrainHook | None] | None = None,
+                 keep_dense_grad: bool = False, checkpoint: str | os.PathLike | None = None,
+                 epoch_end: Callable[[int, nn.Module, MaskEnforcer], dict] | None = None,
+                 log: Callable[[dict], None] | None = None, progress: bool = False, desc: str = "train"):
+        self.model = model
+        self.cfg = cfg
+        self.loader = loader
+        self.enforcer = MaskEnforcer(model, masks, keep_dense_grad=keep_dense_grad)
+        self.optimizer = make_optimizer(model, cfg)
+        self.enforcer.attach(self.optimizer)
+        self.steps_per_epoch = len(loader)
+        self.total_steps = cfg.epochs * self.steps_per_epoch
+        self.hook = hook_factory(model, self.enforcer, self.total_steps) if hook_factory else None
+        self.checkpoint = Path(checkpoint) if checkpoint else None
+        self.epoch_end = epoch_end
+        self.log = log
+        self.progress = progress
+        self.desc = desc
+        self.history: list[dict] = []
+        self.step_seconds: list[float] = []  # wall time of each optimisation step (this process)
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def _state(self, epoch: int) -> dict:
+        return {"epoch": epoch, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "masks": self.enforcer.state_dict(), "hook": self.hook.state_dict() if self.hook else None,
+                "history": self.history, "config": asdict(self.cfg)}
+
+    def save(self, epoch: int) -> None:
+        if self.checkpoint is None:
+            return
+        self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.checkpoint.with_suffix(".tmp")
+        torch.save(self._state(epoch), tmp)
+        os.replace(tmp, self.checkpoint)  # atomic: a kill never leaves a half-written checkpoint
+
+    def resume(self) -> int:
+        """Load the last checkpoint if there is one; returns the epoch to continue from."""
+        if self.checkpoint is None or not self.checkpoint.exists():
+            return 0
+        try:
+            state = torch.load(self.checkpoint, map_location="cpu", weights_only=False)
+            if state.get("config") != asdict(self.cfg):
+                raise CheckpointError(f"checkpoint {self.checkpoint} was written with another training config; "
+                                      "delete it to start over")
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.enforcer.set_masks(state["masks"])
+            if self.hook is not None and state["hook"] is not None:
+                self.hook.load_state_dict(state["hook"])
+        except CheckpointError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a corrupt file of any kind is reported the same way
+            raise CheckpointError(f"checkpoint {self.checkpoint} is unreadable or corrupt "
+                                  f"({type(exc).__name__}); delete it to start over") from exc
+        self.history = state["history"]
+        return int(state["epoch"])
+
+    # -- training ----------------------------------------------------------------------------
+    def fit(self, start_epoch: int = 0, end_epoch: int | None = None) -> list[dict]:
+        end_epoch = self.cfg.epochs if end_epoch is None else end_epoch
+        resumed = self.resume()
+        start_epoch = max(start_epoch, resumed)
+        bar = None
+        if self.progress:
+            from tqdm.auto import tqdm
+            bar = tqdm(total=(end_epoch - start_epoch) * self.steps_per_epoch, desc=self.desc, leave=False)
+        self.model.train()
+        for epoch in range(start_epoch, end_epoch):
+            running, seen, correct = 0.0, 0, 0
+            for i, (xb, yb) in enumerate(self.loader.epoch(epoch)):
+                step = epoch * self.steps_per_epoch + i
+                factor = lr_factor(step, self.steps_per_epoch, self.cfg)
+                for group in self.optimizer.param_groups:
+                    scale = self.cfg.fb_lr_scale if group.get("name") == "filter_bases" else 1.0
+                    group["lr"] = self.cfg.lr * scale * factor
+                tic = time.perf_counter()
+                out = self.model(xb)
+                loss = F.cross_entropy(out, yb, label_smoothing=self.cfg.label_smoothing)
+                if not torch.isfinite(loss):
+                    raise DivergenceError(f"non-finite loss ({loss.item()}) at epoch {epoch + 1}, step {i + 1}; "
+                                          "lower train.lr or check the data")
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                if self.hook is not None:
+                    self.hook.after_step(step + 1)
+                self.step_seconds.append(time.perf_counter() - tic)
+                running += loss.item() * yb.shape[0]
+                correct += (out.argmax(1) == yb).sum().item()
+                seen += yb.shape[0]
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(epoch=epoch + 1, loss=f"{running / seen:.3f}")
+            record = {"epoch": epoch + 1, "lr": self.cfg.lr * lr_factor((epoch + 1) * self.steps_per_epoch - 1,
+                                                                         self.steps_per_epoch, self.cfg),
+                      "train_loss_running": running / max(1, seen), "train_acc_running": correct / max(1, seen)}
+            kept = sum(int(m.sum()) for m in self.enforcer.masks.values())
+            total = sum(m.numel() for m in self.enforcer.masks.values())
+            record["sparsity"] = 1.0 - kept / total if total else 0.0
+            if self.epoch_end is not None:
+                record.update(self.epoch_end(epoch + 1, self.model, self.enforcer))
+                self.model.train()
+            self.history.append(record)
+            if self.log is not None:
+                self.log(record)
+            self.save(epoch + 1)
+        if bar is not None:
+            bar.close()
+        return self.history
+
+    @property
+    def masks(self) -> Masks:
+        return self.enforcer.state_dict()
