@@ -156,8 +156,7 @@ def to_spatial(model: nn.Module, inplace: bool = False) -> nn.Module:
         model = copy.deepcopy(model)
     for module in model.modules():
         if is_interspace(module):
-            if not inplace:
-                _own_parametrized_class(module)
+            _own_parametrized_class(module)
             parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
     return model
 
@@ -165,7 +164,7 @@ def to_spatial(model: nn.Module, inplace: bool = False) -> nn.Module:
 def _own_parametrized_class(module: nn.Module) -> None:
     # deepcopy keeps torch's generated Parametrized<Conv2d> class shared between a module and
     # its copy, and remove_parametrizations deletes the ``weight`` property from that class:
-    # exporting a copy would break the source.  Give the copy a class of its own first.
+    # exporting one of them would break the other.  Give the module a class of its own first.
     cls = type(module)
     namespace = {k: v for k, v in vars(cls).items() if k not in ("__dict__", "__weakref__")}
     module.__class__ = type(cls.__name__, cls.__bases__, namespace)

@@ -345,6 +345,21 @@ def test_to_spatial_gives_plain_convs_with_equal_outputs(tiny_resnet, share):
     assert in_place is tiny_resnet and not list(interspace_convs(tiny_resnet))
 
 
+def test_to_spatial_in_place_on_a_deepcopy_leaves_the_source_working(tiny_resnet):
+    """E.g. a rewind checkpoint kept as a deepcopy of an IP model, while the copy is exported."""
+    to_interspace(tiny_resnet, fb_init="dct")
+    tiny_resnet.eval()
+    x = torch.randn(2, 1, 8, 8)
+    with torch.no_grad():
+        expected = tiny_resnet(x)
+    exported = to_spatial(copy.deepcopy(tiny_resnet), inplace=True)
+    assert not list(interspace_convs(exported))
+    assert len(list(interspace_convs(tiny_resnet))) == 19
+    with torch.no_grad():
+        torch.testing.assert_close(tiny_resnet(x), expected, rtol=0, atol=0)
+        assert (exported(x) - expected).abs().max().item() <= 1e-6
+
+
 # ---------------------------------------------------------------- basis sharing
 
 def test_share_network_uses_one_basis_per_kernel_size():
