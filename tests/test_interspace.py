@@ -28,6 +28,16 @@ MODELS = {
 _built: dict[str, nn.Module] = {}
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: a second intra-op thread only adds synchronisation, and on a shared
+    2-core machine spinning OpenMP threads can make a test 10-100x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _fresh(name: str) -> nn.Module:
     """A freshly initialised model; torchvision ResNet-18 is built once and deep-copied (its init is slow)."""
     if name not in _built:
@@ -205,6 +215,15 @@ def test_random_orthogonal_basis_is_orthogonal_and_deterministic():
     assert (a - c).abs().max() > 0.1
     # not a signed permutation: the basis really mixes spatial positions
     assert (a.abs() < 0.99).all()
+
+
+def test_random_orthogonal_basis_has_no_sign_bias():
+    """Haar-distributed: every entry is symmetric about 0.  Plain Householder QR fixes the sign
+    of R's diagonal and so biases Q (e.g. Q[0, 0] < 0 always); the sign correction removes it."""
+    gen = torch.Generator().manual_seed(0)
+    corner = torch.stack([random_orthogonal_basis(3, gen)[0, 0] for _ in range(400)])
+    assert 0.35 < (corner > 0).double().mean().item() < 0.65
+    assert abs(corner.mean().item()) < 0.05
 
 
 def test_random_orthogonal_to_interspace_deterministic_per_generator_and_distinct_per_layer():
