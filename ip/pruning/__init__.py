@@ -1,0 +1,131 @@
+"""Pruning methods for SP and IP: one entry point for masks, one for training-time schedules.
+
+    masks, start_state = find_masks("snip", model, 0.98, batches=batches)
+    hook = make_train_hook("rigl", model, masks, enforcer, total_steps=T, sparsity=0.98)
+
+``model`` is already in its representation (plain = SP, ``to_interspace`` = IP); every
+score is computed on ``prunable_parameters(model)`` (lambda for interspace convs).  Every
+method keeps exactly ``kept_budget(model, sparsity, fb_in_budget)`` entries (``dense``
+ignores sparsity; ``gmp`` starts dense and its hook reaches the budget during training).
+
+Methods (``METHODS``; ``method_info(name)`` gives family / needs_data / needs_training):
+
+=========  ==========  ===================================================================
+dense      baseline    all-ones masks
+random     pai         random mask; ``distribution`` 'uniform' (default) or 'erk'
+magnitude  pai         largest |theta|
+snip       pai         |theta * dL/dtheta|, gradients summed over ``batches``
+grasp      pai         remove the largest S = -theta * Hg (temperature on the logits)
+synflow    pai         iterative SynFlow on the |.|-linearised network (|F| for IP), data-free
+lt         lt          iterative magnitude pruning with rewinding (needs ``train_fn``)
+rigl       dst         ERK random start (option ``dst_distribution``); hook: RigL updates
+set        dst         ERK random start; hook: SET updates (random regrowth)
+gmp        gradual     dense start; hook: cubic-schedule global magnitude pruning
+oneshot    pretrained  train dense, prune |theta| once (needs ``train_fn``)
+=========  ==========  ===================================================================
+
+``options`` (unknown keys are an error; defaults in brackets):
+
+- ``score_bn_mode`` ['train']: BN mode while SNIP/GraSP score ('train': batch statistics).
+  Scoring runs on a deep copy, so BN running statistics of the model never change.
+- ``grasp_temperature`` [200.0]
+- ``synflow_rounds`` [100], ``synflow_dtype`` ['float64'], ``input_shape`` [None]:
+  SynFlow's input shape is taken from ``batches`` if given, else from ``input_shape``.
+  SynFlow runs the linearised network in eval mode (as the original code).
+- ``erk_power_scale`` [1.0]: ERK densities for random (distribution='erk'), rigl, set.
+- ``epochs`` [None, required for lt and oneshot]: epochs of one training run.
+- ``lt_rounds`` [3], ``lt_rewind_epoch`` [1].
+- ``dst_distribution`` ['erk']: densities of the RigL/SET start mask ('erk' or 'uniform').
+- ``dst_interval`` [100], ``dst_alpha`` [0.3], ``dst_stop_fraction`` [0.75].
+- ``gmp_start_fraction`` [0.1], ``gmp_end_fraction`` [0.75], ``gmp_interval`` [100].
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..masks import Masks, kept_budget
+from .registry import (DISTRIBUTIONS, OPTIONS, SCOPES, MethodInfo, PruneRequest, method_info, registered_methods,
+                       resolve_options, select_top)
+from . import pai, lottery, dst, gradual  # noqa: E402,F401  (registration side effects, in METHODS order)
+
+METHODS: tuple[str, ...] = registered_methods()
+
+
+def find_masks(method: str, model: nn.Module, sparsity: float, *, batches=None,
+               loss_fn: Callable = F.cross_entropy, scope: str = "global", distribution: str = "uniform",
+               fb_in_budget: bool = False, generator: torch.Generator | None = None,
+               train_fn: Callable | None = None, options: dict | None = None) -> tuple[Masks, dict | None]:
+    """Masks of ``method`` at ``sparsity`` for ``model`` (SP or IP), and the state to train from.
+
+    - ``batches``: list of (x, y) for data-dependent methods (snip, grasp); synflow only
+      reads the input shape from it.
+    - ``scope``: 'global' (one ranking over all layers) or 'layer' (equal density per
+      layer) for score-based methods (magnitude, snip, grasp, synflow, lt, oneshot).
+    - ``distribution``: layer densities of the ``random`` method, 'uniform' or 'erk'
+      (other methods ignore it; rigl/set take ``options['dst_distribution']``, default
+      'erk', so a pipeline-wide distribution for random pruning cannot turn RigL's
+      ERK start into a uniform one).  random/rigl/set ignore ``scope``.
+    - ``fb_in_budget``: charge the filter-basis entries to the budget.
+    - ``generator``: randomness of random, rigl, set (global RNG if None).
+    - ``train_fn(model, masks, epochs, start_epoch=0)``: trains in place with masks
+      enforced; required by lt and oneshot.
+    - ``options``: see the module docstring.
+
+    Returns ``(masks, start_state)``: masks keyed by prunable parameter name; start_state
+    is None (train from the model's current initialisation) except for lt (rewind
+    weights, masked) and oneshot (trained dense weights, masked).  The model is left
+    with the weights it came with.
+    """
+    info = method_info(method)
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
+    if distribution not in DISTRIBUTIONS:
+        raise ValueError(f"distribution must be one of {DISTRIBUTIONS}, got {distribution!r}")
+    opts = resolve_options(options)
+    if info.needs_data and not batches:
+        raise ValueError(f"{method} needs data: pass batches=[(x, y), ...]")
+    if info.needs_training and train_fn is None:
+        raise ValueError(f"{method} trains the model: pass train_fn(model, masks, epochs, start_epoch)")
+    keep_total = kept_budget(model, sparsity, fb_in_budget) if info.uses_sparsity else None
+    request = PruneRequest(sparsity, keep_total, list(batches) if batches else None, loss_fn, scope,
+                           distribution, fb_in_budget, generator, train_fn, opts)
+    return info.find(model, request)
+
+
+def make_train_hook(method: str, model: nn.Module, masks: Masks, enforcer, *, total_steps: int, sparsity: float,
+                    generator: torch.Generator | None = None, options: dict | None = None,
+                    fb_in_budget: bool = False, scope: str = "global",
+                    optimizer: torch.optim.Optimizer | None = None):
+    """The training-time schedule of ``method`` (rigl, set, gmp), or None for methods without one.
+
+    The hook's ``after_step(step)`` must be called after every optimizer step, step =
+    1..total_steps; it changes masks through ``enforcer.set_masks``.  ``state_dict`` /
+    ``load_state_dict`` make a resumed run continue identically (masks, RNG state of
+    SET, update log); ``current_sparsity()`` is the actual sparsity of the enforcer's masks.
+
+    The hook adopts ``masks`` (``enforcer.set_masks``, which zeroes pruned storage).  To
+    resume a run: build enforcer and hook, call ``hook.load_state_dict(saved)`` (restores
+    the masks), then load the model and optimizer state.
+
+    rigl requires ``MaskEnforcer(model, masks, keep_dense_grad=True)``.  With
+    ``optimizer`` given, the optimizer state (momentum, Adam moments) of entries that
+    DST activates is reset to zero.  ``fb_in_budget`` and ``scope`` matter for gmp only
+    (its final budget and ranking), and must match those given to find_masks.
+    """
+    info = method_info(method)
+    if info.make_hook is None:
+        return None
+    if total_steps < 1:
+        raise ValueError(f"total_steps must be positive, got {total_steps}")
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
+    return info.make_hook(model, masks, enforcer, total_steps=total_steps, sparsity=sparsity, generator=generator,
+                          options=resolve_options(options), fb_in_budget=fb_in_budget, scope=scope,
+                          optimizer=optimizer)
+
+
+__all__ = ["METHODS", "OPTIONS", "MethodInfo", "method_info", "find_masks", "make_train_hook", "select_top"]
