@@ -1,0 +1,273 @@
+"""Write ``paper_figures/REPORT.md`` from the tidy tables and the claim verdicts.
+
+Every number in the report comes from the tables (or meta.json); the only constants
+are the definitions of the verdict rule and the paper's own statements, both named in
+:mod:`analysis.verdicts`.
+
+Command line (the pipeline's ``report`` stage)::
+
+    python -m analysis.report --results results --out paper_figures
+"""
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from . import tables as T
+from . import verdicts as V
+
+PAPER = ('Wimmer, Mehnert, Condurache, "Interspace Pruning: Using Adaptive Filter Representations to Improve '
+         'Training of Sparse CNNs", CVPR 2022, arXiv:2203.07808')
+REPORT_NAME = "REPORT.md"
+
+#: params.yaml keys listed under "Our choices" (what the paper does not fix); read from meta.json's snapshot
+CHOICE_KEYS = (
+    ("data.name", "dataset", "dataset"), ("data.train_subset", "training subset (images; null = full split)",
+                                          "train_subset"),
+    ("data.augment", "data augmentation"), ("model.name", "model", "model"), ("model.width", "base width", "width"),
+    ("train.epochs", "epochs", "epochs"), ("train.batch_size", "batch size"), ("train.lr", "learning rate"),
+    ("train.schedule", "learning-rate schedule"), ("train.weight_decay", "weight decay"),
+    ("interspace.fb_init", "FB initialisation"), ("interspace.share", "FB sharing"),
+    ("interspace.fb_lr_scale", "FB learning-rate scale"), ("interspace.fb_weight_decay", "FB weight decay"),
+    ("interspace.fb_in_budget", "FB entries charged to the budget"), ("prune.scope", "score scope"),
+    ("prune.distribution", "random-pruning layer distribution"), ("prune.lt.rounds", "LT rounds"),
+    ("prune.lt.rewind_epoch", "LT rewind epoch"), ("prune.dst.interval", "RigL/SET update interval (steps)"),
+    ("data.metric_samples", "samples for gradient flow / Hessians"),
+)
+
+
+def _md_escape(text) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(_md_escape(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _duration(seconds) -> str:
+    if seconds is None or V._isnan(seconds):
+        return "missing"
+    seconds = float(seconds)
+    h, rem = divmod(int(round(seconds)), 3600)
+    m, s = divmod(rem, 60)
+    return f"{h} h {m:02d} min" if h else f"{m} min {s:02d} s"
+
+
+def _value(v) -> str:
+    if v is None:
+        return "missing"
+    if isinstance(v, (list, tuple)):
+        return ", ".join(str(x) for x in v) if v else "missing"
+    if isinstance(v, dict):
+        return ", ".join(f"{k}: {x}" for k, x in v.items())
+    return str(v)
+
+
+def _figure_md(name: str, out_dir: Path, caption: str) -> str:
+    if (out_dir / f"{name}.png").is_file():
+        return f"![{caption}]({name}.png)\n\n[PDF]({name}.pdf)"
+    return f"*Figure `{name}` not generated (run `python -m analysis.figures`).*"
+
+
+# --------------------------------------------------------------------------- sections
+
+def setting_section(t: T.Tables) -> str:
+    m = t.meta
+    hw = m.get("hardware")
+    if isinstance(hw, dict):
+        hardware = ", ".join(f"{k}: {v}" for k, v in hw.items())
+    else:
+        hardware = _value(hw)
+    seeds = T.meta_value(m, "seeds")
+    if seeds is None and len(t.summary):
+        seeds = sorted(int(s) for s in t.summary["seed"].dropna().unique())
+    rows = [
+        ("dataset", _value(T.meta_value(m, "dataset", "data.name"))),
+        ("training subset", _value(T.meta_value(m, "train_subset", "data.train_subset"))),
+        ("model", _value(T.meta_value(m, "model", "model.name"))),
+        ("width", _value(T.meta_value(m, "width", "model.width"))),
+        ("epochs", _value(T.meta_value(m, "epochs", "train.epochs"))),
+        ("seeds", _value(seeds)),
+        ("headline sparsity", V.fmt_sparsity(T.headline_sparsity(t)) if T.headline_sparsity(t) is not None
+         else "missing"),
+        ("methods run", ", ".join(T.ordered_methods(t.summary["method"].dropna().unique())) or "missing"),
+        ("hardware", hardware),
+        ("wall time (sum of stage times)", _duration(m.get("wall_time_seconds"))),
+    ]
+    # other recorded durations (e.g. training time of the main runs), named by their meta.json key
+    rows += [(key.replace("_", " "), _duration(value)) for key, value in m.items()
+             if "seconds" in key and key != "wall_time_seconds" and isinstance(value, (int, float))]
+    if isinstance(m.get("runs_main"), (int, float)) and isinstance(m.get("runs_expected_main"), (int, float)):
+        rows.append(("main runs in the summary", f"{int(m['runs_main'])} of {int(m['runs_expected_main'])} expected"))
+    rows.append(("torch", _value(m.get("torch_version", m.get("torch")))))
+    present = [name for name in T.SCHEMAS if t.present.get(name)]
+    absent = [f"`{T.SCHEMAS[name][0]}`" for name in T.SCHEMAS if not t.present.get(name)]
+    text = "## Setting\n\n" + _table(("", ""), rows)
+    text += f"\n\nTables read from `{t.results_dir}`: {len(present)} of {len(T.SCHEMAS)} present."
+    if absent:
+        text += " Missing (what depends on them is reported as missing): " + ", ".join(absent) + "."
+    return text
+
+
+def rule_section() -> str:
+    return (
+        "## How a verdict is decided\n\n"
+        "One rule for every comparison of IP with SP over seeds (`analysis/verdicts.py`, `compare`): with the "
+        "per-seed values, **IP is better** if mean_IP − sd_IP > mean_SP + sd_SP (the ±1 sd intervals do not "
+        "overlap), **SP is better** if mean_SP − sd_SP > mean_IP + sd_IP, otherwise the comparison is "
+        f"**inconclusive**; with fewer than {V.MIN_SEEDS} seeds on a side it is inconclusive as well (sd: sample "
+        "standard deviation). For a generalisation gap lower is better. The paired difference IP − SP (same "
+        "method, seed and sparsity) is reported as mean ± sd with a paired t-test p-value, as extra information "
+        "that does not change the verdict. A claim tested on several parts (methods, phases) is *supported* only "
+        "if every part is, *not supported* if any part is, *not tested here* if no part could be tested "
+        "(data missing, or outside this study), and *inconclusive* otherwise. Accuracies are printed in % "
+        "and differences in percentage points (pp)."
+    )
+
+
+def claims_table(results: Sequence[V.ClaimResult]) -> str:
+    rows = [(r.claim_id, r.claim, f"**{r.verdict}**", r.key_numbers or "—",
+             ", ".join(f"[{f}]({f}.png)" for f in r.figures) or "—") for r in results]
+    return "## Claims\n\n" + _table(("id", "claim (abstract/introduction)", "verdict", "key numbers", "figure"),
+                                    rows)
+
+
+def claim_section(r: V.ClaimResult, out_dir: Path) -> str:
+    detailed = len(r.parts) > 1
+    text = [f"## {r.claim_id}: {r.claim}", f"**Verdict: {r.verdict}.**",
+             (r.summary or r.explanation) if detailed else r.explanation]
+    if detailed:
+        text.append("\n".join(f"- **{p.label}** — {p.verdict}" + (f": {p.note}" if p.note else "")
+                              for p in r.parts))
+    for name in r.figures:
+        text.append(_figure_md(name, out_dir, f"{r.claim_id} evidence: {name}"))
+    return "\n\n".join(text)
+
+
+def accuracy_section(t: T.Tables) -> str:
+    s = T.headline_sparsity(t)
+    runs = T.at_sparsity(t.summary, s)
+    table = T.accuracy_table(runs, "test_acc")
+    scale = V.accuracy_scale(runs)
+    if table.empty:
+        return "## Accuracy per method and representation\n\nmissing (no summary table)."
+
+    def cell(row, rep):
+        return V.Scale(scale.factor, "", 2).mean_sd(V.Stats(int(row[f"{rep}_n"]), row[f"{rep}_mean"],
+                                                            row[f"{rep}_sd"]))
+
+    def paired_cell(method):
+        diffs = T.paired(runs[runs["method"] == method], "test_acc", keys=["method", "seed"])["diff"]
+        return V.Scale(scale.factor, "", 2).diff(V.Stats.of(diffs)) + (f" (n={len(diffs)})" if len(diffs) else "")
+
+    rows = [(r["method"], cell(r, "sp"), cell(r, "ip"), paired_cell(r["method"])) for _, r in table.iterrows()]
+    unit = "%" if scale.factor == 100 else "fraction"
+    return (f"## Accuracy per method and representation\n\nTest accuracy ({unit}), mean ± sd over seeds (n = "
+            f"number of seeds), sparsity {V.fmt_sparsity(s) if s is not None else 'n/a'} (dense: none). "
+            f"\"missing\" means the run is not in the summary table.\n\n"
+            + _table(("method", "SP test accuracy", "IP test accuracy", "IP−SP paired (pp)" if unit == "%"
+                      else "IP−SP paired"), rows))
+
+
+def ablation_section(t: T.Tables, out_dir: Path) -> str:
+    comp = V.ablation_comparisons(t)
+    if comp.empty:
+        return "## Ablations\n\nmissing (no ablation table)."
+    factor = T.percent_scale(t.ablation["test_acc"])
+    sc = V.Scale(factor, "", 2)
+    rows = [(r.method, r.variant, sc.mean_sd(V.Stats(int(r.n), r.mean, r.sd)),
+             sc.mean_sd(V.Stats(int(r.sp_n), r.sp_mean, r.sp_sd)),
+             V.Scale(factor, "", 2).diff(V.Stats(int(r.n_pairs), r.diff_mean, r.diff_sd)), V.fmt_p(r.p_value),
+             {"supported": "IP better", "not supported": "SP better"}.get(r.verdict, r.verdict))
+            for r in comp.itertuples()]
+    return ("## Ablations\n\nEach IP variant against the SP runs of the same method and seeds (same rule as the "
+            "claims). Test accuracy in " + ("%" if factor == 100 else "fractions") + ".\n\n"
+            + _table(("method", "IP variant", "IP", "SP", "IP−SP (paired)", "t-test", "outcome"), rows)
+            + "\n\n" + _figure_md(V.FIGURES["ablation"], out_dir, "ablations"))
+
+
+def choices_section(t: T.Tables) -> str:
+    lines = ["## Our choices (not the paper's)",
+             "The paper's abstract and introduction do not fix the settings below; each is a choice of this "
+             "study, set in `params.yaml` (values as recorded in `meta.json` for this run):", ""]
+    for key, label, *fallbacks in CHOICE_KEYS:
+        value = T.meta_value(t.meta, key, *fallbacks)
+        lines.append(f"- {label} (`{key}`): {_value(value) if value is not None else 'missing'}")
+    lines += [
+        f"- the verdict rule (±1 sd non-overlap over seeds, ≥ {V.MIN_SEEDS} seeds; see above) and, for C4, "
+        f"\"equal runtime\" read as a median IP/SP training-step-time ratio ≤ {V.STEP_TIME_RATIO_MAX:.2f}",
+        "- Theorem 1: the paper's statement was not available; the checks use our formalisation, "
+        "[docs/theorem1.md](../docs/theorem1.md) (STUDY_SPEC §4)",
+        "- the method definitions (score, schedule, rewinding, DST update) follow the cited originals as "
+        "described in STUDY_SPEC §2, not the paper's (unpublished) code",
+    ]
+    return "\n".join(lines)
+
+
+def rerun_section(presets_dir: Path) -> str:
+    presets = sorted(p.name for p in presets_dir.glob("*.yaml")) if presets_dir.is_dir() else []
+    text = [
+        "## How to re-run",
+        "- `make repro` — set up the environment and run the whole pipeline on the defaults of `params.yaml`.",
+        "- `dvc repro` — regenerate whatever is out of date (tables, figures, this report).",
+        "- `dvc exp run -S sparsity=0.99` — re-run what depends on the headline sparsity at another value.",
+        "- `python -m analysis.figures --results results --out paper_figures` and "
+        "`python -m analysis.report --results results --out paper_figures` — figures and this report only.",
+        "",
+        "Paper-scale settings (GPU machine): copy a preset over `params.yaml`, then run the pipeline:",
+        "",
+        "```\ncp presets/<name>.yaml params.yaml && dvc repro\n```",
+    ]
+    if presets:
+        text.append("Presets available: " + ", ".join(f"`{p}`" for p in presets) + ".")
+    else:
+        text.append(f"(No preset files were found in `{presets_dir}` when this report was written.)")
+    return "\n".join(text)
+
+
+def build_report(t: T.Tables, out_dir: Path, presets_dir: Path = Path("presets")) -> str:
+    out_dir = Path(out_dir)
+    results = V.all_verdicts(t)
+    parts = [
+        "# Interspace pruning: reproduction report",
+        f"Reproduction of {PAPER}. Generated by `python -m analysis.report` from the tables in "
+        f"`{t.results_dir}`; every number below is computed from those tables, none is typed by hand.",
+        setting_section(t),
+        rule_section(),
+        claims_table(results),
+    ]
+    parts += [claim_section(r, out_dir) for r in results]
+    parts += [accuracy_section(t)]
+    parts.append(ablation_section(t, out_dir))
+    parts += [choices_section(t), rerun_section(presets_dir)]
+    return "\n\n".join(parts) + "\n"
+
+
+def write_report(results_dir="results", out_dir="paper_figures", presets_dir="presets") -> Path:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tables = T.load_tables(results_dir)
+    text = build_report(tables, out, Path(presets_dir))
+    path = out / REPORT_NAME
+    path.write_text(text)
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Write REPORT.md from the tidy tables in --results.")
+    parser.add_argument("--results", default="results")
+    parser.add_argument("--out", default="paper_figures")
+    parser.add_argument("--presets", default="presets", help="folder of paper-scale presets (listed in the report)")
+    args = parser.parse_args(argv)
+    print(write_report(args.results, args.out, args.presets))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

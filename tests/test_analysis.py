@@ -1,0 +1,470 @@
+"""The analysis layer on small synthetic tables: verdicts follow the data, missing stays missing,
+every figure draws (also from empty tables), and the report's numbers are the data's."""
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import matplotlib.collections
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import figures as Fg
+from analysis import report as R
+from analysis import tables as T
+from analysis import verdicts as V
+
+SEEDS = (0, 1, 2)
+METHODS = ("dense", "random", "snip", "lt")
+HEADLINE = 0.98
+LAYERS = ("conv1", "layer1.0.conv1", "layer1.0.conv2", "layer2.0.conv1", "layer2.0.conv2", "fc")
+
+
+# --------------------------------------------------------------------------- synthetic tables
+
+def _acc(method_index: int, seed: int, rep: str, ip_shift: float, noise: float, ip_wobble: float) -> float:
+    """SP: base + noise*(seed-1) (sd = noise over 3 seeds); IP adds ip_shift and a seed-0 wobble."""
+    base = 0.80 - 0.02 * method_index + noise * (seed - 1)
+    return base + (ip_shift + ip_wobble * (seed == 0) if rep == "ip" else 0.0)
+
+
+def make_runs(ip_shift=0.05, noise=0.004, methods=METHODS, seeds=SEEDS, sparsity=HEADLINE, drop=(),
+              experiment="main", gap_ip_shift=-0.02, step_ratio=1.03, ip_wobble=0.0005):
+    """Run rows; ``drop``: (method, repr) pairs left out."""
+    rows = []
+    for mi, method in enumerate(methods):
+        for seed in seeds:
+            for rep in T.REPRS:
+                if (method, rep) in drop:
+                    continue
+                acc = _acc(mi, seed, rep, ip_shift, noise, ip_wobble)
+                gap = 0.06 + (gap_ip_shift if rep == "ip" else 0.0) + 0.002 * seed
+                prunable, dense_total = 17000, 17300
+                s = 0.0 if method == "dense" else sparsity
+                kept = round((1 - s) * prunable)
+                fb = 1539 if rep == "ip" else 0
+                rows.append(dict(
+                    experiment=experiment, method=method, repr=rep, seed=seed, sparsity=s, test_acc=acc,
+                    train_acc=acc + gap, test_loss=0.5 - acc / 4, train_loss=0.4 - acc / 4, gap_acc=gap,
+                    gap_loss=0.1, sparsity_actual=s, kept_params=kept, fb_overhead_params=fb,
+                    stored_params=kept + fb, total_params=dense_total + fb, flops_dense=2.0e6,
+                    flops_sparse=(1 - s) * 2.0e6 * (1.4 if rep == "ip" else 1.0) + 1.0, gf_init=(2.0 if rep == "ip"
+                                                                                               else 1.0) + 0.01 * seed,
+                    gf_init_shared=1.0 + 0.01 * seed, gf_final=0.1, gf_final_shared=0.08, collapsed_layers=0,
+                    epochs=5, seconds=60.0, step_seconds=0.02 * (step_ratio if rep == "ip" else 1.0) + 1e-4 * seed,
+                    filter_density=(0.97 if rep == "ip" else 0.25) + 0.01 * seed,
+                    hessian_top1_init=5.0, hessian_top1_final=20.0, hessian_trace_init=50.0,
+                    hessian_trace_final=200.0))
+    return pd.DataFrame(rows)
+
+
+def make_sweep(adv_low=0.0, adv_high=0.06, noise=0.003, methods=("random", "snip"),
+               sparsities=(0.9, 0.95, 0.98, 0.99), gap_ip_shift=-0.02, ip_wobble=0.0005):
+    frames = []
+    for k, s in enumerate(sparsities):
+        shift = adv_low + (adv_high - adv_low) * k / (len(sparsities) - 1)
+        df = make_runs(ip_shift=shift, noise=noise, methods=methods, sparsity=s, experiment="sweep",
+                       gap_ip_shift=gap_ip_shift, ip_wobble=ip_wobble)
+        df["test_acc"] -= 0.1 * k
+        df["train_acc"] = df["test_acc"] + df["gap_acc"]
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True)
+
+
+def make_history(methods=METHODS, seeds=SEEDS, epochs=5):
+    rows = []
+    for method in methods:
+        for seed in seeds:
+            for rep in T.REPRS:
+                for epoch in range(epochs + 1):
+                    gf = (2.0 if rep == "ip" else 1.0) * math.exp(-0.5 * epoch) * (1 + 0.05 * seed)
+                    rows.append(dict(method=method, repr=rep, seed=seed, epoch=epoch, lr=0.1,
+                                     sparsity=0.0 if method == "dense" else HEADLINE, train_loss=1 / (epoch + 1),
+                                     train_acc=0.5 + 0.05 * epoch, test_loss=1.1 / (epoch + 1),
+                                     test_acc=0.48 + 0.05 * epoch, gap_acc=0.02, gap_loss=0.1, gf=gf,
+                                     gf_shared=gf * (0.6 if rep == "ip" else 1.0),
+                                     gf_fb=gf * 0.4 if rep == "ip" else 0.0))
+    return pd.DataFrame(rows)
+
+
+def make_trainability(methods=("random", "snip"), seeds=(0, 1)):
+    hess, dens, gfl = [], [], []
+    grid = np.linspace(-2, 30, 60)
+    for method in methods:
+        for seed in seeds:
+            for rep in T.REPRS:
+                for when, scale in (("init", 1.0), ("final", 4.0)):
+                    for rank in (1, 2, 3):
+                        hess.append(dict(method=method, repr=rep, seed=seed, when=when, kind="eigenvalue", rank=rank,
+                                         value=scale * (10 - 2 * rank) * (0.8 if rep == "ip" else 1.0)))
+                    hess.append(dict(method=method, repr=rep, seed=seed, when=when, kind="trace", rank=np.nan,
+                                     value=scale * 40 * (0.9 if rep == "ip" else 1.0)))
+                    centre = scale * (0.7 if rep == "ip" else 1.0)
+                    d = np.exp(-0.5 * ((grid - centre) / 1.5) ** 2) + 1e-4
+                    dens += [dict(method=method, repr=rep, seed=seed, when=when, grid=g, density=v)
+                             for g, v in zip(grid, d)]
+                    for i, layer in enumerate(LAYERS):
+                        gfl.append(dict(method=method, repr=rep, seed=seed, when=when, layer=layer,
+                                        gf=(1.5 if rep == "ip" else 1.0) * 10.0 ** (-i / 2)))
+    return pd.DataFrame(hess), pd.DataFrame(dens), pd.DataFrame(gfl)
+
+
+def make_filters(methods=("random", "snip"), seeds=(0, 1)):
+    rng = np.random.default_rng(0)
+    filt, dens = [], []
+    for method in methods:
+        for seed in seeds:
+            for rep in T.REPRS:
+                for o in range(4):
+                    keep = rng.choice(9, size=2, replace=False)
+                    for idx in range(9):
+                        value = rng.normal() if (rep == "ip" or idx in keep) else 0.0
+                        filt.append(dict(method=method, repr=rep, seed=seed, layer="layer1.0.conv1", out_channel=o,
+                                         in_channel=0, row=idx // 3, col=idx % 3, value=value))
+                for i, layer in enumerate(LAYERS[:-1]):
+                    dens.append(dict(method=method, repr=rep, seed=seed, layer=layer,
+                                     density=(0.95 if rep == "ip" else 0.2) + 0.01 * i))
+    return pd.DataFrame(filt), pd.DataFrame(dens)
+
+
+def make_theorem1(all_pass=True, methods=("random", "snip"), sparsities=(0.9, 0.98)):
+    """(checks, one_step, gf_masks) as the theorem1 stage writes them."""
+    checks, steps, gf_masks = [], [], []
+    etas = [1e-4, 1e-3, 1e-2, 1e-1, 1.0]
+    for method in methods:
+        for s in sparsities:
+            gf_sp, gf_ip = 1.0 + s, 1.6 + s
+            gf_masks.append(dict(method=method, sparsity=s, seed=0, gf_sp=gf_sp, gf_ip=gf_ip))
+            checks += [dict(check="a_grad_equality", method=method, sparsity=s, seed=0, value=1e-12, reference=0.0,
+                            passed=True, detail=""),
+                       dict(check="b_gf", method=method, sparsity=s, seed=0, value=gf_ip, reference=gf_sp,
+                            passed=True, detail=""),
+                       dict(check="fd_grad_F", method=method, sparsity=s, seed=0, value=1e-7, reference=0.0,
+                            passed=True, detail="")]
+            for eta in etas:
+                steps.append(dict(method=method, sparsity=s, seed=0, eta=eta, loss_sp=2.3 - eta * gf_sp + 0.5 * eta ** 2,
+                                  loss_ip=2.3 - eta * gf_ip + 2.0 * eta ** 2, pred_sp=2.3 - eta * gf_sp,
+                                  pred_ip=2.3 - eta * gf_ip))
+    checks.append(dict(check="d_expressivity", method="random", sparsity=0.9, seed=0, value=1.0, reference=1.0,
+                       passed=all_pass, detail=""))
+    return pd.DataFrame(checks), pd.DataFrame(steps), pd.DataFrame(gf_masks)
+
+
+def make_ablation():
+    frames = []
+    for variant in ("fb_init=spatial", "fb_init=dct", "fb_init=random_orthogonal", "share=layer", "share=network",
+                    "fair_budget"):
+        df = make_runs(ip_shift=0.03, methods=("snip",), drop={("snip", "sp")})
+        df["variant"] = variant
+        frames.append(df)
+    sp = make_runs(methods=("snip",), drop={("snip", "ip")})
+    sp["variant"] = "sp"
+    frames.append(sp)
+    dense = make_runs(methods=("dense",))       # the aggregate stage adds the dense runs as 'dense-<repr>'
+    dense["variant"] = "dense-" + dense["repr"]
+    frames.append(dense)
+    return pd.concat(frames, ignore_index=True)
+
+
+COSTS = pd.DataFrame([dict(model="resnet32", width=16, dense_params=464154, fb_overhead_params=2511,
+                           fb_overhead_percent=100 * 2511 / 464154),
+                      dict(model="resnet50", width=64, dense_params=25557032, fb_overhead_params=1296,
+                           fb_overhead_percent=100 * 1296 / 25557032)])
+
+META = {"dataset": "fashion_mnist", "model": "resnet20", "width": 8, "epochs": 5, "seeds": list(SEEDS),
+        "train_subset": 4000, "sparsity": HEADLINE, "hardware": {"cpu": "test cpu", "cores": 2},
+        "wall_time_seconds": 3723.0, "torch_version": "2.x",
+        "params": {"interspace": {"fb_init": "spatial", "share": "layer"}, "model": {"name": "resnet20"}}}
+
+
+def make_tables(summary=None, sweep=None, checks_pass=True, **overrides) -> T.Tables:
+    hess, dens, gfl = make_trainability()
+    filt, fd = make_filters()
+    checks, steps, gf_masks = make_theorem1(checks_pass)
+    frames = dict(summary=make_runs() if summary is None else summary,
+                  sweep=make_sweep() if sweep is None else sweep, history=make_history(), hessian=hess, density=dens,
+                  gf_layers=gfl, filters=filt, filter_density=fd, checks=checks, one_step=steps, gf_masks=gf_masks,
+                  ablation=make_ablation(), costs_reference=COSTS)
+    frames.update(overrides)
+    return T.Tables.from_frames(meta=META, **frames)
+
+
+def claim(tables, cid):
+    return V.CLAIM_FUNCTIONS[cid](tables)
+
+
+# --------------------------------------------------------------------------- the rule
+
+def test_rule_non_overlap_of_one_sd_intervals():
+    ip, sp = V.Stats.of([0.9, 0.91, 0.92]), V.Stats.of([0.8, 0.81, 0.82])
+    assert V.rule(ip, sp) == "a_better" and V.rule(sp, ip) == "b_better"
+    # lower is better (a gap): the smaller values win
+    assert V.rule(sp, ip, higher_is_better=False) == "a_better"
+    # 1 sd intervals [0.84, 0.86] and [0.85, 0.87] overlap although the means differ
+    assert V.rule(V.Stats.of([0.85, 0.86, 0.87]), V.Stats.of([0.84, 0.85, 0.86])) == "overlap"
+    assert V.rule(V.Stats.of([0.9]), V.Stats.of([0.1])) == "too_few_seeds"
+    assert V.rule(V.Stats.of([]), sp) == "missing"
+    c = V.compare([0.9, 0.91, 0.93], [0.8, 0.81, 0.82], [0.1, 0.1, 0.11])
+    assert c.verdict == V.SUPPORTED and c.diff.mean == pytest.approx(0.31 / 3)
+    assert 0 < c.p_value < 0.01
+
+
+def test_combine():
+    assert V.combine([V.SUPPORTED, V.SUPPORTED]) == V.SUPPORTED
+    assert V.combine([V.SUPPORTED, V.INCONCLUSIVE]) == V.INCONCLUSIVE
+    assert V.combine([V.SUPPORTED, V.NOT_SUPPORTED, V.INCONCLUSIVE]) == V.NOT_SUPPORTED
+    assert V.combine([V.SUPPORTED, V.NOT_TESTED]) == V.INCONCLUSIVE
+    assert V.combine([]) == V.NOT_TESTED
+
+
+# --------------------------------------------------------------------------- tables
+
+def test_missing_files_give_empty_frames_with_schema(tmp_path):
+    t = T.load_tables(tmp_path)
+    for name, (_, columns) in T.SCHEMAS.items():
+        frame = getattr(t, name)
+        assert frame.empty and list(frame.columns)[:len(columns)] == columns
+        assert t.present[name] is False
+
+
+def test_loader_adds_missing_columns_and_reads_booleans(tmp_path):
+    (tmp_path / "theorem1").mkdir()
+    pd.DataFrame({"check": ["b_gf", "b_gf"], "passed": ["True", "false"]}).to_csv(
+        tmp_path / "theorem1" / "checks.csv", index=False)
+    checks = T.load_table(tmp_path, "checks")
+    assert list(checks["passed"]) == [True, False]
+    assert checks["value"].isna().all() and "reference" in checks
+
+
+def test_paired_difference_is_ip_minus_sp_and_never_pairs_a_missing_run():
+    runs = make_runs(ip_shift=0.05, drop={("snip", "ip")})
+    pairs = T.paired(T.at_sparsity(runs, HEADLINE), "test_acc")
+    assert "snip" not in set(pairs["method"])
+    random = pairs[pairs["method"] == "random"].sort_values("seed")
+    expected = [0.05 + 0.0005, 0.05, 0.05]
+    assert random["diff"].to_numpy() == pytest.approx(expected)
+    assert (random["test_acc_ip"] - random["test_acc_sp"]).to_numpy() == pytest.approx(expected)
+    # dense runs (sparsity 0) pair too
+    assert set(pairs["method"]) == {"dense", "random", "lt"}
+    dup = pd.concat([runs, runs.iloc[:1]])
+    with pytest.raises(ValueError):
+        T.paired(dup, "test_acc")
+
+
+# --------------------------------------------------------------------------- verdicts follow the data
+
+@pytest.mark.parametrize("shift, expected", [(0.05, V.SUPPORTED), (-0.05, V.NOT_SUPPORTED),
+                                             (0.001, V.INCONCLUSIVE)])
+def test_c1_and_c8_flip_with_the_data(shift, expected):
+    t = make_tables(summary=make_runs(ip_shift=shift))
+    c1 = claim(t, "C1")
+    assert c1.verdict == expected
+    assert {p.label for p in c1.parts} == {"random", "snip", "lt"}     # dense is not a pruning method
+    assert all(p.verdict == expected for p in c1.parts)
+    assert claim(t, "C8").verdict == expected
+
+
+def test_c1_one_method_sp_better_makes_it_not_supported():
+    runs = make_runs(ip_shift=0.05)
+    snip_ip = (runs["method"] == "snip") & (runs["repr"] == "ip")
+    runs.loc[snip_ip, "test_acc"] -= 0.1
+    result = claim(make_tables(summary=runs), "C1")
+    assert result.verdict == V.NOT_SUPPORTED
+    assert {p.label: p.verdict for p in result.parts} == {"random": V.SUPPORTED, "snip": V.NOT_SUPPORTED,
+                                                          "lt": V.SUPPORTED}
+
+
+def test_c1_missing_ip_run_is_reported_missing_not_zero():
+    t = make_tables(summary=make_runs(ip_shift=0.05, drop={("snip", "ip")}))
+    result = claim(t, "C1")
+    snip = [p for p in result.parts if p.label == "snip"][0]
+    assert snip.verdict == V.NOT_TESTED and "IP missing" in snip.note
+    assert result.verdict == V.INCONCLUSIVE       # cannot claim "every method" with one missing
+    table = T.accuracy_table(t.summary)
+    row = table[table["method"] == "snip"].iloc[0]
+    assert row["ip_n"] == 0 and math.isnan(row["ip_mean"])
+    text = R.accuracy_section(t)
+    snip_line = [line for line in text.splitlines() if line.startswith("| snip |")][0]
+    assert snip_line.split("|")[3].strip() == "missing"
+
+
+@pytest.mark.parametrize("adv_low, adv_high, wobble, expected", [(0.0, 0.06, 0.0005, V.SUPPORTED),
+                                                                 (0.06, 0.0, 0.0005, V.NOT_SUPPORTED),
+                                                                 (0.03, 0.035, 0.01, V.INCONCLUSIVE)])
+def test_c2_flips_with_the_trend(adv_low, adv_high, wobble, expected):
+    result = claim(make_tables(sweep=make_sweep(adv_low, adv_high, ip_wobble=wobble)), "C2")
+    assert result.verdict == expected
+    assert result.numbers["random.adv_high_mean"] == pytest.approx(adv_high + wobble / 3)
+
+
+def test_c3_not_tested_with_one_dataset_and_tested_with_two():
+    assert claim(make_tables(), "C3").verdict == V.NOT_TESTED
+    easy = make_runs(ip_shift=0.01, noise=0.002)
+    easy["dataset"] = "cifar10"
+    hard = make_runs(ip_shift=0.06, noise=0.002)
+    hard["test_acc"] -= 0.3
+    hard["dataset"] = "imagenet"
+    result = claim(make_tables(summary=pd.concat([easy, hard], ignore_index=True)), "C3")
+    assert result.verdict == V.SUPPORTED and "imagenet" in result.explanation
+
+
+def test_c4_runtime_and_paper_overhead():
+    result = claim(make_tables(summary=make_runs(step_ratio=1.03)), "C4")
+    runtime = [p for p in result.parts if p.label == "runtime"][0]
+    assert runtime.verdict == V.SUPPORTED
+    assert runtime.numbers["step_ratio_median"] == pytest.approx(1.03, abs=0.01)
+    by_label = {p.label.split(" ")[0]: p.verdict for p in result.parts}
+    assert by_label["resnet32"] == V.NOT_SUPPORTED and by_label["resnet50"] == V.SUPPORTED
+    assert result.verdict == V.NOT_SUPPORTED
+    slow = claim(make_tables(summary=make_runs(step_ratio=1.5),
+                             costs_reference=COSTS[COSTS["model"] == "resnet50"]), "C4")
+    assert [p.verdict for p in slow.parts] == [V.NOT_SUPPORTED, V.SUPPORTED]
+    fast = claim(make_tables(costs_reference=COSTS[COSTS["model"] == "resnet50"]), "C4")
+    assert fast.verdict == V.SUPPORTED
+
+
+def test_c5_c6_c7_follow_the_data():
+    t = make_tables()
+    assert claim(t, "C5").verdict == V.SUPPORTED
+    assert claim(t, "C6").verdict == V.SUPPORTED
+    assert claim(t, "C7").verdict == V.SUPPORTED
+    runs = make_runs()
+    runs["filter_density"] = np.where(runs["repr"] == "ip", 0.2, 0.9) + 0.01 * runs["seed"]
+    assert claim(make_tables(summary=runs), "C5").verdict == V.NOT_SUPPORTED
+    runs["gf_init"] = np.where(runs["repr"] == "ip", 0.5, 1.0) + 0.01 * runs["seed"]
+    assert claim(make_tables(summary=runs), "C6").verdict == V.NOT_SUPPORTED
+    assert claim(make_tables(sweep=make_sweep(gap_ip_shift=+0.03)), "C7").verdict == V.NOT_SUPPORTED
+
+
+def test_c9_checks_and_one_step_range():
+    assert claim(make_tables(), "C9").verdict == V.SUPPORTED
+    failed = claim(make_tables(checks_pass=False), "C9")
+    assert failed.verdict == V.NOT_SUPPORTED and "d_expressivity: 0/1 passed" in failed.explanation
+    ranges = V.one_step_ranges(make_theorem1()[1])
+    # L_IP <= L_SP  <=>  eta (gf_ip - gf_sp) >= 1.5 eta^2  <=>  eta <= 0.4: holds at 1e-4..1e-1, fails at 1
+    assert (ranges["holds_up_to"] == 0.1).all() and (ranges["n_holds"] == 4).all()
+    assert claim(make_tables(checks=make_theorem1()[0].iloc[0:0]), "C9").verdict == V.NOT_TESTED
+
+
+def test_everything_missing_gives_not_tested():
+    empty = T.Tables()
+    for result in V.all_verdicts(empty):
+        assert result.verdict == V.NOT_TESTED, result.claim_id
+
+
+# --------------------------------------------------------------------------- figures
+
+FIGURE_CALLS = {
+    "accuracy": lambda t, p: Fg.fig_accuracy(t.summary, p, HEADLINE),
+    "sweep": lambda t, p: Fg.fig_sweep(t.sweep, p, t.summary),
+    "filters": lambda t, p: Fg.fig_filters(t.filters, t.filter_density, p, t.summary, sparsity=HEADLINE),
+    "gradient_flow": lambda t, p: Fg.fig_gradient_flow(t.history, t.gf_layers, p, HEADLINE),
+    "hessian": lambda t, p: Fg.fig_hessian(t.hessian, t.density, p),
+    "generalisation": lambda t, p: Fg.fig_generalisation(t.sweep, p),
+    "theorem1": lambda t, p: Fg.fig_theorem1(t.checks, t.one_step, p, gf_masks=t.gf_masks),
+    "ablation": lambda t, p: Fg.fig_ablation(t.ablation, t.summary, p),
+    "costs": lambda t, p: Fg.fig_costs(t.summary, t.costs_reference, p, HEADLINE),
+}
+
+
+def test_every_figure_function_survives_empty_tables(tmp_path):
+    t = T.Tables()
+    assert set(FIGURE_CALLS) == set(V.FIGURES)
+    for name, call in FIGURE_CALLS.items():
+        drawn = call(t, tmp_path / name)
+        png, pdf = drawn.paths
+        assert png.suffix == ".png" and png.stat().st_size > 2000, name
+        assert pdf.suffix == ".pdf" and pdf.stat().st_size > 1000, name
+        texts = [x.get_text() for fig_or_sub in [drawn.figure, *drawn.figure.subfigs]
+                 for ax in fig_or_sub.axes for x in ax.texts]
+        assert any(s.startswith("no data") for s in texts), name
+
+
+def test_accuracy_figure_does_not_draw_a_missing_run_as_zero(tmp_path):
+    runs = make_runs(drop={("snip", "ip")})
+    drawn = Fg.fig_accuracy(runs, tmp_path / "acc", HEADLINE)
+    ax = drawn.figure.axes[0]
+    snip_x = T.ordered_methods(runs["method"].unique()).index("snip") + Fg.OFFSETS["ip"]
+    points = np.concatenate([c.get_offsets() for c in ax.collections
+                             if isinstance(c, matplotlib.collections.PathCollection)])
+    near_snip_ip = points[np.abs(points[:, 0] - snip_x) < 0.09]
+    assert len(near_snip_ip) == 0
+    assert min(points[:, 1]) > 50          # no point at zero anywhere
+    assert "IP missing" in [x.get_text() for x in ax.texts]
+
+
+def test_entry_points_draw_every_figure_and_the_report_from_a_results_folder(tmp_path):
+    """Synthetic tables written as CSV -> every figure function (through draw_all) and the report."""
+    results = tmp_path / "results"
+    t = make_tables()
+    for name, (rel, _) in T.SCHEMAS.items():
+        path = results / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        getattr(t, name).to_csv(path, index=False)
+    (results / "meta.json").write_text(json.dumps(META))
+    out = tmp_path / "figs"
+    assert Fg.main(["--results", str(results), "--out", str(out)]) == 0
+    for stem in V.FIGURES.values():
+        assert (out / f"{stem}.png").stat().st_size > 20000, stem
+        assert (out / f"{stem}.pdf").stat().st_size > 5000, stem
+    assert R.main(["--results", str(results), "--out", str(out), "--presets", str(tmp_path / "none")]) == 0
+    text = (out / "REPORT.md").read_text()
+    assert "![C1 evidence: fig1_accuracy](fig1_accuracy.png)" in text
+    reloaded = T.load_tables(results)
+    assert [r.verdict for r in V.all_verdicts(reloaded)] == [r.verdict for r in V.all_verdicts(t)]
+
+
+# --------------------------------------------------------------------------- report
+
+def test_report_has_every_claim_with_a_verdict(tmp_path):
+    text = R.build_report(make_tables(), tmp_path)
+    claim_rows = [line for line in text.splitlines() if re.match(r"\| C\d \|", line)]
+    assert [row.split("|")[1].strip() for row in claim_rows] == [f"C{i}" for i in range(1, 10)]
+    for row in claim_rows:
+        assert any(f"**{v}**" in row for v in V.VERDICTS), row
+    for i in range(1, 10):
+        assert re.search(rf"^## C{i}: .*\n\n\*\*Verdict: ({'|'.join(V.VERDICTS)})\.\*\*", text, re.M)
+    assert "arXiv:2203.07808" in text and "cp presets/<name>.yaml params.yaml && dvc repro" in text
+    assert "1 h 02 min" in text                     # wall time 3723 s from meta.json
+    assert "interspace.fb_init`): spatial" in text
+
+
+def test_report_accuracy_table_numbers_are_the_data_means(tmp_path):
+    runs = make_runs(ip_shift=0.037, noise=0.0061)
+    text = R.build_report(make_tables(summary=runs), tmp_path)
+    section = text.split("## Accuracy per method and representation")[1].split("\n## ")[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| method")]
+    assert len(rows) == len(METHODS)
+    for line in rows:
+        method, sp_cell, ip_cell, diff_cell = [c.strip() for c in line.strip("|").split("|")]
+        for rep, cell in (("sp", sp_cell), ("ip", ip_cell)):
+            vals = runs.loc[(runs["method"] == method) & (runs["repr"] == rep), "test_acc"]
+            m = re.fullmatch(r"([\d.]+) ± ([\d.]+) \(n=(\d+)\)", cell)
+            assert m, cell
+            assert float(m.group(1)) == pytest.approx(100 * vals.mean(), abs=0.005)
+            assert float(m.group(2)) == pytest.approx(100 * vals.std(ddof=1), abs=0.005)
+            assert int(m.group(3)) == len(vals)
+        diff = T.paired(runs[runs["method"] == method], "test_acc")["diff"]
+        assert diff_cell.startswith(f"{100 * diff.mean():+.2f} ± {100 * diff.std(ddof=1):.2f}")
+    # the C1 key numbers are the paired differences of the data, in pp
+    c1_row = [line for line in text.splitlines() if line.startswith("| C1 |")][0]
+    random_diff = 100 * T.paired(runs[runs["method"] == "random"], "test_acc")["diff"].mean()
+    assert f"random {random_diff:+.2f} ±" in c1_row
+
+
+def test_report_numbers_change_with_the_data(tmp_path):
+    """No number is fixed in the text: two data sets give different numbers in the claims and accuracy parts."""
+    a = R.build_report(make_tables(summary=make_runs(ip_shift=0.05)), tmp_path)
+    b = R.build_report(make_tables(summary=make_runs(ip_shift=0.02)), tmp_path)
+    section = lambda txt: txt.split("## Accuracy per method")[1].split("\n## ")[0]  # noqa: E731
+    ip_cells = lambda txt: [l.split("|")[3] for l in section(txt).splitlines()  # noqa: E731,E741
+                            if l.startswith("| ") and not l.startswith("| method")]
+    assert all(x != y for x, y in zip(ip_cells(a), ip_cells(b)))
+
+
+def test_report_on_empty_results_says_missing(tmp_path):
+    text = R.build_report(T.Tables(), tmp_path)
+    assert text.count("**not tested here**") == 9
+    assert "missing" in text and "nan" not in text.lower().replace("financ", "")
