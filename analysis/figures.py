@@ -352,9 +352,9 @@ def _draw_layer_density(ax, filter_density: pd.DataFrame, method: str | None) ->
 
 # --------------------------------------------------------------------------- (4) gradient flow
 
-def fig_gradient_flow(history: pd.DataFrame, gf_layers: pd.DataFrame, out_stem, sparsity: float | None = None
-                      ) -> Drawn:
-    hist = T.at_sparsity(history, sparsity)
+def fig_gradient_flow(history: pd.DataFrame, gf_layers: pd.DataFrame, out_stem) -> Drawn:
+    # history.sparsity is the sparsity measured at each epoch (it ramps up under GMP): not a selector
+    hist = history
     methods_h = T.ordered_methods(hist["method"].dropna().unique()) if _has(hist, "gf") else []
     init = gf_layers[gf_layers["when"] == "init"] if len(gf_layers) else gf_layers
     methods_l = T.ordered_methods(init["method"].dropna().unique()) if _has(init, "gf") else []
@@ -899,7 +899,7 @@ def draw_all(tables: T.Tables, out_dir) -> dict[str, Drawn]:
         "accuracy": lambda p: fig_accuracy(t.summary, p, s),
         "sweep": lambda p: fig_sweep(t.sweep, p, t.summary),
         "filters": lambda p: fig_filters(t.filters, t.filter_density, p, t.summary, sparsity=s),
-        "gradient_flow": lambda p: fig_gradient_flow(t.history, t.gf_layers, p, s),
+        "gradient_flow": lambda p: fig_gradient_flow(t.history, t.gf_layers, p),
         "hessian": lambda p: fig_hessian(t.hessian, t.density, p),
         "generalisation": lambda p: fig_generalisation(t.sweep, p),
         "theorem1": lambda p: fig_theorem1(t.checks, t.one_step, p, gf_masks=t.gf_masks),

@@ -328,16 +328,16 @@ def percent_scale(*series: pd.Series) -> float:
 
 
 def history_means(history: pd.DataFrame, metric: str = "gf") -> pd.DataFrame:
-    """Per run (method, repr, seed, sparsity) mean of ``metric`` over the training epochs.
+    """Per run (method, repr, seed) mean of ``metric`` over the training epochs.
 
-    Epoch 0, when logged, is the initialisation and is left out ("over training").
+    Epoch 0, when logged, is the initialisation and is left out ("over training").  The
+    history's ``sparsity`` is the sparsity measured at that epoch (it ramps up under GMP),
+    so it does not identify a run and is not used here.
     """
-    keys = ["method", "repr", "seed", "sparsity"]
+    keys = ["method", "repr", "seed"]
     if history.empty:
         return pd.DataFrame(columns=keys + [metric])
     trained = history[history["epoch"] > 0]
     if trained.empty:
         trained = history
-    work = trained.copy()
-    work["sparsity"] = work["sparsity"].astype(float).round(SPARSITY_DECIMALS)
-    return work.groupby(keys, dropna=False)[metric].mean().reset_index()
+    return trained.groupby(keys, dropna=False)[metric].mean().reset_index()

@@ -510,7 +510,7 @@ def claim_c6(t: T.Tables) -> ClaimResult:
     for p in _per_method_parts(runs, methods, "gf_init", gf_scale, "GF at init"):
         p.label = f"{p.label} @init"
         parts.append(p)
-    train = T.history_means(T.at_sparsity(t.history, s), "gf")
+    train = T.history_means(t.history, "gf")
     for p in _per_method_parts(train, T.sparse_methods(train) if len(train) else [], "gf", gf_scale,
                                "mean GF over training epochs"):
         p.label = f"{p.label} @training"
