@@ -69,9 +69,12 @@ def _value(v) -> str:
     return str(v)
 
 
+FIGURE_DIR = "figures"  # figures live in <out>/figures (the `figures` stage's output)
+
+
 def _figure_md(name: str, out_dir: Path, caption: str) -> str:
-    if (out_dir / f"{name}.png").is_file():
-        return f"![{caption}]({name}.png)\n\n[PDF]({name}.pdf)"
+    if (out_dir / FIGURE_DIR / f"{name}.png").is_file():
+        return f"![{caption}]({FIGURE_DIR}/{name}.png)\n\n[PDF]({FIGURE_DIR}/{name}.pdf)"
     return f"*Figure `{name}` not generated (run `python -m analysis.figures`).*"
 
 
@@ -133,7 +136,7 @@ def rule_section() -> str:
 
 def claims_table(results: Sequence[V.ClaimResult]) -> str:
     rows = [(r.claim_id, r.claim, f"**{r.verdict}**", r.key_numbers or "—",
-             ", ".join(f"[{f}]({f}.png)" for f in r.figures) or "—") for r in results]
+             ", ".join(f"[{f}]({FIGURE_DIR}/{f}.png)" for f in r.figures) or "—") for r in results]
     return "## Claims\n\n" + _table(("id", "claim (abstract/introduction)", "verdict", "key numbers", "figure"),
                                     rows)
 

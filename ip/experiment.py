@@ -65,6 +65,7 @@ class RunSpec:
     prune_batch_size: int = 256
     prune_options: dict = field(default_factory=dict)
     train: TrainConfig = field(default_factory=TrainConfig)
+    finetune_epochs: int | None = None   # oneshot: epochs of fine-tuning after pruning (None: train.epochs)
     augment: bool = True
     gf_every_epoch: bool = True
 
@@ -107,10 +108,11 @@ def make_loader(spec: RunSpec, data: PreparedData) -> TensorLoader:
 
 
 def hook_factory(spec: RunSpec):
-    def factory(model, enforcer, total_steps):
+    def factory(model, enforcer, total_steps, optimizer):
         gen = torch.Generator().manual_seed(30_013 + spec.seed)
         return make_train_hook(spec.method, model, enforcer.masks, enforcer, total_steps=total_steps,
-                               sparsity=spec.sparsity, generator=gen, options=spec.prune_options)
+                               sparsity=spec.sparsity, generator=gen, options=spec.prune_options,
+                               fb_in_budget=spec.fb_in_budget, scope=spec.scope, optimizer=optimizer)
     return factory
 
 
@@ -164,14 +166,14 @@ def train_run(spec: RunSpec, model: nn.Module, masks: Masks, data: PreparedData,
     """Train a pruned network and measure it. Returns (final metrics, per-epoch history, final masks)."""
     torch.manual_seed(spec.seed)
     info = method_info(spec.method)
-    gf_init = gradient_flow(model, data.metric_batches(), masks)
     cfg = spec.train
-    if spec.method == "oneshot" and spec.prune_options.get("finetune_epochs"):
-        cfg = replace(cfg, epochs=int(spec.prune_options["finetune_epochs"]))
+    if spec.method == "oneshot" and spec.finetune_epochs:
+        cfg = replace(cfg, epochs=spec.finetune_epochs)
     trainer = Trainer(model, masks, make_loader(spec, data), cfg,
                       hook_factory=hook_factory(spec) if info.family in ("dst", "gradual") else None,
                       keep_dense_grad=spec.method == "rigl", checkpoint=checkpoint,
                       epoch_end=epoch_evaluator(spec, data), log=log, progress=progress, desc=spec.run_id)
+    gf_init = gradient_flow(model, data.metric_batches(), masks)  # after the enforcer zeroed pruned entries
     start = time.perf_counter()
     history = trainer.fit()
     seconds = time.perf_counter() - start

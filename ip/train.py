@@ -114,7 +114,7 @@ class Trainer:
     """
 
     def __init__(self, model: nn.Module, masks: Masks, loader: TensorLoader, cfg: TrainConfig,
-                 hook_factory: Callable[[nn.Module, MaskEnforcer, int], TrainHook | None] | None = None,
+                 hook_factory: Callable[[nn.Module, MaskEnforcer, int, torch.optim.Optimizer], TrainHook | None] | None = None,
                  keep_dense_grad: bool = False, checkpoint: str | os.PathLike | None = None,
                  epoch_end: Callable[[int, nn.Module, MaskEnforcer], dict] | None = None,
                  log: Callable[[dict], None] | None = None, progress: bool = False, desc: str = "train"):
@@ -126,7 +126,7 @@ class Trainer:
         self.enforcer.attach(self.optimizer)
         self.steps_per_epoch = len(loader)
         self.total_steps = cfg.epochs * self.steps_per_epoch
-        self.hook = hook_factory(model, self.enforcer, self.total_steps) if hook_factory else None
+        self.hook = hook_factory(model, self.enforcer, self.total_steps, self.optimizer) if hook_factory else None
         self.checkpoint = Path(checkpoint) if checkpoint else None
         self.epoch_end = epoch_end
         self.log = log
@@ -179,7 +179,8 @@ class Trainer:
         bar = None
         if self.progress:
             from tqdm.auto import tqdm
-            bar = tqdm(total=(end_epoch - start_epoch) * self.steps_per_epoch, desc=self.desc, leave=False)
+            bar = tqdm(total=(end_epoch - start_epoch) * self.steps_per_epoch, desc=self.desc, leave=False,
+                       mininterval=10.0, disable=None)  # disable=None: silent when not on a terminal
         self.model.train()
         for epoch in range(start_epoch, end_epoch):
             running, seen, correct = 0.0, 0, 0

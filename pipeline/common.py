@@ -48,7 +48,7 @@ def prune_options(p: Params) -> dict:
             "lt_rounds": pr.lt.rounds, "lt_rewind_epoch": pr.lt.rewind_epoch,
             "dst_interval": pr.dst.interval, "dst_alpha": pr.dst.alpha, "dst_stop_fraction": pr.dst.stop_fraction,
             "gmp_start_fraction": pr.gmp.start_fraction, "gmp_end_fraction": pr.gmp.end_fraction,
-            "gmp_interval": pr.gmp.interval, "finetune_epochs": pr.oneshot_finetune_epochs}
+            "gmp_interval": pr.gmp.interval}
 
 
 def run_spec(p: Params, method: str, repr_: str, seed: int, sparsity: float | None = None,
@@ -59,7 +59,7 @@ def run_spec(p: Params, method: str, repr_: str, seed: int, sparsity: float | No
                    model=p.model.name, width=p.model.width, scope=p.prune.scope,
                    distribution=p.prune.distribution, prune_batches=p.prune.batches,
                    prune_batch_size=p.prune.batch_size, prune_options=prune_options(p),
-                   train=train_config(p, epochs), augment=p.data.augment, gf_every_epoch=p.train.gf_every_epoch, **ip)
+                   train=train_config(p, epochs), finetune_epochs=p.prune.oneshot_finetune_epochs, augment=p.data.augment, gf_every_epoch=p.train.gf_every_epoch, **ip)
 
 
 def load_prepared(path: Path = PREPARED) -> PreparedData:

@@ -35,6 +35,7 @@ class DataParams:
     name: str = _opt("fashion_mnist", choices=DATASETS)
     root: str | None = _opt(None)
     train_subset: int | None = _opt(None, min=1)      # None: the full training split
+    test_subset: int | None = _opt(None, min=1)       # None: the full test split
     subset_seed: int = _opt(0, min=0)
     metric_samples: int = _opt(256, min=1)           # fixed slice of the training subset for GF/Hessian
     eval_samples: int = _opt(1000, min=1)            # per-epoch evaluation slices (train and test)
@@ -111,6 +112,7 @@ class TrainParams:
 @dataclass
 class TrainabilityParams:
     seeds: list[int] | None = _opt(None)   # None: all seeds
+    samples: int = _opt(128, min=1)        # first samples of the metric slice used for Hessians
     hessian_top_k: int = _opt(3, min=1)
     hessian_tol: float = _opt(1e-3, min=0.0)
     hutchinson_probes: int = _opt(20, min=1)

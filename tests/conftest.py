@@ -8,6 +8,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("PYTHONHASHSEED", "0")
+# tiny networks run fastest on one thread, and a shared 2-core machine thrashes with more
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

@@ -413,14 +413,15 @@ def test_entry_points_draw_every_figure_and_the_report_from_a_results_folder(tmp
         path.parent.mkdir(parents=True, exist_ok=True)
         getattr(t, name).to_csv(path, index=False)
     (results / "meta.json").write_text(json.dumps(META))
-    out = tmp_path / "figs"
-    assert Fg.main(["--results", str(results), "--out", str(out)]) == 0
+    out = tmp_path / "paper"
+    figs = out / R.FIGURE_DIR
+    assert Fg.main(["--results", str(results), "--out", str(figs)]) == 0
     for stem in V.FIGURES.values():
-        assert (out / f"{stem}.png").stat().st_size > 20000, stem
-        assert (out / f"{stem}.pdf").stat().st_size > 5000, stem
+        assert (figs / f"{stem}.png").stat().st_size > 20000, stem
+        assert (figs / f"{stem}.pdf").stat().st_size > 5000, stem
     assert R.main(["--results", str(results), "--out", str(out), "--presets", str(tmp_path / "none")]) == 0
     text = (out / "REPORT.md").read_text()
-    assert "![C1 evidence: fig1_accuracy](fig1_accuracy.png)" in text
+    assert "![C1 evidence: fig1_accuracy](figures/fig1_accuracy.png)" in text
     reloaded = T.load_tables(results)
     assert [r.verdict for r in V.all_verdicts(reloaded)] == [r.verdict for r in V.all_verdicts(t)]
 

@@ -1,0 +1,88 @@
+"""Stage `theorem1`: the numerical checks of Thm 1 (formalised in docs/theorem1.md) on the
+SP mask of every main method at the headline sparsity and of every sweep method at every
+sweep sparsity.  Each check uses the SP network at the start of sparse training and its
+interspace twin with F = I and lambda = w."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from ip.experiment import build_model, compute_masks
+from ip.pruning import method_info
+from ip.theory import run_theorem1
+
+from .common import MASK_DIR, RESULTS, RUN_DIR, load_init, load_prepared, run_id, run_spec, setup, write_json
+from .train import load_mask_file
+
+OUT = RESULTS / "theorem1"
+
+
+def tidy_tables(rows: pd.DataFrame, out: Path) -> None:
+    """checks.csv (one pass/fail row per check and mask), one_step.csv and gf_masks.csv."""
+    checks = []
+    for (method, sparsity, seed, check), g in rows.groupby(["method", "sparsity", "seed", "check"], sort=False):
+        holds = g[(g["quantity"] == "holds")]
+        if holds.empty:
+            continue
+        passed = bool(holds["value"].astype(float).min() > 0.5)
+        detail = "; ".join(f"{r.variant}:{r.quantity}={r.value:.3g}" for r in g.itertuples()
+                           if r.quantity != "holds" and pd.isna(r.eta))
+        checks.append({"check": check, "method": method, "sparsity": sparsity, "seed": seed, "passed": passed,
+                       "detail": detail})
+    pd.DataFrame(checks).to_csv(out / "checks.csv", index=False)
+    step = rows[(rows["check"] == "one_step") & rows["eta"].notna()]
+    wide = step.pivot_table(index=["method", "sparsity", "seed", "eta"], columns=["variant", "quantity"],
+                            values="value", aggfunc="first")
+    table = pd.DataFrame({
+        "loss_sp": wide[("sp", "loss")], "loss_ip": wide[("ip", "loss")],
+        "pred_sp": wide[("sp", "first_order_prediction")], "pred_ip": wide[("ip", "first_order_prediction")],
+    }).reset_index()
+    table.to_csv(out / "one_step.csv", index=False)
+    gf = rows[(rows["check"] == "gradient_flow") & (rows["quantity"] == "gf_total")]
+    gf.pivot_table(index=["method", "sparsity", "seed"], columns="variant", values="value").reset_index() \
+        .rename(columns={"sp": "gf_sp", "ip": "gf_ip"}).to_csv(out / "gf_masks.csv", index=False)
+
+
+def main() -> None:
+    p = setup()
+    data = load_prepared()
+    seed = p.theorem1.seed if p.theorem1.seed in p.seeds else p.seeds[0]
+    batches = data.metric_batches(128)
+    init = load_init(seed)
+    cases = []   # (method, sparsity, model, masks)
+    for method in p.methods:
+        spec = run_spec(p, method, "sp", seed)
+        model = build_model(spec, init, data.num_classes, data.input_shape[0])
+        masks, start = load_mask_file(MASK_DIR / f"{run_id(method, 'sp', seed)}.pt", model)
+        model.load_state_dict(start)
+        if method_info(method).family in ("dst", "gradual"):
+            # their masks move during training: check the mask they end with
+            masks = torch.load(RUN_DIR / run_id(method, "sp", seed) / "final_masks.pt", map_location="cpu",
+                               weights_only=True)
+        cases.append((method, p.sparsity, model, masks))
+    for method in p.sweep.methods:
+        for sparsity in p.sweep.sparsities:
+            spec = run_spec(p, method, "sp", seed, sparsity=sparsity)
+            model = build_model(spec, init, data.num_classes, data.input_shape[0])
+            masks, start = compute_masks(spec, model, data)
+            if start is not None:
+                model.load_state_dict(start)
+            cases.append((method, sparsity, model, masks))
+    rows, summaries = [], []
+    for method, sparsity, model, masks in cases:
+        result = run_theorem1(model, masks, batches, etas=p.theorem1.etas, seed=seed)
+        rows += [{"method": method, "sparsity": sparsity, "seed": seed, **r} for r in result["rows"]]
+        summaries.append({"method": method, "sparsity": sparsity, "seed": seed, **result["summary"]})
+        holds = result["summary"]["holds"]
+        print(f"theorem1 {method} s={sparsity}: " + ", ".join(f"{k}={'ok' if v else 'FAILS'}" for k, v in holds.items()))
+    OUT.mkdir(parents=True, exist_ok=True)
+    rows = pd.DataFrame(rows)
+    rows.to_csv(OUT / "rows.csv", index=False)
+    tidy_tables(rows, OUT)
+    write_json(OUT / "theorem1.json", summaries)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""Stage `trainability`: Hessian spectra (top eigenvalues, trace, spectral density) and
+per-layer gradient flow of every main run at the start of sparse training and after it,
+plus the trained filters for the Fig. 1 analogue (spatial filter density)."""
+from __future__ import annotations
+
+import pandas as pd
+import torch
+
+from ip.experiment import build_model
+from ip.interspace import to_spatial
+from ip.masks import MaskEnforcer
+from ip.metrics import gradient_flow, hessian_summary
+
+from .common import MASK_DIR, RESULTS, RUN_DIR, load_init, load_prepared, run_id, run_spec, setup, write_json
+from .train import load_mask_file
+
+OUT = RESULTS / "trainability"
+FILTER_LAYER_INDEX = 1   # which KxK conv (in module order) is drawn in the Fig. 1 analogue
+FILTERS_SHOWN = 8
+
+
+def zero_pruned(model, masks) -> None:
+    MaskEnforcer(model, masks).remove()  # zeroes pruned storage; hooks removed again
+
+
+def spatial_filters(model) -> dict[str, torch.Tensor]:
+    """Trained KxK filters (K > 1) as plain spatial weights, by layer name."""
+    plain = to_spatial(model)
+    return {n: m.weight.detach() for n, m in plain.named_modules()
+            if isinstance(m, torch.nn.Conv2d) and m.kernel_size[0] > 1}
+
+
+def main() -> None:
+    p = setup()
+    data = load_prepared()
+    batches = [(data.x_metric[:p.trainability.samples], data.y_metric[:p.trainability.samples])]
+    hess_rows, dens_rows, gf_rows, filt_rows, fdens_rows, per_run = [], [], [], [], [], {}
+    seeds = p.trainability.seeds or p.seeds
+    t = p.trainability
+    for method in p.methods:
+        for repr_ in p.reprs:
+            for seed in p.seeds:
+                name = run_id(method, repr_, seed)
+                spec = run_spec(p, method, repr_, seed)
+                init = load_init(seed)
+                start = build_model(spec, init, data.num_classes, data.input_shape[0])
+                masks0, start_state = load_mask_file(MASK_DIR / f"{name}.pt", start)
+                start.load_state_dict(start_state)
+                zero_pruned(start, masks0)
+                final = build_model(spec, init, data.num_classes, data.input_shape[0])
+                final.load_state_dict(torch.load(RUN_DIR / name / "model.pt", map_location="cpu", weights_only=True))
+                masks1 = torch.load(RUN_DIR / name / "final_masks.pt", map_location="cpu", weights_only=True)
+                key = dict(method=method, repr=repr_, seed=seed)
+                for when, model, masks in (("init", start, masks0), ("final", final, masks1)):
+                    gf = gradient_flow(model, data.metric_batches(), masks)
+                    gf_rows += [{**key, "when": when, "layer": layer, "gf": v} for layer, v in gf["per_layer"].items()]
+                    if seed not in seeds:
+                        continue
+                    h = hessian_summary(model, batches, masks, top_k=t.hessian_top_k, tol=t.hessian_tol,
+                                        trace_probes=t.hutchinson_probes, slq_probes=t.slq_probes,
+                                        lanczos_steps=t.slq_steps, generator=seed)
+                    hess_rows += [{**key, "when": when, "kind": "eigenvalue", "rank": i + 1, "value": v}
+                                  for i, v in enumerate(sorted(h["top_eigenvalues"], reverse=True))]
+                    hess_rows.append({**key, "when": when, "kind": "trace", "rank": None, "value": h["trace"]})
+                    dens_rows += [{**key, "when": when, "grid": g, "density": d}
+                                  for g, d in zip(h["density_grid"], h["density"])]
+                    per_run.setdefault(name, {})[f"hessian_top1_{when}"] = max(h["top_eigenvalues"])
+                    per_run[name][f"hessian_trace_{when}"] = h["trace"]
+                    print(f"{name} {when}: top eigenvalue {max(h['top_eigenvalues']):.4g}, trace {h['trace']:.4g} "
+                          f"({h['hvps']} HVPs, {h['seconds']:.1f}s)")
+                filters = spatial_filters(final)
+                densities = {layer: float((w != 0).float().mean()) for layer, w in filters.items()}
+                fdens_rows += [{**key, "layer": layer, "density": d} for layer, d in densities.items()]
+                per_run.setdefault(name, {})["filter_density"] = (
+                    sum(int((w != 0).sum()) for w in filters.values()) / sum(w.numel() for w in filters.values()))
+                layer = list(filters)[FILTER_LAYER_INDEX]
+                w = filters[layer]
+                # the first filters of the layer, at the same positions for SP and IP
+                for o in range(min(FILTERS_SHOWN, w.shape[0])):
+                    for r in range(w.shape[2]):
+                        for c in range(w.shape[3]):
+                            filt_rows.append({**key, "layer": layer, "out_channel": o, "in_channel": 0,
+                                              "row": r, "col": c, "value": float(w[o, 0, r, c])})
+    OUT.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(hess_rows).to_csv(OUT / "hessian.csv", index=False)
+    pd.DataFrame(dens_rows).to_csv(OUT / "density.csv", index=False)
+    pd.DataFrame(gf_rows).to_csv(OUT / "gf_layers.csv", index=False)
+    pd.DataFrame(filt_rows).to_csv(OUT / "filters.csv", index=False)
+    pd.DataFrame(fdens_rows).to_csv(OUT / "filter_density.csv", index=False)
+    write_json(OUT / "per_run.json", per_run)
+
+
+if __name__ == "__main__":
+    main()
