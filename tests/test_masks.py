@@ -298,8 +298,8 @@ def test_masks_from_scores_rejects_non_finite_and_unknown_scope():
 
 def test_masks_with_density_keeps_rounded_per_layer_counts():
     scores = {"a": torch.arange(10.0), "b": torch.ones(7)}
-    masks = masks_with_density(scores, {"a": 0.25, "b": 1 / 7})
-    assert masks["a"].tolist() == [False] * 8 + [True, True]  # round(2.5) -> 2, the two largest
+    masks = masks_with_density(scores, {"a": 0.28, "b": 1 / 7})
+    assert masks["a"].tolist() == [False] * 7 + [True] * 3  # round(2.8) = 3, the three largest
     assert masks["b"].tolist() == [True] + [False] * 6
 
 
