@@ -1,0 +1,79 @@
+"""Bad params.yaml values are caught before any work: one line naming the key and the
+allowed values, exit code 2, existing results untouched."""
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.config import ParamsError, validate
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def test_default_params_are_valid():
+    p = validate(copy.deepcopy(DEFAULT))
+    assert 0.0 <= p.sparsity < 1.0 and len(p.seeds) >= 3
+    assert {"dense", "random", "snip", "grasp", "synflow", "lt", "rigl", "gmp"} <= set(p.methods)
+    assert p.reprs == ["sp", "ip"]
+
+
+BAD = [
+    ("unknown top-level key", lambda r: r.update(sparsityy=0.9), "unknown key sparsityy"),
+    ("unknown nested key", lambda r: r["train"].update(epoch=3), "unknown key train.epoch"),
+    ("sparsity 1", lambda r: r.update(sparsity=1.0), "sparsity"),
+    ("negative sparsity", lambda r: r.update(sparsity=-0.1), "sparsity"),
+    ("sparsity as text", lambda r: r.update(sparsity="high"), "sparsity: expected a number"),
+    ("epochs 0", lambda r: r["train"].update(epochs=0), "train.epochs"),
+    ("epochs float", lambda r: r["train"].update(epochs=2.5), "train.epochs: expected an integer"),
+    ("bool as int", lambda r: r["train"].update(epochs=True), "train.epochs: expected an integer"),
+    ("unknown method", lambda r: r.update(methods=["snip", "magic"]), "methods: 'magic' is not allowed"),
+    ("unknown repr", lambda r: r.update(reprs=["sp", "xp"]), "reprs: 'xp'"),
+    ("unknown model", lambda r: r["model"].update(name="resnet21"), "model.name: 'resnet21' is not allowed"),
+    ("unknown dataset", lambda r: r["data"].update(name="mnist"), "data.name: 'mnist' is not allowed"),
+    ("unknown fb_init", lambda r: r["interspace"].update(fb_init="haar"), "interspace.fb_init"),
+    ("unknown schedule", lambda r: r["train"].update(schedule="linear"), "train.schedule"),
+    ("duplicate seeds", lambda r: r.update(seeds=[0, 0]), "seeds"),
+    ("empty methods", lambda r: r.update(methods=[]), "methods: must not be empty"),
+    ("sweep sparsity", lambda r: r["sweep"].update(sparsities=[0.9, 1.5]), "sweep.sparsities[1]"),
+    ("lt rewind beyond training", lambda r: r["prune"]["lt"].update(rewind_epoch=99), "prune.lt.rewind_epoch"),
+    ("section not a mapping", lambda r: r.update(train=3), "train: expected a mapping"),
+    ("imagenet without root", lambda r: r["data"].update(name="imagenet"), "data.root"),
+]
+
+
+@pytest.mark.parametrize("label,mutate,expected", BAD, ids=[b[0] for b in BAD])
+def test_bad_value_names_the_key(label, mutate, expected):
+    raw = copy.deepcopy(DEFAULT)
+    mutate(raw)
+    with pytest.raises(ParamsError) as info:
+        validate(raw)
+    message = str(info.value)
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_stage_exits_2_with_one_line_and_leaves_results_alone(tmp_path):
+    raw = copy.deepcopy(DEFAULT)
+    raw["train"]["lr"] = "fast"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    results = tmp_path / "results" / "runs" / "snip-sp-s0"
+    results.mkdir(parents=True)
+    (results / "metrics.json").write_text('{"test_acc": 0.5}')
+    proc = subprocess.run([sys.executable, "-m", "pipeline.train", "--method", "snip", "--repr", "sp", "--seed", "0"],
+                          cwd=tmp_path, capture_output=True, text=True, env={"PYTHONPATH": str(ROOT), "PATH": ""})
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert lines == ["error: params.yaml: train.lr: expected a number, got 'fast'"]
+    assert (results / "metrics.json").read_text() == '{"test_acc": 0.5}'
+    assert not (tmp_path / "data").exists()
+
+
+def test_missing_params_file_is_a_clear_error(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "pipeline.prepare"], cwd=tmp_path, capture_output=True, text=True,
+                          env={"PYTHONPATH": str(ROOT), "PATH": ""})
+    assert proc.returncode == 2
+    assert "params.yaml not found" in proc.stderr
