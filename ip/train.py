@@ -4,6 +4,11 @@ A run is a pure function of its inputs: the epoch's batch order and augmentation
 only on (seed, epoch), and a checkpoint holds everything that changes during training
 (weights, optimiser and schedule state, masks, hook state), so a killed run resumed from
 its last checkpoint ends with exactly the metrics of an uninterrupted run.
+
+With a process group of more than one rank (``torchrun``), the same loop trains data-parallel
+(see :mod:`ip.distributed`): each rank takes its shard of every global batch, DDP averages
+the gradients, masks stay identical on every rank, and only rank 0 evaluates, logs and
+writes checkpoints.  A single process runs exactly the code path it always did.
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import distributed as dist_utils
 from .data import TensorLoader
 from .interspace import basis_parameters
 from .masks import MaskEnforcer, Masks
@@ -111,13 +117,19 @@ class Trainer:
 
     ``epoch_end(epoch, model, enforcer) -> dict`` adds metrics to the epoch's record
     (evaluation, gradient flow...); ``log(record)`` receives it (DVCLive in the pipeline).
+
+    ``distributed``: train data-parallel over the ranks of the process group (None: when one
+    of more than one rank is initialised, e.g. under torchrun).  ``model`` stays the plain
+    module (checkpoints and outputs have the same keys either way); ``train_module`` is
+    what the training step runs through (``model``, or its DDP wrapper).
     """
 
     def __init__(self, model: nn.Module, masks: Masks, loader: TensorLoader, cfg: TrainConfig,
                  hook_factory: Callable[[nn.Module, MaskEnforcer, int, torch.optim.Optimizer], TrainHook | None] | None = None,
                  keep_dense_grad: bool = False, checkpoint: str | os.PathLike | None = None,
                  epoch_end: Callable[[int, nn.Module, MaskEnforcer], dict] | None = None,
-                 log: Callable[[dict], None] | None = None, progress: bool = False, desc: str = "train"):
+                 log: Callable[[dict], None] | None = None, progress: bool = False, desc: str = "train",
+                 distributed: bool | None = None):
         self.model = model
         self.cfg = cfg
         self.loader = loader
@@ -134,6 +146,20 @@ class Trainer:
         self.desc = desc
         self.history: list[dict] = []
         self.step_seconds: list[float] = []  # wall time of each optimisation step (this process)
+        self.distributed = dist_utils.is_distributed() if distributed is None else distributed
+        self.rank = dist_utils.get_rank() if self.distributed else 0
+        self.world_size = dist_utils.get_world_size() if self.distributed else 1
+        self.mask_resyncs = 0  # mask updates after which a rank had to take rank 0's state (expected: 0)
+        self.train_module: nn.Module = model
+        if self.distributed:
+            if not dist_utils.is_distributed():
+                raise RuntimeError("distributed=True needs an initialised process group of more than one rank "
+                                   "(ip.distributed.init_distributed, e.g. under torchrun)")
+            if loader.batch_size % self.world_size:
+                raise ValueError(f"batch size {loader.batch_size} is not a multiple of the world size "
+                                 f"{self.world_size}: every rank needs an equal shard of each global batch")
+            dist_utils.broadcast_masks(self.enforcer)  # rank 0's masks everywhere, before DDP syncs the weights
+            self.train_module = dist_utils.wrap_ddp(model)
 
     # -- checkpoints -------------------------------------------------------------------------
     def _state(self, epoch: int) -> dict:
@@ -142,29 +168,54 @@ class Trainer:
                 "history": self.history, "config": asdict(self.cfg)}
 
     def save(self, epoch: int) -> None:
-        if self.checkpoint is None:
+        if self.checkpoint is None or self.rank != 0:
             return
         self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.checkpoint.with_suffix(".tmp")
         torch.save(self._state(epoch), tmp)
         os.replace(tmp, self.checkpoint)  # atomic: a kill never leaves a half-written checkpoint
 
-    def resume(self) -> int:
-        """Load the last checkpoint if there is one; returns the epoch to continue from."""
+    def _read_checkpoint(self) -> dict | None:
         if self.checkpoint is None or not self.checkpoint.exists():
-            return 0
+            return None
         try:
             state = torch.load(self.checkpoint, map_location="cpu", weights_only=False)
             if state.get("config") != asdict(self.cfg):
                 raise CheckpointError(f"checkpoint {self.checkpoint} was written with another training config; "
                                       "delete it to start over")
+        except CheckpointError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a corrupt file of any kind is reported the same way
+            raise CheckpointError(f"checkpoint {self.checkpoint} is unreadable or corrupt "
+                                  f"({type(exc).__name__}); delete it to start over") from exc
+        return state
+
+    def resume(self) -> int:
+        """Load the last checkpoint if there is one; returns the epoch to continue from.
+
+        Distributed: rank 0 reads the file and every rank loads rank 0's copy (so a
+        checkpoint need not be on a shared file system, and a bad one fails every rank)."""
+        if self.distributed:
+            outcome = None
+            if self.rank == 0:
+                try:
+                    outcome = ("ok", self._read_checkpoint())
+                except CheckpointError as exc:
+                    outcome = ("error", str(exc))
+            status, payload = dist_utils.broadcast_object(outcome)
+            if status == "error":
+                raise CheckpointError(payload)
+            state = payload
+        else:
+            state = self._read_checkpoint()
+        if state is None:
+            return 0
+        try:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
             self.enforcer.set_masks(state["masks"])
             if self.hook is not None and state["hook"] is not None:
                 self.hook.load_state_dict(state["hook"])
-        except CheckpointError:
-            raise
         except Exception as exc:  # noqa: BLE001 - a corrupt file of any kind is reported the same way
             raise CheckpointError(f"checkpoint {self.checkpoint} is unreadable or corrupt "
                                   f"({type(exc).__name__}); delete it to start over") from exc
@@ -177,7 +228,7 @@ class Trainer:
         resumed = self.resume()
         start_epoch = max(start_epoch, resumed)
         bar = None
-        if self.progress:
+        if self.progress and self.rank == 0:
             from tqdm.auto import tqdm
             bar = tqdm(total=(end_epoch - start_epoch) * self.steps_per_epoch, desc=self.desc, leave=False,
                        mininterval=10.0, disable=None)  # disable=None: silent when not on a terminal
@@ -185,26 +236,38 @@ class Trainer:
         for epoch in range(start_epoch, end_epoch):
             running, seen, correct = 0.0, 0, 0
             for i, (xb, yb) in enumerate(self.loader.epoch(epoch)):
+                if self.distributed:
+                    xb, yb = dist_utils.shard_batch(xb, yb, self.rank, self.world_size,
+                                                    next(self.model.parameters()).device)
                 step = epoch * self.steps_per_epoch + i
                 factor = lr_factor(step, self.steps_per_epoch, self.cfg)
                 for group in self.optimizer.param_groups:
                     scale = self.cfg.fb_lr_scale if group.get("name") == "filter_bases" else 1.0
                     group["lr"] = self.cfg.lr * scale * factor
                 tic = time.perf_counter()
-                out = self.model(xb)
+                out = self.train_module(xb)
                 loss = F.cross_entropy(out, yb, label_smoothing=self.cfg.label_smoothing)
-                if not torch.isfinite(loss):
-                    raise DivergenceError(f"non-finite loss ({loss.item()}) at epoch {epoch + 1}, step {i + 1}; "
-                                          "lower train.lr or check the data")
+                batch_loss, batch_correct, batch_seen = (loss.item() * yb.shape[0], (out.argmax(1) == yb).sum().item(),
+                                                         yb.shape[0])
+                if self.distributed:  # global batch; every rank sees a divergence at the same step
+                    batch_loss, batch_correct, batch_seen = dist_utils.global_sum([batch_loss, batch_correct,
+                                                                                   batch_seen])
+                if not math.isfinite(batch_loss):
+                    raise DivergenceError(f"non-finite loss ({batch_loss / batch_seen}) at epoch {epoch + 1}, "
+                                          f"step {i + 1}; lower train.lr or check the data")
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()
                 if self.hook is not None:
-                    self.hook.after_step(step + 1)
+                    try:
+                        self._run_hook(step + 1)
+                    except Exception as exc:  # a mask update on non-finite weights fails in its own words
+                        self._check_finite_weights(epoch, i)
+                        raise
                 self.step_seconds.append(time.perf_counter() - tic)
-                running += loss.item() * yb.shape[0]
-                correct += (out.argmax(1) == yb).sum().item()
-                seen += yb.shape[0]
+                running += batch_loss
+                correct += int(batch_correct)
+                seen += int(batch_seen)
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(epoch=epoch + 1, loss=f"{running / seen:.3f}")
@@ -214,16 +277,42 @@ class Trainer:
             kept = sum(int(m.sum()) for m in self.enforcer.masks.values())
             total = sum(m.numel() for m in self.enforcer.masks.values())
             record["sparsity"] = 1.0 - kept / total if total else 0.0
-            if self.epoch_end is not None:
+            # the last step's update can make the weights non-finite with a finite loss: never
+            # evaluate or checkpoint such weights
+            self._check_finite_weights(epoch, self.steps_per_epoch - 1)
+            if self.epoch_end is not None and self.rank == 0:
                 record.update(self.epoch_end(epoch + 1, self.model, self.enforcer))
                 self.model.train()
+            if self.distributed:
+                record = dist_utils.broadcast_object(record)  # every rank keeps rank 0's history
             self.history.append(record)
-            if self.log is not None:
+            if self.log is not None and self.rank == 0:
                 self.log(record)
             self.save(epoch + 1)
         if bar is not None:
             bar.close()
         return self.history
+
+    def _check_finite_weights(self, epoch: int, i: int) -> None:
+        bad = next((n for n, p in self.model.named_parameters() if not torch.isfinite(p).all()), None)
+        if bad is not None:
+            raise DivergenceError(f"non-finite weights ({bad}) after the update at epoch {epoch + 1}, step {i + 1}; "
+                                  "lower train.lr or check the data")
+
+    def _run_hook(self, step: int) -> None:
+        if not self.distributed:
+            self.hook.after_step(step)
+            return
+        if self.enforcer.keep_dense_grad and getattr(self.hook, "is_update_step", lambda _: True)(step):
+            dist_utils.average_dense_grads(self.enforcer)  # RigL grows from the global batch's gradient
+        before = self.enforcer.masks
+        self.hook.after_step(step)
+        # hooks change masks through enforcer.set_masks, which installs a new dict
+        if dist_utils.any_rank(self.enforcer.masks is not before):
+            differed = dist_utils.broadcast_masks(self.enforcer)
+            if dist_utils.any_rank(differed):
+                dist_utils.broadcast_state(self.model, self.optimizer)
+                self.mask_resyncs += 1
 
     @property
     def masks(self) -> Masks:
