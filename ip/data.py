@@ -88,10 +88,12 @@ def _read_idx(path: Path, expected_sha256: str | None) -> torch.Tensor:
 
 
 def _find_fashion_mnist(root) -> Path:
-    candidates = [Path(root)] if root else []
-    if os.environ.get("IP_DATA_ROOT"):
-        candidates.append(Path(os.environ["IP_DATA_ROOT"]) / "fashion-mnist")
-    candidates.append(DEBIAN_FASHION_MNIST)
+    # an explicit root is the only place looked at: falling back elsewhere would hide a typo
+    if root:
+        candidates = [Path(root)]
+    else:
+        candidates = [Path(os.environ["IP_DATA_ROOT"]) / "fashion-mnist"] if os.environ.get("IP_DATA_ROOT") else []
+        candidates.append(DEBIAN_FASHION_MNIST)
     for c in candidates:
         if all((c / f).exists() for f in FASHION_MNIST_FILES):
             return c

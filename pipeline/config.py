@@ -104,7 +104,7 @@ class TrainParams:
     milestones: list[float] = _lst([0.5, 0.75])
     gamma: float = _opt(0.1, min=0.0)
     label_smoothing: float = _opt(0.0, min=0.0, max=1.0)
-    threads: int = _opt(2, min=1)
+    threads: int = _opt(1, min=1)
     world_size: int = _opt(1, min=1)
     gf_every_epoch: bool = _opt(True)
 
