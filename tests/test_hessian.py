@@ -1,0 +1,205 @@
+"""Hessian operator and spectral estimators against the exact Hessian of a small conv net.
+
+The reference is ``torch.func.hessian`` of the loss as a function of *all* parameter
+entries (no use of the library's coordinate code), restricted by hand to the kept
+coordinates.  The network is small enough (a few hundred coordinates) for ``eigh``.
+"""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from ip.interspace import to_interspace
+from ip.masks import masks_from_scores, prunable_parameters
+from ip.metrics.gradient_flow import full_gradient, trainable_coordinates
+from ip.metrics.hessian import (HessianOperator, hutchinson_trace, lanczos_quadrature, power_iteration_top_k,
+                                slq_density, top_eigenvalues)
+
+
+def small_net(representation: str) -> tuple[nn.Module, dict, list]:
+    """conv 1->2 3x3, BN, tanh, conv 2->2 3x3, tanh, linear; float64, half the prunable entries kept."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.BatchNorm2d(2), nn.Tanh(), nn.Conv2d(2, 2, 3), nn.Tanh(),
+                        nn.Flatten(), nn.Linear(2 * 3 * 3, 3)).double()
+    with torch.no_grad():  # non-trivial running statistics, so eval-mode BN is not the identity
+        net[1].running_mean.copy_(torch.tensor([0.1, -0.2]))
+        net[1].running_var.copy_(torch.tensor([0.5, 2.0]))
+        net[1].weight.copy_(torch.tensor([1.3, 0.7]))
+        net[1].bias.copy_(torch.tensor([0.05, -0.1]))
+    if representation == "ip":
+        to_interspace(net, fb_init="dct")
+    gen = torch.Generator().manual_seed(1)
+    scores = {n: torch.rand(p.shape, generator=gen, dtype=torch.float64) for n, p in prunable_parameters(net).items()}
+    masks = masks_from_scores(scores, 0.5)
+    with torch.no_grad():
+        for n, p in prunable_parameters(net).items():
+            p.mul_(masks[n])
+    x = torch.randn(6, 1, 5, 5, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, 3, (6,), generator=gen)
+    batches = [(x[:4], y[:4]), (x[4:], y[4:])]  # unequal batches: the operator must weight them by size
+    return net, masks, batches
+
+
+def exact_kept_hessian(net: nn.Module, masks: dict, batches: list) -> np.ndarray:
+    """Exact Hessian over every parameter entry, then rows/columns of kept coordinates."""
+    names = [n for n, _ in net.named_parameters()]
+    shapes = [p.shape for _, p in net.named_parameters()]
+    theta0 = torch.cat([p.detach().reshape(-1) for _, p in net.named_parameters()])
+    x = torch.cat([b[0] for b in batches])
+    y = torch.cat([b[1] for b in batches])
+    buffers = dict(net.named_buffers())
+
+    def loss(theta):
+        params, start = {}, 0
+        for name, shape in zip(names, shapes):
+            size = int(np.prod(shape))
+            params[name] = theta[start:start + size].reshape(shape)
+            start += size
+        return F.cross_entropy(functional_call(net, {**params, **buffers}, (x,)), y)
+
+    net.eval()
+    full = torch.func.hessian(loss)(theta0)
+    keep = torch.cat([masks[n].reshape(-1) if n in masks else torch.ones(p.numel(), dtype=torch.bool)
+                      for n, p in net.named_parameters()])
+    return full[keep][:, keep].numpy(), int(keep.sum()), theta0.numel()
+
+
+@pytest.fixture(scope="module", params=["sp", "ip"])
+def setup(request):
+    net, masks, batches = small_net(request.param)
+    exact, kept, total = exact_kept_hessian(net, masks, batches)
+    op = HessianOperator(net, batches, masks)
+    return request.param, net, masks, batches, exact, kept, total, op
+
+
+def test_dimension_excludes_pruned_coordinates(setup):
+    rep, net, masks, _, exact, kept, total, op = setup
+    pruned = sum(int((~m).sum()) for m in masks.values())
+    assert pruned > 0
+    assert op.dim == kept == total - pruned
+    fb_entries = 2 * 81 if rep == "ip" else 0
+    bn_and_bias = 2 + 2 + 2 + 2 + 3
+    assert op.dim == sum(int(m.sum()) for m in masks.values()) + fb_entries + bn_and_bias
+    with pytest.raises(ValueError):  # a vector with a slot for a pruned coordinate does not fit
+        op.matvec(np.ones(op.dim + 1))
+
+
+def test_operator_equals_exact_kept_submatrix(setup):
+    *_, exact, _, _, op = setup
+    dense = op.dense()
+    assert np.abs(dense - exact).max() < 1e-10 * max(1.0, np.abs(exact).max())
+    assert np.abs(dense - dense.T).max() < 1e-10
+
+
+def test_hvp_matches_finite_differences_of_gradients(setup):
+    _, net, masks, batches, _, _, _, op = setup
+    coords = trainable_coordinates(net, masks)
+    v = torch.randn(op.dim, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    eps = 1e-5
+
+    def grad_at(shift):
+        with torch.no_grad():
+            for p, d in zip(coords.params, coords.scatter(shift)):
+                p.add_(d)
+        try:
+            return full_gradient(net, batches, coords)[1]
+        finally:
+            with torch.no_grad():
+                for p, d in zip(coords.params, coords.scatter(shift)):
+                    p.sub_(d)
+
+    fd = (grad_at(eps * v) - grad_at(-eps * v)) / (2 * eps)
+    hv = op.matvec(v)
+    assert torch.allclose(hv, fd, rtol=1e-6, atol=1e-8 * float(hv.abs().max()))
+
+
+def test_lanczos_top_k_matches_eigh(setup):
+    *_, exact, _, _, op = setup
+    reference = np.sort(np.linalg.eigvalsh(exact))[::-1][:5]
+    before = op.num_hvp
+    result = top_eigenvalues(op, k=5, tol=1e-3)
+    assert np.all(np.abs(result["eigenvalues"] - reference) <= 1e-3 * np.abs(reference))
+    assert result["hvps"] == op.num_hvp - before > 0
+
+
+def test_lanczos_largest_modulus_and_power_iteration_on_exact_matrix(setup):
+    *_, exact, _, _, _ = setup
+    eig = np.linalg.eigvalsh(exact)
+    by_modulus = eig[np.argsort(-np.abs(eig))][:3]
+    lm = top_eigenvalues(exact, k=3, tol=1e-8, which="LM")
+    assert np.allclose(np.sort(lm["eigenvalues"]), np.sort(by_modulus), rtol=1e-6)
+    power = power_iteration_top_k(exact, k=2, tol=1e-9, max_iter=5000)
+    assert all(power["converged"])
+    assert np.allclose(power["eigenvalues"], by_modulus[:2], rtol=1e-4)
+    assert power["hvps"] == sum(power["iterations"])
+
+
+def test_hutchinson_within_its_standard_error(setup):
+    *_, exact, _, _, op = setup
+    num_probes = 200
+    result = hutchinson_trace(exact, num_probes=num_probes, generator=0)
+    true_trace = np.trace(exact)
+    assert abs(result["trace"] - true_trace) <= 4 * result["stderr"]
+    # Rademacher variance per probe is 2 (||H||_F^2 - sum H_ii^2); the reported error must match it
+    predicted = np.sqrt(2 * ((exact ** 2).sum() - (np.diag(exact) ** 2).sum()) / num_probes)
+    assert 0.7 < result["stderr"] / predicted < 1.3
+    # the HessianOperator gives the same probe values as the exact matrix (same generator)
+    few = hutchinson_trace(setup[-1], num_probes=3, generator=5)
+    ref = hutchinson_trace(exact, num_probes=3, generator=5)
+    assert np.allclose(few["samples"], ref["samples"], rtol=1e-9, atol=1e-12)
+
+
+def test_lanczos_quadrature_is_exact_for_low_degree_polynomials(setup):
+    *_, exact, _, _, _ = setup
+    v = np.random.default_rng(0).standard_normal(exact.shape[0])
+    steps = 6
+    nodes, weights = lanczos_quadrature(lambda u: exact @ u, v, steps)
+    assert abs(weights.sum() - 1) < 1e-12
+    power = v / np.linalg.norm(v)
+    for degree in range(2 * steps):  # Gauss rule with m nodes: exact up to degree 2m - 1
+        expected = float(np.dot(v, power)) / np.linalg.norm(v)
+        assert abs(np.dot(weights, nodes ** degree) - expected) <= 1e-8 * max(1.0, abs(expected))
+        power = exact @ power
+
+
+def test_slq_density_moments(setup):
+    *_, exact, _, _, _ = setup
+    dim = exact.shape[0]
+    num_probes = 40
+    result = slq_density(exact, num_probes=num_probes, lanczos_steps=30, generator=0)
+    integral = np.trapezoid(result["density"], result["grid"])
+    assert abs(integral - 1) < 1e-3
+    # first moment per probe is z^T H z / dim: compare with tr(H)/dim within 4 standard errors
+    per_probe = (result["weights"] * result["nodes"]).sum(axis=1)
+    stderr = per_probe.std(ddof=1) / np.sqrt(num_probes)
+    assert abs(result["moments"]["mean"] - np.trace(exact) / dim) <= 4 * stderr
+    per_probe2 = (result["weights"] * result["nodes"] ** 2).sum(axis=1)
+    stderr2 = per_probe2.std(ddof=1) / np.sqrt(num_probes)
+    assert abs(result["moments"]["second"] - np.trace(exact @ exact) / dim) <= 4 * stderr2
+    # the smoothed density's mean equals the discrete measure's mean (Gaussians are symmetric)
+    density_mean = np.trapezoid(result["grid"] * result["density"], result["grid"])
+    assert abs(density_mean - result["moments"]["mean"]) < 1e-3 * max(1.0, np.abs(result["grid"]).max())
+    # the extreme nodes bracket the spectrum's ends closely (Lanczos finds extremes first)
+    eig = np.linalg.eigvalsh(exact)
+    assert result["nodes"].max() <= eig.max() + 1e-8 and result["nodes"].max() > eig.max() - 1e-3 * abs(eig.max())
+
+
+def test_operator_leaves_model_untouched():
+    net, masks, batches = small_net("sp")
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    net.train()
+    op = HessianOperator(net, batches, masks)
+    op.matvec(np.ones(op.dim))
+    assert net.training
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+def test_pruned_entry_nonzero_is_an_error():
+    net, masks, batches = small_net("sp")
+    name = next(n for n, m in masks.items() if (~m).any())
+    with torch.no_grad():
+        prunable_parameters(net)[name][~masks[name]] = 1.0
+    with pytest.raises(ValueError, match="non-zero"):
+        HessianOperator(net, batches, masks)
