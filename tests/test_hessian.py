@@ -203,3 +203,18 @@ def test_pruned_entry_nonzero_is_an_error():
         prunable_parameters(net)[name][~masks[name]] = 1.0
     with pytest.raises(ValueError, match="non-zero"):
         HessianOperator(net, batches, masks)
+
+
+def test_hessian_summary_is_json_and_agrees_with_exact(setup):
+    import json
+
+    from ip.metrics.hessian import hessian_summary
+    _, net, masks, batches, exact, *_ = setup
+    summary = hessian_summary(net, batches, masks, top_k=3, tol=1e-6, trace_probes=100, slq_probes=3,
+                              lanczos_steps=20)
+    json.dumps(summary)
+    eig = np.sort(np.linalg.eigvalsh(exact))[::-1]
+    assert np.allclose(summary["top_eigenvalues"], eig[:3], rtol=1e-5)
+    assert abs(summary["trace"] - np.trace(exact)) <= 4 * summary["trace_stderr"]
+    assert summary["dim"] == exact.shape[0]
+    assert abs(np.trapezoid(summary["density"], summary["density_grid"]) - 1) < 1e-3
