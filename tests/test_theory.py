@@ -211,3 +211,27 @@ def test_run_theorem1_returns_tidy_json(smooth_twins):
     gf = {r["variant"]: r["value"] for r in rows if r["check"] == "gradient_flow" and r["quantity"] == "gf_total"}
     assert gf["ip"] > gf["sp"]
     assert np.isfinite([r["value"] for r in rows if r["value"] is not None]).all()
+
+
+def test_e_fd_leaves_out_relu_kinks_and_counts_them():
+    """A pre-activation exactly at zero makes the loss non-differentiable in F: the FD check
+    must count such entries instead of reporting a false gradient error."""
+    from ip.interspace import to_interspace
+    from ip.masks import dense_masks
+
+    net = nn.Sequential(nn.Conv2d(1, 1, 3, bias=False), nn.ReLU()).double()
+    with torch.no_grad():
+        net[0].weight.zero_()
+        net[0].weight[0, 0, 0, 0] = -1.0
+        net[0].weight[0, 0, 0, 1] = 1.0
+    to_interspace(net)
+    x = torch.ones(1, 1, 3, 4, dtype=torch.float64)
+    x[0, 0, 0, 2] = 5.0  # first output pixel: -1 + 1 = 0 exactly (a kink); second: -1 + 5 = 4
+    batches = [(x, torch.zeros(1, dtype=torch.long))]
+    loss_fn = lambda out, y: out.sum()  # noqa: E731
+    masks = dense_masks(net)
+    checked = fd_check_fb_gradient(net, masks, batches, loss_fn=loss_fn)
+    assert checked["num_nondifferentiable"] > 0
+    assert checked["num_checked"] > 0 and checked["max_rel_error"] < 1e-8
+    ignored = fd_check_fb_gradient(net, masks, batches, loss_fn=loss_fn, kink_rtol=float("inf"))
+    assert ignored["num_nondifferentiable"] == 0 and ignored["max_rel_error"] > 0.1
