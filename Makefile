@@ -26,11 +26,12 @@ data:
 	fi
 	@[ -d $(FMNIST) ] || [ -n "$$IP_DATA_ROOT" ] || echo "note: $(FMNIST) missing; install Debian's dataset-fashion-mnist or set data.root"
 
+# stage commands call `python`: the venv's interpreter must come first on PATH
 repro: setup
-	$(DVC) repro
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(DVC) repro
 
 test: setup
-	$(PY) -m pytest
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest
 
 bench: setup
 	$(PY) benchmarks/step_time.py
