@@ -14,6 +14,7 @@ torch.set_num_threads(1)
 
 @pytest.fixture(autouse=True)
 def _deterministic():
+    torch.set_num_threads(1)
     torch.manual_seed(0)
     torch.use_deterministic_algorithms(True, warn_only=True)
     yield

@@ -28,15 +28,6 @@ MODELS = {
 _built: dict[str, nn.Module] = {}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: a second intra-op thread only adds synchronisation, and on a shared
-    2-core machine spinning OpenMP threads can make a test 10-100x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _fresh(name: str) -> nn.Module:
     """A freshly initialised model; torchvision ResNet-18 is built once and deep-copied (its init is slow)."""

@@ -18,15 +18,6 @@ from ip.models import get_model
 REPRESENTATIONS = ("sp", "ip")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: a second intra-op thread only adds synchronisation, and on a shared
-    2-core machine spinning OpenMP threads can make a test 10-100x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _model(rep: str, dtype=torch.float32) -> nn.Module:
     torch.manual_seed(0)

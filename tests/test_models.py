@@ -13,14 +13,6 @@ CIFAR_MODELS = ["resnet20", "resnet32", "resnet56", "vgg11", "vgg16", "vgg19"]
 THREE_BY_THREE = {"resnet20": 19, "resnet32": 31, "resnet56": 55, "vgg11": 8, "vgg16": 13, "vgg19": 16}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: a second intra-op thread only adds synchronisation on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _convs(model: nn.Module) -> list[nn.Conv2d]:
     return [m for m in model.modules() if isinstance(m, nn.Conv2d)]

@@ -19,14 +19,6 @@ from ip.pruning.pai import grasp_scores, snip_scores, synflow_masks, synflow_sco
 
 SPARSITIES = (0.5, 0.9, 0.98, 0.995)
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny nets: two intra-op threads on a shared 2-core machine spin-wait and run ~100x slower
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 PAI = ("random", "magnitude", "snip", "grasp", "synflow")
 
 
