@@ -8,7 +8,7 @@ import torch
 
 from ip.experiment import build_model
 from ip.interspace import to_spatial
-from ip.masks import MaskEnforcer
+from ip.masks import MaskEnforcer, layer_name
 from ip.metrics import gradient_flow, hessian_summary
 
 from .common import MASK_DIR, RESULTS, RUN_DIR, load_init, load_prepared, run_id, run_spec, setup, write_json
@@ -75,12 +75,16 @@ def main() -> None:
                     sum(int((w != 0).sum()) for w in filters.values()) / sum(w.numel() for w in filters.values()))
                 layer = list(filters)[FILTER_LAYER_INDEX]
                 w = filters[layer]
-                # the first filters of the layer, at the same positions for SP and IP
-                for o in range(min(FILTERS_SHOWN, w.shape[0])):
+                # filters that keep at least one entry in the run's initial mask (a fully pruned filter is
+                # zero in both representations and shows nothing); with the spatial FB init the SP and IP
+                # runs of a PaI method share that mask, so both rows show the same filters
+                mask0 = next(m for n, m in masks0.items() if layer_name(n) == layer)
+                used = mask0.reshape(mask0.shape[0], mask0.shape[1], -1).any(-1).nonzero().tolist()
+                for o, i in used[:FILTERS_SHOWN]:
                     for r in range(w.shape[2]):
                         for c in range(w.shape[3]):
-                            filt_rows.append({**key, "layer": layer, "out_channel": o, "in_channel": 0,
-                                              "row": r, "col": c, "value": float(w[o, 0, r, c])})
+                            filt_rows.append({**key, "layer": layer, "out_channel": o, "in_channel": i,
+                                              "row": r, "col": c, "value": float(w[o, i, r, c])})
     OUT.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(hess_rows).to_csv(OUT / "hessian.csv", index=False)
     pd.DataFrame(dens_rows).to_csv(OUT / "density.csv", index=False)
