@@ -184,10 +184,16 @@ def ablation_section(t: T.Tables, out_dir: Path) -> str:
         return "## Ablations\n\nmissing (no ablation table)."
     factor = T.percent_scale(t.ablation["test_acc"])
     sc = V.Scale(factor, "", 2)
+    # variants the ablation stage could not run record why (e.g. the budget cannot hold the FB entries)
+    infeasible = {}
+    if "infeasible" in t.ablation.columns:
+        for r in t.ablation.dropna(subset=["infeasible"]).itertuples():
+            infeasible[(r.method, r.variant)] = f"infeasible: {r.infeasible}"
     rows = [(r.method, r.variant, sc.mean_sd(V.Stats(int(r.n), r.mean, r.sd)),
              sc.mean_sd(V.Stats(int(r.sp_n), r.sp_mean, r.sp_sd)),
              V.Scale(factor, "", 2).diff(V.Stats(int(r.n_pairs), r.diff_mean, r.diff_sd)), V.fmt_p(r.p_value),
-             {"supported": "IP better", "not supported": "SP better"}.get(r.verdict, r.verdict))
+             infeasible.get((r.method, r.variant))
+             or {"supported": "IP better", "not supported": "SP better"}.get(r.verdict, r.verdict))
             for r in comp.itertuples()]
     return ("## Ablations\n\nEach IP variant against the SP runs of the same method and seeds (same rule as the "
             "claims). Test accuracy in " + ("%" if factor == 100 else "fractions") + ".\n\n"

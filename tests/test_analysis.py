@@ -478,3 +478,13 @@ def test_report_on_empty_results_says_missing(tmp_path):
     text = R.build_report(T.Tables(), tmp_path)
     assert text.count("**not tested here**") == 9
     assert "missing" in text and "nan" not in text.lower().replace("financ", "")
+
+
+def test_report_says_why_an_ablation_variant_is_missing(tmp_path):
+    t = make_tables()
+    reason = "sparsity 0.98 leaves 1357 entries, fewer than the 1539 filter-basis entries"
+    extra = pd.DataFrame([{"experiment": "ablation", "variant": "fair_budget", "method": "snip", "repr": "ip",
+                           "seed": s, "sparsity": 0.98, "infeasible": reason} for s in (0, 1)])
+    t.ablation = pd.concat([t.ablation[t.ablation["variant"] != "fair_budget"], extra], ignore_index=True)
+    line = next(row for row in R.build_report(t, tmp_path).splitlines() if "| fair_budget |" in row)
+    assert f"infeasible: {reason}" in line and "| missing |" in line
