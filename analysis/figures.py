@@ -352,6 +352,19 @@ def _draw_layer_density(ax, filter_density: pd.DataFrame, method: str | None) ->
 
 # --------------------------------------------------------------------------- (4) gradient flow
 
+def _method_panels(subfig, methods, rows, ncols, df, draw, no_data_message: str) -> None:
+    """One panel per method on a rows x ncols grid of ``subfig``, drawn by ``draw(ax, rows_of_method)``."""
+    if not methods:
+        _no_data(subfig.add_subplot(1, 1, 1), no_data_message)
+        return
+    axes = subfig.subplots(rows, ncols, squeeze=False).ravel()
+    for ax in axes[len(methods):]:
+        ax.set_visible(False)
+    for ax, method in zip(axes, methods):
+        draw(ax, df[df["method"] == method])
+        ax.set_title(method)
+
+
 def fig_gradient_flow(history: pd.DataFrame, gf_layers: pd.DataFrame, out_stem) -> Drawn:
     # history.sparsity is the sparsity measured at each epoch (it ramps up under GMP): not a selector
     hist = history
@@ -364,26 +377,10 @@ def fig_gradient_flow(history: pd.DataFrame, gf_layers: pd.DataFrame, out_stem) 
     with plt.rc_context(RC):
         fig = plt.figure(figsize=(3.4 * ncols, 2.7 * (rows_h + rows_l) + 1.6), layout="constrained")
         top, bottom = fig.subfigures(2, 1, height_ratios=[rows_h + 0.35, rows_l + 0.6])
-        if not methods_h:
-            _no_data(top.add_subplot(1, 1, 1), "history table has no gradient flow")
-        else:
-            axes = top.subplots(rows_h, ncols, squeeze=False).ravel()
-            for ax in axes[len(methods_h):]:
-                ax.set_visible(False)
-            for ax, method in zip(axes, methods_h):
-                _draw_gf_curves(ax, hist[hist["method"] == method])
-                ax.set_title(method)
+        _method_panels(top, methods_h, rows_h, ncols, hist, _draw_gf_curves, "history table has no gradient flow")
         top.suptitle("Gradient flow ‖g‖² during training (log scale): line = mean over seeds, band = min–max; "
                      "dashed: IP on the coordinates it shares with SP (λ only, no FB)")
-        if not methods_l:
-            _no_data(bottom.add_subplot(1, 1, 1), "gf_layers table has no 'init' rows")
-        else:
-            axes = bottom.subplots(rows_l, ncols, squeeze=False).ravel()
-            for ax in axes[len(methods_l):]:
-                ax.set_visible(False)
-            for ax, method in zip(axes, methods_l):
-                _draw_gf_layers(ax, init[init["method"] == method])
-                ax.set_title(method)
+        _method_panels(bottom, methods_l, rows_l, ncols, init, _draw_gf_layers, "gf_layers table has no 'init' rows")
         bottom.suptitle("Gradient flow per layer at initialisation (mean over seeds, log scale)")
         extra = [Line2D([], [], color=COLORS["ip"], linestyle="--", label="IP, shared coordinates (λ) only")]
         bottom.legend(handles=_repr_legend(extra=extra), loc="outside lower center", ncol=3, frameon=False)
