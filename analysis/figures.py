@@ -793,6 +793,18 @@ def _draw_categories(ax, cats: list, factor: float) -> None:
 
 # --------------------------------------------------------------------------- (9) costs
 
+def _log_bars_with_reference(ax, sparse, methods, bars, reference: pd.Series, reference_label: str,
+                             ylabel: str) -> None:
+    """Grouped bars on a log axis with the dense network's value (median of ``reference``) as a dotted line."""
+    _grouped_bars(ax, sparse, methods, bars)
+    reference = reference.dropna()
+    if len(reference):
+        ax.axhline(reference.median(), color="k", linestyle=":", linewidth=1, label=reference_label)
+    ax.set_yscale("log")
+    ax.set_ylabel(ylabel)
+    ax.legend(frameon=False, fontsize=7)
+
+
 def fig_costs(summary: pd.DataFrame, costs_reference: pd.DataFrame, out_stem, sparsity: float | None = None
               ) -> Drawn:
     runs = T.at_sparsity(summary, sparsity)
@@ -807,27 +819,18 @@ def fig_costs(summary: pd.DataFrame, costs_reference: pd.DataFrame, out_stem, sp
             bars = [("SP: kept weights", "sp", "kept_params", None),
                     ("IP: kept coefficients λ", "ip", "kept_params", None),
                     ("IP: filter-basis entries", "ip", "fb_overhead_params", "//")]
-            _grouped_bars(ax_params, sparse, methods, bars)
-            dense_params = runs.loc[runs["repr"] == "sp", "total_params"].dropna()
-            if len(dense_params):
-                ax_params.axhline(dense_params.median(), color="k", linestyle=":", linewidth=1,
-                                  label="all parameters of the dense net")
-            ax_params.set_yscale("log")
-            ax_params.set_ylabel("number of stored values (log)")
-            ax_params.legend(frameon=False, fontsize=7)
+            _log_bars_with_reference(ax_params, sparse, methods, bars,
+                                     runs.loc[runs["repr"] == "sp", "total_params"],
+                                     "all parameters of the dense net", "number of stored values (log)")
         else:
             _no_data(ax_params, "no parameter counts")
         # (b) sparse inference MACs
         ax_flops.set_title("Inference multiply-accumulates (IP: factorised path)")
         if methods and _has(sparse, "flops_sparse"):
-            _grouped_bars(ax_flops, sparse, methods, [("SP: sparse", "sp", "flops_sparse", None),
-                                                     ("IP: sparse (basis conv + 1×1)", "ip", "flops_sparse", None)])
-            fd = runs["flops_dense"].dropna()
-            if len(fd):
-                ax_flops.axhline(fd.median(), color="k", linestyle=":", linewidth=1, label="dense network")
-            ax_flops.set_yscale("log")
-            ax_flops.set_ylabel("MACs per image (log)")
-            ax_flops.legend(frameon=False, fontsize=7)
+            _log_bars_with_reference(ax_flops, sparse, methods,
+                                     [("SP: sparse", "sp", "flops_sparse", None),
+                                      ("IP: sparse (basis conv + 1×1)", "ip", "flops_sparse", None)],
+                                     runs["flops_dense"], "dense network", "MACs per image (log)")
         else:
             _no_data(ax_flops, "no FLOP counts")
         # (c) training step time
