@@ -101,11 +101,10 @@ def setting_section(t: T.Tables) -> str:
          else "missing"),
         ("methods run", ", ".join(T.ordered_methods(t.summary["method"].dropna().unique())) or "missing"),
         ("hardware", hardware),
-        ("wall time (sum of stage times)", _duration(m.get("wall_time_seconds"))),
     ]
-    # other recorded durations (e.g. training time of the main runs), named by their meta.json key
+    # recorded durations (e.g. training time of the main runs), named by their meta.json key
     rows += [(key.replace("_", " "), _duration(value)) for key, value in m.items()
-             if "seconds" in key and key != "wall_time_seconds" and isinstance(value, (int, float))]
+             if "seconds" in key and isinstance(value, (int, float))]
     if isinstance(m.get("runs_main"), (int, float)) and isinstance(m.get("runs_expected_main"), (int, float)):
         rows.append(("main runs in the summary", f"{int(m['runs_main'])} of {int(m['runs_expected_main'])} expected"))
     rows.append(("torch", _value(m.get("torch_version", m.get("torch")))))

@@ -1,8 +1,9 @@
 """Datasets as in-memory tensors, and a tensor loader with augmentation.
 
-Small datasets (Fashion-MNIST, CIFAR) are held as uint8/float tensors and augmented on
-tensors, so they pay no DataLoader overhead.  ImageFolder datasets (Tiny-ImageNet,
-ImageNet) stream through torchvision's DataLoader (:func:`image_folder_loader`).
+Small datasets (Fashion-MNIST, CIFAR) are held as float tensors and augmented on tensors,
+so they pay no DataLoader overhead.  ImageFolder datasets (Tiny-ImageNet, ImageNet) are
+indexed (:func:`image_folder_index`) and stream from their files through torch's
+DataLoader (:class:`StreamingLoader`, :func:`stream_batches`).
 """
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ class TensorDataset:
 
 
 _REGISTRY: dict[str, Callable[..., TensorDataset]] = {}
-STREAMED = ("tiny_imagenet", "imagenet")
+STREAMED = ("tiny_imagenet", "imagenet")   # see IMAGE_FOLDER_DATASETS below
 
 
 def register_dataset(name: str):
@@ -66,8 +67,8 @@ def available_datasets() -> list[str]:
 
 def load_dataset(name: str, root: str | os.PathLike | None = None) -> TensorDataset:
     if name in STREAMED:
-        raise DatasetError(f"{name} is an ImageFolder dataset: use image_folder_loader(root/'train'), "
-                           "it is not held in memory")
+        raise DatasetError(f"{name} is an ImageFolder dataset, streamed from its files: use image_folder_index "
+                           "and StreamingLoader, it is not held in memory")
     if name not in _REGISTRY:
         raise ValueError(f"unknown dataset {name!r}; available: {', '.join(available_datasets())}")
     return _REGISTRY[name](root)
@@ -145,21 +146,176 @@ register_dataset("cifar10")(lambda root=None: _torchvision_cifar("CIFAR10", 10, 
 register_dataset("cifar100")(lambda root=None: _torchvision_cifar("CIFAR100", 100, root))
 
 
-def image_folder_loader(directory, batch_size: int, train: bool, workers: int = 8, image_size: int = 224,
-                        sampler=None):
-    """Streaming loader for Tiny-ImageNet/ImageNet ImageFolder directories."""
-    import torchvision
+# ------------------------------------------------------------------ ImageFolder datasets (streamed)
+
+# image_size: the network's input; resize: the shorter side before the centre crop in evaluation;
+# train_crop: "pad" (random crop of a padded image, the small-image recipe) or "random_resized"
+# (RandomResizedCrop, the ImageNet recipe).  Normalisation: the ImageNet statistics.
+IMAGE_FOLDER_DATASETS = {
+    "tiny_imagenet": {"image_size": 64, "resize": 64, "train_crop": "pad", "padding": 8},
+    "imagenet": {"image_size": 224, "resize": 256, "train_crop": "random_resized", "padding": 0},
+}
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png", ".bmp", ".webp")
+
+
+@dataclass
+class ImageFolderIndex:
+    """The files of an ImageFolder dataset: paths relative to ``root`` and class indices."""
+    root: str
+    classes: list[str]
+    train_files: list[str]
+    train_labels: list[int]
+    test_files: list[str]
+    test_labels: list[int]
+
+
+def _images_under(directory: Path) -> list[Path]:
+    return sorted(f for f in directory.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+
+
+def image_folder_index(name: str, root: str | os.PathLike) -> ImageFolderIndex:
+    """List ``root/train/<class>/...`` and the validation split used as test set:
+    ``root/val/<class>/...``, or Tiny-ImageNet's own layout (``val/images`` with
+    ``val/val_annotations.txt``).  A missing or empty split is a :class:`DatasetError`."""
+    if name not in IMAGE_FOLDER_DATASETS:
+        raise ValueError(f"unknown ImageFolder dataset {name!r}; available: {', '.join(IMAGE_FOLDER_DATASETS)}")
+    root = Path(root)
+    how = (f"point data.root at a folder with train/ and val/ subfolders of class directories "
+           f"({name}: see docs/scaling.md)")
+    train_dir, val_dir = root / "train", root / "val"
+    if not train_dir.is_dir() or not val_dir.is_dir():
+        raise DatasetError(f"{name}: {train_dir} or {val_dir} not found: {how}")
+    classes = sorted(d.name for d in train_dir.iterdir() if d.is_dir())
+    if not classes:
+        raise DatasetError(f"{name}: no class directories in {train_dir}: {how}")
+    index = {c: i for i, c in enumerate(classes)}
+    train_files, train_labels = [], []
+    for c in classes:
+        files = _images_under(train_dir / c)
+        train_files += [str(f.relative_to(root)) for f in files]
+        train_labels += [index[c]] * len(files)
+    annotations = val_dir / "val_annotations.txt"
+    test_files, test_labels = [], []
+    if annotations.exists():
+        for line_no, line in enumerate(annotations.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            fields = line.split("\t")
+            if len(fields) < 2 or fields[1] not in index:
+                raise DatasetError(f"{annotations}:{line_no}: expected '<file>\\t<class of train/>', "
+                                   f"got {line[:80]!r}")
+            test_files.append(str((val_dir / "images" / fields[0]).relative_to(root)))
+            test_labels.append(index[fields[1]])
+    else:
+        for d in sorted(x for x in val_dir.iterdir() if x.is_dir()):
+            if d.name not in index:
+                raise DatasetError(f"{name}: validation class {d.name!r} has no training directory in {train_dir}")
+            files = _images_under(d)
+            test_files += [str(f.relative_to(root)) for f in files]
+            test_labels += [index[d.name]] * len(files)
+    if not train_files or not test_files:
+        raise DatasetError(f"{name}: no images found in {train_dir if not train_files else val_dir}: {how}")
+    return ImageFolderIndex(str(root), classes, train_files, train_labels, test_files, test_labels)
+
+
+def image_transform(name: str, train: bool, augment: bool = True, image_size: int | None = None):
+    """torchvision transform of an ImageFolder dataset: the training recipe (``train`` and
+    ``augment``) or the evaluation one (resize, centre crop), both normalised."""
     from torchvision import transforms as T
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise DatasetError(f"ImageFolder directory {directory} not found: point data.root at a folder with "
-                           "train/ and val/ subfolders of class directories")
-    norm = T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
-    tf = (T.Compose([T.RandomResizedCrop(image_size), T.RandomHorizontalFlip(), T.ToTensor(), norm]) if train else
-          T.Compose([T.Resize(int(image_size * 8 / 7)), T.CenterCrop(image_size), T.ToTensor(), norm]))
-    ds = torchvision.datasets.ImageFolder(str(directory), tf)
-    return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=train and sampler is None,
-                                       sampler=sampler, num_workers=workers, pin_memory=True, drop_last=train)
+    spec = IMAGE_FOLDER_DATASETS[name]
+    size = image_size or spec["image_size"]
+    resize = round(spec["resize"] * size / spec["image_size"])
+    norm = [T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+    if train and augment:
+        if spec["train_crop"] == "random_resized":
+            return T.Compose([T.RandomResizedCrop(size), T.RandomHorizontalFlip(), *norm])
+        return T.Compose([T.Resize(size), T.CenterCrop(size), T.RandomCrop(size, padding=spec["padding"]),
+                          T.RandomHorizontalFlip(), *norm])
+    return T.Compose([T.Resize(resize), T.CenterCrop(size), *norm])
+
+
+class ImageFiles(torch.utils.data.Dataset):
+    """(image, label) pairs read from files on demand; a file that cannot be decoded is a
+    :class:`DatasetError` naming it."""
+
+    def __init__(self, root: str | os.PathLike, files: list[str], labels: list[int], transform):
+        self.root, self.files, self.labels, self.transform = Path(root), list(files), list(labels), transform
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int):
+        from PIL import Image
+        path = self.root / self.files[i]
+        try:
+            with Image.open(path) as img:
+                image = img.convert("RGB")
+        except (OSError, ValueError) as exc:
+            raise DatasetError(f"{path} cannot be read as an image ({exc}); restore or remove the file") from exc
+        return self.transform(image), self.labels[i]
+
+
+class StreamingLoader:
+    """Mini-batches streamed from files by torch's DataLoader, with the interface of
+    :class:`TensorLoader`: the order and the augmentation of an epoch are a function of
+    (seed, epoch) only, whatever the number of ``workers``, so a resumed run sees the
+    same batches.
+
+    Data-parallel training: :meth:`shard` gives rank ``rank``'s loader, which reads only
+    its contiguous 1/world_size of every global batch (``shards_batches`` tells the
+    trainer not to shard again).
+    """
+
+    def __init__(self, dataset: torch.utils.data.Dataset, batch_size: int, seed: int, workers: int = 4,
+                 drop_last: bool = True, rank: int = 0, world_size: int = 1):
+        if batch_size % world_size:
+            raise ValueError(f"batch size {batch_size} is not a multiple of the world size {world_size}")
+        self.dataset, self.batch_size, self.seed, self.workers = dataset, batch_size, seed, workers
+        self.drop_last, self.rank, self.world_size = drop_last, rank, world_size
+        self.shards_batches = world_size > 1
+
+    def shard(self, rank: int, world_size: int) -> "StreamingLoader":
+        return StreamingLoader(self.dataset, self.batch_size, self.seed, self.workers, self.drop_last, rank,
+                               world_size)
+
+    def __len__(self) -> int:
+        n = len(self.dataset)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        order = torch.randperm(len(self.dataset), generator=g).tolist()
+        batches = [order[i * self.batch_size:(i + 1) * self.batch_size] for i in range(len(self))]
+        if self.world_size > 1:
+            per = self.batch_size // self.world_size
+            batches = [b[self.rank * per:(self.rank + 1) * per] for b in batches]
+        samples = _SeededSamples(self.dataset, int(torch.randint(1 << 62, (1,), generator=g)))
+        yield from torch.utils.data.DataLoader(samples, batch_sampler=batches, num_workers=self.workers,
+                                               generator=g, pin_memory=torch.cuda.is_available())
+
+
+class _SeededSamples(torch.utils.data.Dataset):
+    """Sample ``i`` drawn with the torch RNG seeded by (epoch seed, i): the augmentation of a
+    sample does not depend on which worker process reads it, nor on the caller's RNG (which
+    is left as it was)."""
+
+    def __init__(self, dataset: torch.utils.data.Dataset, seed: int):
+        self.dataset, self.seed = dataset, seed
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed((self.seed + 0x9E3779B97F4A7C15 * (i + 1)) % (1 << 63))
+            return self.dataset[i]
+
+
+def stream_batches(dataset: torch.utils.data.Dataset, batch_size: int, workers: int = 4
+                   ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The dataset in order, in batches (evaluation)."""
+    yield from torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
 
 
 def augment(x: torch.Tensor, generator: torch.Generator, crop_padding: int, hflip: bool) -> torch.Tensor:

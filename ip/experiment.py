@@ -16,18 +16,24 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .data import TensorLoader
+from .data import ImageFiles, StreamingLoader, TensorLoader, batches_of, image_transform, stream_batches
 from .interspace import to_interspace
 from .masks import Masks, cost_report, mask_summary
-from .metrics.generalisation import generalisation_gaps
+from .metrics.generalisation import evaluate_batches, generalisation_gaps
 from .metrics.gradient_flow import gradient_flow
 from .models import get_model
 from .pruning import find_masks, make_train_hook, method_info
-from .train import TrainConfig, Trainer, evaluate
+from .train import TrainConfig, Trainer
 
 
 @dataclass
 class PreparedData:
+    """A dataset held in memory as tensors (the ``prepare`` stage's cache).
+
+    What a run needs from its data goes through four methods, which :class:`StreamedData`
+    provides for datasets streamed from files: ``train_loader``, ``eval_batches``,
+    ``sample_train`` and ``metric_batches``.
+    """
     x_train: torch.Tensor
     y_train: torch.Tensor
     x_test: torch.Tensor
@@ -44,8 +50,69 @@ class PreparedData:
         return tuple(self.x_train.shape[1:])
 
     def metric_batches(self, batch_size: int = 256):
-        return [(self.x_metric[i:i + batch_size], self.y_metric[i:i + batch_size])
-                for i in range(0, self.x_metric.shape[0], batch_size)]
+        return batches_of(self.x_metric, self.y_metric, batch_size)
+
+    def train_loader(self, batch_size: int, seed: int, augment: bool = True) -> TensorLoader:
+        return TensorLoader(self.x_train, self.y_train, batch_size, seed, augment, self.crop_padding, self.hflip)
+
+    def eval_batches(self, split: str, n: int | None = None, batch_size: int = 1000):
+        """The first ``n`` samples (None: all) of ``split`` ('train' or 'test'), unaugmented."""
+        x, y = (self.x_train, self.y_train) if split == "train" else (self.x_test, self.y_test)
+        return batches_of(x[:n], y[:n], batch_size)
+
+    def sample_train(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` training samples drawn without replacement (unaugmented)."""
+        idx = torch.randperm(self.x_train.shape[0], generator=generator)[:n]
+        return self.x_train[idx], self.y_train[idx]
+
+
+@dataclass
+class StreamedData:
+    """An ImageFolder dataset (Tiny-ImageNet, ImageNet) read from its files while training;
+    only the index and the metric slice are cached by the ``prepare`` stage."""
+    name: str
+    root: str
+    train_files: list[str]
+    train_labels: list[int]
+    test_files: list[str]
+    test_labels: list[int]
+    x_metric: torch.Tensor
+    y_metric: torch.Tensor
+    num_classes: int
+    image_size: int
+    eval_samples: int = 1000
+    loader_workers: int = 4
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (3, self.image_size, self.image_size)
+
+    def _files(self, split: str, train_transform: bool, augment: bool = True) -> ImageFiles:
+        files, labels = ((self.train_files, self.train_labels) if split == "train" else
+                         (self.test_files, self.test_labels))
+        return ImageFiles(self.root, files, labels, image_transform(self.name, train_transform, augment,
+                                                                    self.image_size))
+
+    def metric_batches(self, batch_size: int = 256):
+        return batches_of(self.x_metric, self.y_metric, batch_size)
+
+    def train_loader(self, batch_size: int, seed: int, augment: bool = True) -> StreamingLoader:
+        return StreamingLoader(self._files("train", True, augment), batch_size, seed, self.loader_workers)
+
+    def eval_batches(self, split: str, n: int | None = None, batch_size: int = 250):
+        ds = self._files(split, False)
+        if n is not None and n < len(ds):
+            ds = torch.utils.data.Subset(ds, range(n))
+        return stream_batches(ds, batch_size, self.loader_workers)
+
+    def sample_train(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = torch.randperm(len(self.train_files), generator=generator)[:n].tolist()
+        ds = self._files("train", False)
+        items = [ds[i] for i in idx]
+        return torch.stack([x for x, _ in items]), torch.tensor([y for _, y in items], dtype=torch.long)
+
+
+Data = PreparedData | StreamedData
 
 
 @dataclass
@@ -93,18 +160,15 @@ def build_model(spec: RunSpec, init_state: dict, num_classes: int, in_channels: 
     return model
 
 
-def pruning_batches(spec: RunSpec, data: PreparedData) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def pruning_batches(spec: RunSpec, data: Data) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Data for data-dependent scores: the same samples for SP and IP of a seed."""
     g = torch.Generator().manual_seed(20_011 + spec.seed)
-    n = min(data.x_train.shape[0], spec.prune_batches * spec.prune_batch_size)
-    idx = torch.randperm(data.x_train.shape[0], generator=g)[:n]
-    x, y = data.x_train[idx], data.y_train[idx]
-    return [(x[i:i + spec.prune_batch_size], y[i:i + spec.prune_batch_size]) for i in range(0, n, spec.prune_batch_size)]
+    x, y = data.sample_train(spec.prune_batches * spec.prune_batch_size, g)
+    return batches_of(x, y, spec.prune_batch_size)
 
 
-def make_loader(spec: RunSpec, data: PreparedData) -> TensorLoader:
-    return TensorLoader(data.x_train, data.y_train, spec.train.batch_size, spec.seed, spec.augment,
-                        data.crop_padding, data.hflip)
+def make_loader(spec: RunSpec, data: Data):
+    return data.train_loader(spec.train.batch_size, spec.seed, spec.augment)
 
 
 def hook_factory(spec: RunSpec):
@@ -116,7 +180,7 @@ def hook_factory(spec: RunSpec):
     return factory
 
 
-def make_train_fn(spec: RunSpec, data: PreparedData, train_cfg: TrainConfig | None = None) -> Callable:
+def make_train_fn(spec: RunSpec, data: Data, train_cfg: TrainConfig | None = None) -> Callable:
     """``train_fn(model, masks, epochs, start_epoch=0)`` as the lottery-ticket and one-shot
     methods need it: trains in place on the run's data and schedule."""
     cfg = train_cfg or spec.train
@@ -125,10 +189,11 @@ def make_train_fn(spec: RunSpec, data: PreparedData, train_cfg: TrainConfig | No
         trainer = Trainer(model, masks, make_loader(spec, data), cfg)
         trainer.fit(start_epoch=start_epoch, end_epoch=min(cfg.epochs, start_epoch + epochs))
         trainer.enforcer.remove()
+        model.to("cpu")   # pruning continues on the CPU, where the masks are found
     return train_fn
 
 
-def compute_masks(spec: RunSpec, model: nn.Module, data: PreparedData) -> tuple[Masks, dict | None]:
+def compute_masks(spec: RunSpec, model: nn.Module, data: Data) -> tuple[Masks, dict | None]:
     info = method_info(spec.method)
     gen = torch.Generator().manual_seed(40_009 + spec.seed)
     options = dict(spec.prune_options)
@@ -141,16 +206,14 @@ def compute_masks(spec: RunSpec, model: nn.Module, data: PreparedData) -> tuple[
                       options=options)
 
 
-def epoch_evaluator(spec: RunSpec, data: PreparedData):
+def epoch_evaluator(spec: RunSpec, data: Data):
     """Per-epoch record: losses and accuracies on fixed train/test slices, gradient flow."""
     n = data.eval_samples
-    xtr, ytr = data.x_train[:n], data.y_train[:n]
-    xte, yte = data.x_test[:n], data.y_test[:n]
     batches = data.metric_batches()
 
     def epoch_end(epoch, model, enforcer):
-        train_loss, train_acc = evaluate(model, xtr, ytr)
-        test_loss, test_acc = evaluate(model, xte, yte)
+        train_loss, train_acc = evaluate_batches(model, data.eval_batches("train", n))
+        test_loss, test_acc = evaluate_batches(model, data.eval_batches("test", n))
         record = {"train_loss": train_loss, "train_acc": train_acc, "test_loss": test_loss, "test_acc": test_acc,
                   **generalisation_gaps(train_loss, train_acc, test_loss, test_acc)}
         if spec.gf_every_epoch:
@@ -160,7 +223,7 @@ def epoch_evaluator(spec: RunSpec, data: PreparedData):
     return epoch_end
 
 
-def train_run(spec: RunSpec, model: nn.Module, masks: Masks, data: PreparedData,
+def train_run(spec: RunSpec, model: nn.Module, masks: Masks, data: Data,
               checkpoint: str | Path | None = None, log: Callable[[dict], None] | None = None,
               progress: bool = False) -> tuple[dict, list[dict], Masks]:
     """Train a pruned network and measure it. Returns (final metrics, per-epoch history, final masks)."""
@@ -179,8 +242,8 @@ def train_run(spec: RunSpec, model: nn.Module, masks: Masks, data: PreparedData,
     seconds = time.perf_counter() - start
     final_masks = trainer.masks
     trainer.enforcer.remove()
-    train_loss, train_acc = evaluate(model, data.x_train, data.y_train)
-    test_loss, test_acc = evaluate(model, data.x_test, data.y_test)
+    train_loss, train_acc = evaluate_batches(model, data.eval_batches("train"))
+    test_loss, test_acc = evaluate_batches(model, data.eval_batches("test"))
     gf_final = gradient_flow(model, data.metric_batches(), final_masks)
     costs = cost_report(model, final_masks, data.input_shape)
     summary = mask_summary(final_masks)
@@ -200,7 +263,7 @@ def train_run(spec: RunSpec, model: nn.Module, masks: Masks, data: PreparedData,
     return metrics, history, final_masks
 
 
-def run_experiment(spec: RunSpec, init_state: dict, data: PreparedData) -> tuple[dict, list[dict]]:
+def run_experiment(spec: RunSpec, init_state: dict, data: Data) -> tuple[dict, list[dict]]:
     """Masks, training and metrics of one run in memory (the sweep and ablation stages)."""
     in_channels = data.input_shape[0]
     model = build_model(spec, init_state, data.num_classes, in_channels)

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import distributed as dist_utils
-from .data import TensorLoader
+from .data import StreamingLoader, TensorLoader
 from .interspace import basis_parameters
 from .masks import MaskEnforcer, Masks
 
@@ -54,12 +54,22 @@ class TrainConfig:
     label_smoothing: float = 0.0
     fb_lr_scale: float = 1.0
     fb_weight_decay: float = 0.0
+    device: str = "cpu"        # "cpu", "cuda", "cuda:N" or "auto" (a GPU when there is one)
 
     def __post_init__(self):
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.epochs <= 0:
             raise ValueError(f"epochs must be > 0, got {self.epochs}")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``TrainConfig.device`` as a torch device ("auto": the current GPU if any, else the CPU)."""
+    if name == "auto":
+        return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available here; allowed: cpu, auto")
+    return torch.device(name)
 
 
 class TrainHook(Protocol):
@@ -98,20 +108,6 @@ def lr_factor(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
     return factor
 
 
-@torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> tuple[float, float]:
-    """Mean cross-entropy and top-1 accuracy, eval mode, no augmentation."""
-    was = model.training
-    model.eval()
-    loss, correct = 0.0, 0
-    for i in range(0, x.shape[0], batch_size):
-        out = model(x[i:i + batch_size])
-        loss += F.cross_entropy(out, y[i:i + batch_size], reduction="sum").item()
-        correct += (out.argmax(1) == y[i:i + batch_size]).sum().item()
-    model.train(was)
-    return loss / x.shape[0], correct / x.shape[0]
-
-
 class Trainer:
     """Trains ``model`` with ``masks`` enforced; ``hook`` (DST, GMP) runs after every step.
 
@@ -124,7 +120,7 @@ class Trainer:
     what the training step runs through (``model``, or its DDP wrapper).
     """
 
-    def __init__(self, model: nn.Module, masks: Masks, loader: TensorLoader, cfg: TrainConfig,
+    def __init__(self, model: nn.Module, masks: Masks, loader: TensorLoader | StreamingLoader, cfg: TrainConfig,
                  hook_factory: Callable[[nn.Module, MaskEnforcer, int, torch.optim.Optimizer], TrainHook | None] | None = None,
                  keep_dense_grad: bool = False, checkpoint: str | os.PathLike | None = None,
                  epoch_end: Callable[[int, nn.Module, MaskEnforcer], dict] | None = None,
@@ -133,6 +129,8 @@ class Trainer:
         self.model = model
         self.cfg = cfg
         self.loader = loader
+        self.device = resolve_device(cfg.device)
+        model.to(self.device)     # before the enforcer and the optimizer take the parameters
         self.enforcer = MaskEnforcer(model, masks, keep_dense_grad=keep_dense_grad)
         self.optimizer = make_optimizer(model, cfg)
         self.enforcer.attach(self.optimizer)
@@ -158,6 +156,8 @@ class Trainer:
             if loader.batch_size % self.world_size:
                 raise ValueError(f"batch size {loader.batch_size} is not a multiple of the world size "
                                  f"{self.world_size}: every rank needs an equal shard of each global batch")
+            if hasattr(loader, "shard"):   # a streaming loader reads only this rank's part of each batch
+                self.loader = loader.shard(self.rank, self.world_size)
             dist_utils.broadcast_masks(self.enforcer)  # rank 0's masks everywhere, before DDP syncs the weights
             self.train_module = dist_utils.wrap_ddp(model)
 
@@ -236,9 +236,10 @@ class Trainer:
         for epoch in range(start_epoch, end_epoch):
             running, seen, correct = 0.0, 0, 0
             for i, (xb, yb) in enumerate(self.loader.epoch(epoch)):
-                if self.distributed:
-                    xb, yb = dist_utils.shard_batch(xb, yb, self.rank, self.world_size,
-                                                    next(self.model.parameters()).device)
+                if self.distributed and not getattr(self.loader, "shards_batches", False):
+                    xb, yb = dist_utils.shard_batch(xb, yb, self.rank, self.world_size, self.device)
+                elif xb.device != self.device:
+                    xb, yb = xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True)
                 step = epoch * self.steps_per_epoch + i
                 factor = lr_factor(step, self.steps_per_epoch, self.cfg)
                 for group in self.optimizer.param_groups:

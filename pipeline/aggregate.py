@@ -106,7 +106,8 @@ def main() -> None:
     meta = {"dataset": p.data.name, "model": p.model.name, "width": p.model.width, "epochs": p.train.epochs,
             "seeds": p.seeds, "methods": p.methods, "train_subset": p.data.train_subset,
             "test_subset": p.data.test_subset, "sparsity": p.sparsity, "torch": torch.__version__,
-            "hardware": {"cpu": platform.processor() or platform.machine(), "threads": p.train.threads},
+            "hardware": {"cpu": platform.processor() or platform.machine(), "threads": p.train.threads,
+                         "workers": p.train.workers},
             "training_seconds_main_runs": stage_seconds, "runs_main": int(len(summary)),
             "runs_expected_main": len(p.methods) * len(p.reprs) * len(p.seeds),
             "params": dataclasses.asdict(p)}

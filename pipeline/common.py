@@ -1,15 +1,19 @@
 """Shared plumbing of the stage entry points: paths, params -> library objects, JSON I/O."""
 from __future__ import annotations
 
+import functools
 import json
 import math
+import multiprocessing
 import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any, Callable, Sequence
 
 import torch
 
-from ip.experiment import PreparedData, RunSpec
+from ip.experiment import PreparedData, RunSpec, StreamedData
 from ip.train import TrainConfig
 
 from .config import Params, load_or_exit
@@ -39,7 +43,7 @@ def train_config(p: Params, epochs: int | None = None) -> TrainConfig:
                        nesterov=t.nesterov, weight_decay=t.weight_decay, schedule=t.schedule,
                        warmup_epochs=t.warmup_epochs, milestones=list(t.milestones), gamma=t.gamma,
                        label_smoothing=t.label_smoothing, fb_lr_scale=p.interspace.fb_lr_scale,
-                       fb_weight_decay=p.interspace.fb_weight_decay)
+                       fb_weight_decay=p.interspace.fb_weight_decay, device=p.train.device)
 
 
 def prune_options(p: Params) -> dict:
@@ -62,11 +66,48 @@ def run_spec(p: Params, method: str, repr_: str, seed: int, sparsity: float | No
                    train=train_config(p, epochs), finetune_epochs=p.prune.oneshot_finetune_epochs, augment=p.data.augment, gf_every_epoch=p.train.gf_every_epoch, **ip)
 
 
-def load_prepared(path: Path = PREPARED) -> PreparedData:
+def load_prepared(path: Path = PREPARED) -> PreparedData | StreamedData:
     if not path.exists():
         raise SystemExit(f"error: {path} missing: run `dvc repro prepare` first")
     blob = torch.load(path, map_location="cpu", weights_only=True)
+    if blob.pop("kind", None) == "image_folder":
+        return StreamedData(**blob)
     return PreparedData(**{k: (v if not isinstance(v, torch.Tensor) or v.dim() else v.item()) for k, v in blob.items()})
+
+
+@functools.lru_cache(maxsize=1)
+def prepared() -> PreparedData:
+    """The prepared data, loaded once per process (the worker processes of ``run_jobs`` too)."""
+    return load_prepared()
+
+
+def _init_worker(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+def run_jobs(fn: Callable[..., Any], jobs: Sequence[tuple], workers: int = 1, threads: int = 1) -> list:
+    """``[fn(*job) for job in jobs]``, over up to ``workers`` processes when ``workers`` > 1.
+
+    For the stages that make many independent runs (sweep, ablation, trainability, Thm 1):
+    each job seeds everything it draws from its own arguments, so the results do not
+    depend on how jobs are spread over processes (tests/test_pipeline_parallel.py).
+    ``fn`` must be a module-level function; each worker uses ``threads`` torch threads and
+    loads the prepared data once.  Results come back in the order of ``jobs``; the first
+    failing job's exception is raised.
+    """
+    jobs = list(jobs)
+    if workers <= 1 or len(jobs) <= 1:
+        return [fn(*job) for job in jobs]
+    ctx = multiprocessing.get_context("spawn")   # no fork after torch has started its thread pools
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx, initializer=_init_worker,
+                             initargs=(threads,)) as pool:
+        futures = [pool.submit(fn, *job) for job in jobs]
+        try:
+            return [f.result() for f in futures]
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
 
 
 def load_init(seed: int) -> dict:

@@ -40,6 +40,8 @@ class DataParams:
     metric_samples: int = _opt(256, min=1)           # fixed slice of the training subset for GF/Hessian
     eval_samples: int = _opt(1000, min=1)            # per-epoch evaluation slices (train and test)
     augment: bool = _opt(True)
+    image_size: int | None = _opt(None, min=8)       # ImageFolder datasets: input size (None: 64 / 224)
+    loader_workers: int = _opt(4, min=0)             # ImageFolder datasets: DataLoader worker processes
 
 
 @dataclass
@@ -105,6 +107,8 @@ class TrainParams:
     gamma: float = _opt(0.1, min=0.0)
     label_smoothing: float = _opt(0.0, min=0.0, max=1.0)
     threads: int = _opt(1, min=1)
+    workers: int = _opt(1, min=1)      # processes for the stages that make many independent runs
+    device: str = _opt("auto", choices=("auto", "cpu", "cuda"))   # auto: a GPU when there is one
     world_size: int = _opt(1, min=1)
     gf_every_epoch: bool = _opt(True)
 
@@ -125,6 +129,7 @@ class TrainabilityParams:
 class TheoremParams:
     etas: list[float] = _lst([1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0])
     seed: int = _opt(0, min=0)
+    fd_samples: int | None = _opt(32, min=1)   # samples for the finite-difference check of grad F (None: all)
 
 
 @dataclass

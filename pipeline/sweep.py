@@ -1,7 +1,7 @@
 """Stage `sweep@<sparsity>`: accuracy, gaps and gradient flow of the sweep methods, SP and
 IP, for every seed, at one sparsity of `sweep.sparsities`.  Runs are made exactly like the
 main runs (ip.experiment.run_experiment); the headline sparsity's points come from the
-main runs in the aggregate stage."""
+main runs in the aggregate stage.  The runs are spread over `train.workers` processes."""
 from __future__ import annotations
 
 import argparse
@@ -9,9 +9,16 @@ from pathlib import Path
 
 from ip.experiment import run_experiment
 
-from .common import RESULTS, load_init, load_prepared, run_spec, setup, write_json
+from .common import RESULTS, load_init, prepared, run_jobs, run_spec, setup, write_json
 
 SWEEP_DIR = RESULTS / "sweep"
+
+
+def sweep_run(p, method: str, repr_: str, seed: int, sparsity: float) -> dict:
+    spec = run_spec(p, method, repr_, seed, sparsity=sparsity, epochs=p.sweep.epochs)
+    metrics, _ = run_experiment(spec, load_init(seed), prepared())
+    print(f"sweep s={sparsity} {spec.run_id}: test acc {metrics['test_acc']:.4f}", flush=True)
+    return {"experiment": "sweep", **metrics}
 
 
 def main(argv=None) -> None:
@@ -21,17 +28,9 @@ def main(argv=None) -> None:
     p = setup()
     if not 0.0 <= args.sparsity < 1.0:
         raise SystemExit(f"error: --sparsity {args.sparsity} is out of range; allowed: [0, 1)")
-    data = load_prepared()
     seeds = p.sweep.seeds or p.seeds
-    rows = []
-    for method in p.sweep.methods:
-        for seed in seeds:
-            init = load_init(seed)
-            for repr_ in p.reprs:
-                spec = run_spec(p, method, repr_, seed, sparsity=args.sparsity, epochs=p.sweep.epochs)
-                metrics, _ = run_experiment(spec, init, data)
-                rows.append({"experiment": "sweep", **metrics})
-                print(f"sweep s={args.sparsity} {spec.run_id}: test acc {metrics['test_acc']:.4f}")
+    jobs = [(p, method, repr_, seed, args.sparsity) for method in p.sweep.methods for seed in seeds for repr_ in p.reprs]
+    rows = run_jobs(sweep_run, jobs, p.train.workers, p.train.threads)
     write_json(SWEEP_DIR / f"s{args.sparsity}.json", rows)
 
 

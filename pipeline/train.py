@@ -52,8 +52,20 @@ def load_mask_file(path: Path, model) -> tuple[dict, dict]:
 
 
 def log_with_dvclive(directory: Path, history: list[dict]) -> None:
+    """Per-epoch metrics in DVCLive's layout (live/metrics.json, live/plots/metrics/*.tsv),
+    which dvc.yaml declares as the stage's plots."""
     from dvclive import Live
-    with Live(dir=str(directory), dvcyaml=None, save_dvc_exp=False, report=None) as live:
+    from scmrepo.exceptions import SCMError
+
+    class FilesOnlyLive(Live):
+        def _init_dvc(self):   # no repository integration: dvc.yaml already declares the files
+            pass
+
+    try:
+        live = Live(dir=str(directory), dvcyaml=None, save_dvc_exp=False, report=None)
+    except SCMError:   # e.g. a git repository without commits yet, where DVCLive cannot read HEAD
+        live = FilesOnlyLive(dir=str(directory), dvcyaml=None, save_dvc_exp=False, report=None)
+    with live:
         for record in history:
             for key, value in record.items():
                 if key != "epoch" and isinstance(value, (int, float)) and value == value:

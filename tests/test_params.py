@@ -42,6 +42,10 @@ BAD = [
     ("lt rewind beyond training", lambda r: r["prune"]["lt"].update(rewind_epoch=99), "prune.lt.rewind_epoch"),
     ("section not a mapping", lambda r: r.update(train=3), "train: expected a mapping"),
     ("imagenet without root", lambda r: r["data"].update(name="imagenet"), "data.root"),
+    ("unknown device", lambda r: r["train"].update(device="tpu"), "train.device: 'tpu' is not allowed"),
+    ("workers 0", lambda r: r["train"].update(workers=0), "train.workers"),
+    ("negative loader workers", lambda r: r["data"].update(loader_workers=-1), "data.loader_workers"),
+    ("fd samples 0", lambda r: r["theorem1"].update(fd_samples=0), "theorem1.fd_samples"),
 ]
 
 

@@ -1,12 +1,12 @@
 """Trainability and generalisation metrics: gradient flow, Hessian spectra, gaps."""
-from .generalisation import evaluate, generalisation_gaps
+from .generalisation import evaluate, evaluate_batches, generalisation_gaps
 from .gradient_flow import (CoordinateBlock, CoordinateSet, bn_context, check_pruned_zero, full_gradient,
                             gradient_flow, subset_loss, trainable_coordinates)
 from .hessian import (HessianOperator, hessian_summary, hutchinson_trace, lanczos, lanczos_quadrature,
                       power_iteration_top_k, slq_density, top_eigenvalues)
 
 __all__ = [
-    "evaluate", "generalisation_gaps", "CoordinateBlock", "CoordinateSet", "bn_context", "check_pruned_zero",
+    "evaluate", "evaluate_batches", "generalisation_gaps", "CoordinateBlock", "CoordinateSet", "bn_context", "check_pruned_zero",
     "full_gradient", "gradient_flow", "subset_loss", "trainable_coordinates", "HessianOperator",
     "hessian_summary", "hutchinson_trace", "lanczos", "lanczos_quadrature", "power_iteration_top_k",
     "slq_density", "top_eigenvalues",

@@ -1,6 +1,8 @@
 """Loss, accuracy and generalisation gaps (STUDY_SPEC section 3)."""
 from __future__ import annotations
 
+from typing import Iterable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -8,7 +10,6 @@ from torch import nn
 from .gradient_flow import LossFn
 
 
-@torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000,
              loss_fn: LossFn = F.cross_entropy) -> tuple[float, float]:
     """(mean loss, top-1 accuracy) of ``model`` on (x, y) in eval mode.
@@ -19,24 +20,33 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     """
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"{x.shape[0]} inputs but {y.shape[0]} targets")
-    if x.shape[0] == 0:
-        raise ValueError("cannot evaluate on an empty set")
+    return evaluate_batches(model, ((x[i:i + batch_size], y[i:i + batch_size])
+                                    for i in range(0, x.shape[0], batch_size)), loss_fn)
+
+
+@torch.no_grad()
+def evaluate_batches(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+                     loss_fn: LossFn = F.cross_entropy) -> tuple[float, float]:
+    """:func:`evaluate` over an iterable of (x, y) batches (e.g. streamed from files)."""
     flags = {m: m.training for m in model.modules()}
     model.eval()
     p = next(model.parameters())
-    loss_sum, correct = 0.0, 0
+    loss_sum, correct, seen = 0.0, 0, 0
     try:
-        for start in range(0, x.shape[0], batch_size):
-            xb = x[start:start + batch_size].to(p.device)
+        for xb, yb in batches:
+            xb = xb.to(p.device)
             xb = xb.to(p.dtype) if xb.is_floating_point() else xb
-            yb = y[start:start + batch_size].to(p.device)
+            yb = yb.to(p.device)
             out = model(xb)
             loss_sum += float(loss_fn(out, yb)) * yb.shape[0]
             correct += int((out.argmax(dim=1) == yb).sum())
+            seen += yb.shape[0]
     finally:
         for m, flag in flags.items():
             m.training = flag
-    return loss_sum / x.shape[0], correct / x.shape[0]
+    if seen == 0:
+        raise ValueError("cannot evaluate on an empty set")
+    return loss_sum / seen, correct / seen
 
 
 def generalisation_gaps(train_loss: float, train_acc: float, test_loss: float, test_acc: float) -> dict[str, float]:

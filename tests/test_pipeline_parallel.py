@@ -1,0 +1,45 @@
+"""Stages that make many independent runs spread them over `train.workers` processes
+(pipeline.common.run_jobs); the results must not depend on that."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pipeline.common import run_jobs
+from test_scaling import needs_data, needs_dvc, project, python, tiny_params, write_params
+
+TIMING_KEYS = ("seconds", "step_seconds")
+
+
+def square_or_fail(x: int) -> int:
+    if x < 0:
+        raise ValueError(f"negative input {x}")
+    return x * x
+
+
+def test_run_jobs_keeps_the_order_of_jobs_and_raises_a_failing_job():
+    assert run_jobs(square_or_fail, [(i,) for i in range(5)], workers=1) == [0, 1, 4, 9, 16]
+    assert run_jobs(square_or_fail, [(i,) for i in range(5)], workers=2) == [0, 1, 4, 9, 16]
+    with pytest.raises(ValueError, match="negative input -3"):
+        run_jobs(square_or_fail, [(1,), (-3,), (2,)], workers=2)
+
+
+@needs_data
+@needs_dvc
+def test_sweep_stage_gives_the_same_results_with_one_or_two_workers(tmp_path):
+    params = tiny_params(**{"seeds": [0, 1], "sweep.methods": ["snip"], "sweep.sparsities": [0.9],
+                            "methods": ["random"], "reprs": ["sp", "ip"], "train.workers": 1})
+    repo = project(tmp_path / "proj", params)
+    for stage in (["pipeline.prepare"], ["pipeline.init"]):
+        python(stage, repo)
+    outputs = {}
+    for workers in (1, 2):
+        params["train"]["workers"] = workers
+        write_params(repo, params)
+        python(["pipeline.sweep", "--sparsity", "0.9"], repo)
+        rows = json.loads((repo / "results" / "sweep" / "s0.9.json").read_text())
+        outputs[workers] = [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in rows]
+    assert len(outputs[1]) == 4          # snip x 2 seeds x (sp, ip)
+    assert [(r["seed"], r["repr"]) for r in outputs[1]] == [(0, "sp"), (0, "ip"), (1, "sp"), (1, "ip")]
+    assert outputs[1] == outputs[2]
