@@ -37,6 +37,7 @@ CHOICE_KEYS = (
     ("prune.distribution", "random-pruning layer distribution"), ("prune.lt.rounds", "LT rounds"),
     ("prune.lt.rewind_epoch", "LT rewind epoch"), ("prune.dst.interval", "RigL/SET update interval (steps)"),
     ("data.metric_samples", "samples for gradient flow / Hessians"),
+    ("theorem1.fd_samples", "samples for the Thm 1 finite-difference check of grad F"),
 )
 
 

@@ -106,7 +106,7 @@ class TrainParams:
     milestones: list[float] = _lst([0.5, 0.75])
     gamma: float = _opt(0.1, min=0.0)
     label_smoothing: float = _opt(0.0, min=0.0, max=1.0)
-    threads: int = _opt(1, min=1)
+    threads: int = _opt(1, min=1)      # torch threads of a stage; shared out among its `workers`
     workers: int = _opt(1, min=1)      # processes for the stages that make many independent runs
     device: str = _opt("auto", choices=("auto", "cpu", "cuda"))   # auto: a GPU when there is one
     world_size: int = _opt(1, min=1)
