@@ -488,3 +488,16 @@ def test_report_says_why_an_ablation_variant_is_missing(tmp_path):
     t.ablation = pd.concat([t.ablation[t.ablation["variant"] != "fair_budget"], extra], ignore_index=True)
     line = next(row for row in R.build_report(t, tmp_path).splitlines() if "| fair_budget |" in row)
     assert f"infeasible: {reason}" in line and "| missing |" in line
+
+
+def test_gf_scatter_takes_the_stages_verdict_not_a_raw_comparison():
+    # a disconnected net: GF_IP equals GF_SP up to round-off, which the theorem1 stage counts as passed
+    from analysis.figures import _gf_points
+    gf_masks = pd.DataFrame({"method": ["snip", "snip"], "sparsity": [0.995, 0.9], "seed": [0, 0],
+                             "gf_ip": [0.0078428525035197, 1.0], "gf_sp": [0.0078428525035198, 2.0]})
+    checks = pd.DataFrame({"check": ["gradient_flow", "gradient_flow"], "method": ["snip", "snip"],
+                           "sparsity": [0.995, 0.9], "seed": [0, 0], "passed": [True, False]})
+    assert _gf_points(checks, gf_masks).set_index("sparsity")["passed"].to_dict() == {0.995: True, 0.9: False}
+    # without the stage's checks: the same round-off tolerance
+    fallback = _gf_points(pd.DataFrame(), gf_masks).set_index("sparsity")["passed"].to_dict()
+    assert fallback == {0.995: True, 0.9: False}
