@@ -1,7 +1,13 @@
 """Analysis layer of the study: tidy tables -> claim verdicts, figures and REPORT.md.
 
-- :mod:`analysis.tables`   loaders with a fixed schema (docs/results.md) and SP/IP pairing
-- :mod:`analysis.verdicts` one verdict per claim C1..C9, by one documented rule
-- :mod:`analysis.figures`  one function per figure (``python -m analysis.figures``)
-- :mod:`analysis.report`   paper_figures/REPORT.md (``python -m analysis.report``)
+- :mod:`analysis.tables`      loaders with a fixed schema (docs/results.md) and SP/IP pairing
+- :mod:`analysis.stats`       the one rule that decides every IP-vs-SP comparison, and how parts combine
+- :mod:`analysis.formatting`  how numbers are written in verdicts and the report
+- :mod:`analysis.paper`       the paper's citation, its claims C1..C9 and the numbers it states
+- :mod:`analysis.claims`      one function per claim (package: accuracy, costs, filters, trainability, theorem1)
+- :mod:`analysis.ablations`   each IP ablation variant against its SP baseline
+- :mod:`analysis.verdicts`    every claim's verdict, C1..C9, in order
+- :mod:`analysis.figures`     which figure is which file and supports which claim (``python -m analysis.figures``);
+  the drawing code is in :mod:`analysis.plots`
+- :mod:`analysis.report`      paper_figures/REPORT.md (``python -m analysis.report``)
 """

@@ -1,8 +1,8 @@
 """Write ``paper_figures/REPORT.md`` from the tidy tables and the claim verdicts.
 
 Every number in the report comes from the tables (or meta.json); the only constants
-are the definitions of the verdict rule and the paper's own statements, both named in
-:mod:`analysis.verdicts`.
+are the definitions of the verdict rule (:mod:`analysis.stats`, with the C4 threshold
+in :mod:`analysis.claims.costs`) and the paper's own statements (:mod:`analysis.paper`).
 
 Command line (the pipeline's ``report`` stage)::
 
@@ -11,17 +11,18 @@ Command line (the pipeline's ``report`` stage)::
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 from typing import Sequence
 
-import pandas as pd
-
 from . import tables as T
-from . import verdicts as V
+from .ablations import ablation_comparisons
+from .claims import STEP_TIME_RATIO_MAX, ClaimResult
+from .figures import FIGURES
+from .formatting import Scale, accuracy_scale, fmt_p, fmt_sparsity
+from .paper import PAPER
+from .stats import MIN_SEEDS, Stats, is_missing
+from .verdicts import all_verdicts
 
-PAPER = ('Wimmer, Mehnert, Condurache, "Interspace Pruning: Using Adaptive Filter Representations to Improve '
-         'Training of Sparse CNNs", CVPR 2022, arXiv:2203.07808')
 REPORT_NAME = "REPORT.md"
 
 #: params.yaml keys listed under "Our choices" (what the paper does not fix); read from meta.json's snapshot
@@ -52,7 +53,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
 
 
 def _duration(seconds) -> str:
-    if seconds is None or V._isnan(seconds):
+    if seconds is None or is_missing(seconds):
         return "missing"
     seconds = float(seconds)
     h, rem = divmod(int(round(seconds)), 3600)
@@ -98,7 +99,7 @@ def setting_section(t: T.Tables) -> str:
         ("width", _value(T.meta_value(m, "width", "model.width"))),
         ("epochs", _value(T.meta_value(m, "epochs", "train.epochs"))),
         ("seeds", _value(seeds)),
-        ("headline sparsity", V.fmt_sparsity(T.headline_sparsity(t)) if T.headline_sparsity(t) is not None
+        ("headline sparsity", fmt_sparsity(T.headline_sparsity(t)) if T.headline_sparsity(t) is not None
          else "missing"),
         ("methods run", ", ".join(T.ordered_methods(t.summary["method"].dropna().unique())) or "missing"),
         ("hardware", hardware),
@@ -124,7 +125,7 @@ def rule_section() -> str:
         "One rule for every comparison of IP with SP over seeds (`analysis/verdicts.py`, `compare`): with the "
         "per-seed values, **IP is better** if mean_IP − sd_IP > mean_SP + sd_SP (the ±1 sd intervals do not "
         "overlap), **SP is better** if mean_SP − sd_SP > mean_IP + sd_IP, otherwise the comparison is "
-        f"**inconclusive**; with fewer than {V.MIN_SEEDS} seeds on a side it is inconclusive as well (sd: sample "
+        f"**inconclusive**; with fewer than {MIN_SEEDS} seeds on a side it is inconclusive as well (sd: sample "
         "standard deviation). For a generalisation gap lower is better. The paired difference IP − SP (same "
         "method, seed and sparsity) is reported as mean ± sd with a paired t-test p-value, as extra information "
         "that does not change the verdict. A claim tested on several parts (methods, phases) is *supported* only "
@@ -134,14 +135,14 @@ def rule_section() -> str:
     )
 
 
-def claims_table(results: Sequence[V.ClaimResult]) -> str:
+def claims_table(results: Sequence[ClaimResult]) -> str:
     rows = [(r.claim_id, r.claim, f"**{r.verdict}**", r.key_numbers or "—",
              ", ".join(f"[{f}]({FIGURE_DIR}/{f}.png)" for f in r.figures) or "—") for r in results]
     return "## Claims\n\n" + _table(("id", "claim (abstract/introduction)", "verdict", "key numbers", "figure"),
                                     rows)
 
 
-def claim_section(r: V.ClaimResult, out_dir: Path) -> str:
+def claim_section(r: ClaimResult, out_dir: Path) -> str:
     detailed = len(r.parts) > 1
     text = [f"## {r.claim_id}: {r.claim}", f"**Verdict: {r.verdict}.**",
              (r.summary or r.explanation) if detailed else r.explanation]
@@ -157,48 +158,47 @@ def accuracy_section(t: T.Tables) -> str:
     s = T.headline_sparsity(t)
     runs = T.at_sparsity(t.summary, s)
     table = T.accuracy_table(runs, "test_acc")
-    scale = V.accuracy_scale(runs)
+    scale = accuracy_scale(runs)
     if table.empty:
         return "## Accuracy per method and representation\n\nmissing (no summary table)."
 
     def cell(row, rep):
-        return V.Scale(scale.factor, "", 2).mean_sd(V.Stats(int(row[f"{rep}_n"]), row[f"{rep}_mean"],
-                                                            row[f"{rep}_sd"]))
+        return Scale(scale.factor, "", 2).mean_sd(Stats(int(row[f"{rep}_n"]), row[f"{rep}_mean"], row[f"{rep}_sd"]))
 
     def paired_cell(method):
         diffs = T.paired(runs[runs["method"] == method], "test_acc", keys=["method", "seed"])["diff"]
-        return V.Scale(scale.factor, "", 2).diff(V.Stats.of(diffs)) + (f" (n={len(diffs)})" if len(diffs) else "")
+        return Scale(scale.factor, "", 2).diff(Stats.of(diffs)) + (f" (n={len(diffs)})" if len(diffs) else "")
 
     rows = [(r["method"], cell(r, "sp"), cell(r, "ip"), paired_cell(r["method"])) for _, r in table.iterrows()]
     unit = "%" if scale.factor == 100 else "fraction"
     return (f"## Accuracy per method and representation\n\nTest accuracy ({unit}), mean ± sd over seeds (n = "
-            f"number of seeds), sparsity {V.fmt_sparsity(s) if s is not None else 'n/a'} (dense: none). "
+            f"number of seeds), sparsity {fmt_sparsity(s) if s is not None else 'n/a'} (dense: none). "
             f"\"missing\" means the run is not in the summary table.\n\n"
             + _table(("method", "SP test accuracy", "IP test accuracy", "IP−SP paired (pp)" if unit == "%"
                       else "IP−SP paired"), rows))
 
 
 def ablation_section(t: T.Tables, out_dir: Path) -> str:
-    comp = V.ablation_comparisons(t)
+    comp = ablation_comparisons(t)
     if comp.empty:
         return "## Ablations\n\nmissing (no ablation table)."
     factor = T.percent_scale(t.ablation["test_acc"])
-    sc = V.Scale(factor, "", 2)
+    sc = Scale(factor, "", 2)
     # variants the ablation stage could not run record why (e.g. the budget cannot hold the FB entries)
     infeasible = {}
     if "infeasible" in t.ablation.columns:
         for r in t.ablation.dropna(subset=["infeasible"]).itertuples():
             infeasible[(r.method, r.variant)] = f"infeasible: {r.infeasible}"
-    rows = [(r.method, r.variant, sc.mean_sd(V.Stats(int(r.n), r.mean, r.sd)),
-             sc.mean_sd(V.Stats(int(r.sp_n), r.sp_mean, r.sp_sd)),
-             V.Scale(factor, "", 2).diff(V.Stats(int(r.n_pairs), r.diff_mean, r.diff_sd)), V.fmt_p(r.p_value),
+    rows = [(r.method, r.variant, sc.mean_sd(Stats(int(r.n), r.mean, r.sd)),
+             sc.mean_sd(Stats(int(r.sp_n), r.sp_mean, r.sp_sd)),
+             Scale(factor, "", 2).diff(Stats(int(r.n_pairs), r.diff_mean, r.diff_sd)), fmt_p(r.p_value),
              infeasible.get((r.method, r.variant))
              or {"supported": "IP better", "not supported": "SP better"}.get(r.verdict, r.verdict))
             for r in comp.itertuples()]
     return ("## Ablations\n\nEach IP variant against the SP runs of the same method and seeds (same rule as the "
             "claims). Test accuracy in " + ("%" if factor == 100 else "fractions") + ".\n\n"
             + _table(("method", "IP variant", "IP", "SP", "IP−SP (paired)", "t-test", "outcome"), rows)
-            + "\n\n" + _figure_md(V.FIGURES["ablation"], out_dir, "ablations"))
+            + "\n\n" + _figure_md(FIGURES["ablation"], out_dir, "ablations"))
 
 
 def choices_section(t: T.Tables) -> str:
@@ -209,8 +209,8 @@ def choices_section(t: T.Tables) -> str:
         value = T.meta_value(t.meta, key, *fallbacks)
         lines.append(f"- {label} (`{key}`): {_value(value) if value is not None else 'missing'}")
     lines += [
-        f"- the verdict rule (±1 sd non-overlap over seeds, ≥ {V.MIN_SEEDS} seeds; see above) and, for C4, "
-        f"\"equal runtime\" read as a median IP/SP training-step-time ratio ≤ {V.STEP_TIME_RATIO_MAX:.2f}",
+        f"- the verdict rule (±1 sd non-overlap over seeds, ≥ {MIN_SEEDS} seeds; see above) and, for C4, "
+        f"\"equal runtime\" read as a median IP/SP training-step-time ratio ≤ {STEP_TIME_RATIO_MAX:.2f}",
         "- Theorem 1: the paper's statement was not available; the checks use our formalisation, "
         "[docs/theorem1.md](../docs/theorem1.md) (STUDY_SPEC §4)",
         "- the method definitions (score, schedule, rewinding, DST update) follow the cited originals as "
@@ -242,7 +242,7 @@ def rerun_section(presets_dir: Path) -> str:
 
 def build_report(t: T.Tables, out_dir: Path, presets_dir: Path = Path("presets")) -> str:
     out_dir = Path(out_dir)
-    results = V.all_verdicts(t)
+    results = all_verdicts(t)
     parts = [
         "# Interspace pruning: reproduction report",
         f"Reproduction of {PAPER}. Generated by `python -m analysis.report` from the tables in "

@@ -18,8 +18,11 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-#: display order of methods (families: baseline, PaI, LT, DST, during/after training)
-METHOD_ORDER = ("dense", "random", "magnitude", "snip", "grasp", "synflow", "lt", "rigl", "set", "gmp", "oneshot")
+from ip.pruning import METHODS
+
+#: display order of methods: the library's registration order (families: baseline, PaI, LT, DST,
+#: during/after training), so a method added to ``ip.pruning`` is ordered without editing this file
+METHOD_ORDER = METHODS
 REPRS = ("sp", "ip")
 
 #: one row per run (summary, sweep); ablation adds ``variant``
@@ -325,6 +328,33 @@ def percent_scale(*series: pd.Series) -> float:
     if values.empty:
         return 100.0
     return 100.0 if values.abs().max() <= 1.0 else 1.0
+
+
+def filter_density_per_run(filter_density: pd.DataFrame) -> pd.DataFrame:
+    """Per run (method, repr, seed): the mean over layers of the spatial filter density, as ``filter_density``.
+
+    The fallback for runs whose ``summary.filter_density`` is blank (docs/results.md).
+    """
+    per_run = filter_density.groupby(["method", "repr", "seed"])["density"].mean().reset_index()
+    return per_run.rename(columns={"density": "filter_density"})
+
+
+def check_counts(checks: pd.DataFrame) -> pd.DataFrame:
+    """Per check name (sorted): number of rows, and how many passed, failed or recorded no pass/fail.
+
+    ``passed`` is an object column of True / False / None, so it is compared with ``==``.
+    """
+    cols = ["check", "n", "passed", "failed", "unknown"]
+    rows = checks.dropna(subset=["check"]) if len(checks) else checks
+    if rows.empty:
+        return pd.DataFrame(columns=cols)
+    counts = []
+    for name, g in rows.groupby("check", sort=True):
+        n_true = int((g["passed"] == True).sum())  # noqa: E712
+        n_false = int((g["passed"] == False).sum())  # noqa: E712
+        counts.append({"check": name, "n": len(g), "passed": n_true, "failed": n_false,
+                       "unknown": len(g) - n_true - n_false})
+    return pd.DataFrame(counts, columns=cols)
 
 
 def history_means(history: pd.DataFrame, metric: str = "gf") -> pd.DataFrame:

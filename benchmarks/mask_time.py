@@ -5,7 +5,7 @@ What is timed:
 
 - PaI methods, rigl/set (ERK random start), gmp (dense start), dense: ``find_masks``.
 - lt and oneshot: ``find_masks`` with a train_fn that takes ONE SGD step per call (lt
-  calls it lt_rounds + 1 times, oneshot once), so the time is the pruning logic plus
+  calls it LotteryOptions.rounds + 1 times, oneshot once), so the time is the pruning logic plus
   those few steps, not a real training run.
 - rigl/set/gmp also: one mask update of the training-time hook (``hook update``),
   after one forward/backward so RigL has its dense gradient.
@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ip.interspace import to_interspace  # noqa: E402
 from ip.masks import MaskEnforcer, mask_summary  # noqa: E402
 from ip.models import get_model  # noqa: E402
-from ip.pruning import METHODS, find_masks, make_train_hook  # noqa: E402
+from ip.pruning import METHODS, find_masks, make_train_hook, method_info  # noqa: E402
 
 
 def one_step_train_fn(batch):
@@ -56,10 +56,10 @@ def build(representation: str, fb_init: str, width: int, seed: int):
 
 
 def time_hook(method, model, masks, batch, sparsity, interval):
-    enforcer = MaskEnforcer(model, masks, keep_dense_grad=(method == "rigl"))
+    enforcer = MaskEnforcer(model, masks, keep_dense_grad=method_info(method).needs_dense_grad)
     hook = make_train_hook(method, model, masks, enforcer, total_steps=4 * interval, sparsity=sparsity,
                            generator=torch.Generator().manual_seed(0),
-                           options={"dst_interval": interval, "gmp_interval": interval})
+                           options={"interval": interval})  # rigl, set (DstOptions) and gmp (GmpOptions)
     x, y = batch
     F.cross_entropy(model(x), y).backward()
     step = interval if method != "gmp" else hook.start_step + interval
@@ -94,9 +94,9 @@ def main(argv=None):
                 start = time.perf_counter()
                 masks, _ = find_masks(method, model, args.sparsity, batches=[batch],
                                       generator=torch.Generator().manual_seed(r),
-                                      train_fn=one_step_train_fn(batch), options={"epochs": 2})
+                                      train_fn=one_step_train_fn(batch), epochs=2)
                 times.append(time.perf_counter() - start)
-                if method in ("rigl", "set", "gmp"):
+                if method_info(method).has_train_hook:
                     hook_times.append(time_hook(method, copy.deepcopy(model), masks, batch, args.sparsity, 10))
             summary = mask_summary(masks)
             rows.append({"method": method, "repr": representation, "seconds": statistics.median(times),

@@ -4,6 +4,11 @@ Small datasets (Fashion-MNIST, CIFAR) are held as float tensors and augmented on
 so they pay no DataLoader overhead.  ImageFolder datasets (Tiny-ImageNet, ImageNet) are
 indexed (:func:`image_folder_index`) and stream from their files through torch's
 DataLoader (:class:`StreamingLoader`, :func:`stream_batches`).
+
+What a run needs from its data is declared by two protocols: :class:`RunData` (what
+:class:`PreparedData` and :class:`StreamedData` provide to a run) and :class:`TrainLoader`
+(what :class:`TensorLoader` and :class:`StreamingLoader` provide to the trainer, data-parallel
+sharding included).
 """
 from __future__ import annotations
 
@@ -12,10 +17,12 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator, Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
+
+from .files import RunFileError, load_file
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
@@ -30,6 +37,63 @@ FASHION_MNIST_FILES = {
 
 class DatasetError(RuntimeError):
     """A dataset that is missing or corrupt; the message says how to get it."""
+
+
+# ------------------------------------------------------------------ interfaces
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+@runtime_checkable
+class TrainLoader(Protocol):
+    """Shuffled training mini-batches; an epoch's batches are a function of (seed, epoch) only.
+
+    ``shard(rank, world_size)`` is the loader of one rank of a data-parallel run: every rank
+    walks the same global batches in the same order and gets its contiguous
+    1/world_size of each, so the ranks together see exactly what one process sees.
+    """
+    batch_size: int   # of a global batch, whether the loader is a shard or not
+
+    def __len__(self) -> int: ...
+
+    def epoch(self, epoch: int) -> Iterator[Batch]: ...
+
+    def shard(self, rank: int, world_size: int) -> "TrainLoader": ...
+
+
+@runtime_checkable
+class RunData(Protocol):
+    """What a run needs from its dataset, whether held in memory or streamed from files."""
+    num_classes: int
+    eval_samples: int   # size of the per-epoch evaluation slices
+
+    @property
+    def input_shape(self) -> tuple[int, ...]: ...
+
+    def train_loader(self, batch_size: int, seed: int, augment: bool = True) -> TrainLoader: ...
+
+    def eval_batches(self, split: str, n: int | None = None, batch_size: int = ...) -> Iterable[Batch]: ...
+
+    def sample_train(self, n: int, generator: torch.Generator) -> Batch: ...
+
+    def metric_batches(self, batch_size: int = 256) -> Iterable[Batch]: ...
+
+
+def _check_shardable(n_samples: int, batch_size: int, drop_last: bool, world_size: int) -> None:
+    """Every global batch, the last one included, must split into equal shards: DDP averages
+    the per-rank gradients, which equals the global batch's gradient only then."""
+    if batch_size % world_size:
+        raise ValueError(f"batch size {batch_size} is not a multiple of the world size {world_size}")
+    last = n_samples % batch_size
+    if not drop_last and last % world_size:
+        raise ValueError(f"the last batch of {last} samples does not split into {world_size} equal shards: "
+                         "drop it (drop_last) or make the sample count fit")
+
+
+def _rank_part(batch_size: int, rank: int, world_size: int) -> slice:
+    """Rank ``rank``'s contiguous part of a global batch of ``batch_size`` samples."""
+    per = batch_size // world_size
+    return slice(rank * per, (rank + 1) * per)
 
 
 @dataclass
@@ -263,17 +327,15 @@ class StreamingLoader:
     same batches.
 
     Data-parallel training: :meth:`shard` gives rank ``rank``'s loader, which reads only
-    its contiguous 1/world_size of every global batch (``shards_batches`` tells the
-    trainer not to shard again).
+    its contiguous 1/world_size of every global batch (the files of the other ranks' parts
+    are never opened).
     """
 
     def __init__(self, dataset: torch.utils.data.Dataset, batch_size: int, seed: int, workers: int = 4,
                  drop_last: bool = True, rank: int = 0, world_size: int = 1):
-        if batch_size % world_size:
-            raise ValueError(f"batch size {batch_size} is not a multiple of the world size {world_size}")
+        _check_shardable(len(dataset), batch_size, drop_last, world_size)
         self.dataset, self.batch_size, self.seed, self.workers = dataset, batch_size, seed, workers
         self.drop_last, self.rank, self.world_size = drop_last, rank, world_size
-        self.shards_batches = world_size > 1
 
     def shard(self, rank: int, world_size: int) -> "StreamingLoader":
         return StreamingLoader(self.dataset, self.batch_size, self.seed, self.workers, self.drop_last, rank,
@@ -288,8 +350,7 @@ class StreamingLoader:
         order = torch.randperm(len(self.dataset), generator=g).tolist()
         batches = [order[i * self.batch_size:(i + 1) * self.batch_size] for i in range(len(self))]
         if self.world_size > 1:
-            per = self.batch_size // self.world_size
-            batches = [b[self.rank * per:(self.rank + 1) * per] for b in batches]
+            batches = [b[_rank_part(len(b), self.rank, self.world_size)] for b in batches]
         samples = _SeededSamples(self.dataset, int(torch.randint(1 << 62, (1,), generator=g)))
         yield from torch.utils.data.DataLoader(samples, batch_sampler=batches, num_workers=self.workers,
                                                generator=g, pin_memory=torch.cuda.is_available())
@@ -339,10 +400,18 @@ def augment(x: torch.Tensor, generator: torch.Generator, crop_padding: int, hfli
 
 class TensorLoader:
     """Shuffled mini-batches of in-memory tensors; the epoch's order and augmentation are a
-    function of (seed, epoch) only, so a resumed run sees exactly the same batches."""
+    function of (seed, epoch) only, so a resumed run sees exactly the same batches.
+
+    Data-parallel training: :meth:`shard` gives rank ``rank``'s loader, which yields its
+    contiguous 1/world_size of every global batch.  The whole global batch is still drawn
+    and augmented on every rank, so the augmentation RNG advances exactly as in one
+    process and a rank's part is bitwise that part of the single-process batch.
+    """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int, augment: bool = True,
-                 crop_padding: int = 0, hflip: bool = False, drop_last: bool = True):
+                 crop_padding: int = 0, hflip: bool = False, drop_last: bool = True, rank: int = 0,
+                 world_size: int = 1):
+        _check_shardable(x.shape[0], batch_size, drop_last, world_size)
         self.x, self.y = x, y
         self.batch_size = batch_size
         self.seed = seed
@@ -350,6 +419,11 @@ class TensorLoader:
         self.crop_padding = crop_padding
         self.hflip = hflip
         self.drop_last = drop_last
+        self.rank, self.world_size = rank, world_size
+
+    def shard(self, rank: int, world_size: int) -> "TensorLoader":
+        return TensorLoader(self.x, self.y, self.batch_size, self.seed, self.augment, self.crop_padding, self.hflip,
+                            self.drop_last, rank, world_size)
 
     def __len__(self) -> int:
         n = self.x.shape[0]
@@ -360,10 +434,13 @@ class TensorLoader:
         order = torch.randperm(self.x.shape[0], generator=g)
         for i in range(len(self)):
             idx = order[i * self.batch_size:(i + 1) * self.batch_size]
-            xb = self.x[idx]
+            xb, yb = self.x[idx], self.y[idx]
             if self.augment:
                 xb = augment(xb, g, self.crop_padding, self.hflip)
-            yield xb, self.y[idx]
+            if self.world_size > 1:
+                part = _rank_part(yb.shape[0], self.rank, self.world_size)
+                xb, yb = xb[part], yb[part]
+            yield xb, yb
 
 
 def fixed_subset(n_total: int, n: int | None, seed: int) -> torch.Tensor:
@@ -376,3 +453,159 @@ def fixed_subset(n_total: int, n: int | None, seed: int) -> torch.Tensor:
 
 def batches_of(x: torch.Tensor, y: torch.Tensor, batch_size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
     return [(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)]
+
+
+# ------------------------------------------------------------------ a run's data
+
+
+@dataclass
+class PreparedData:
+    """A dataset held in memory as tensors (the ``prepare`` stage's cache).
+
+    What a run needs from its data goes through four methods (:class:`RunData`), which
+    :class:`StreamedData` provides for datasets streamed from files: ``train_loader``,
+    ``eval_batches``, ``sample_train`` and ``metric_batches``.
+    """
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    x_metric: torch.Tensor       # fixed slice of the training data for GF / Hessian
+    y_metric: torch.Tensor
+    num_classes: int
+    crop_padding: int = 0
+    hflip: bool = False
+    eval_samples: int = 1000     # per-epoch evaluation slices
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+    def metric_batches(self, batch_size: int = 256):
+        return batches_of(self.x_metric, self.y_metric, batch_size)
+
+    def train_loader(self, batch_size: int, seed: int, augment: bool = True) -> TensorLoader:
+        return TensorLoader(self.x_train, self.y_train, batch_size, seed, augment, self.crop_padding, self.hflip)
+
+    def eval_batches(self, split: str, n: int | None = None, batch_size: int = 1000):
+        """The first ``n`` samples (None: all) of ``split`` ('train' or 'test'), unaugmented."""
+        x, y = (self.x_train, self.y_train) if split == "train" else (self.x_test, self.y_test)
+        return batches_of(x[:n], y[:n], batch_size)
+
+    def sample_train(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` training samples drawn without replacement (unaugmented)."""
+        idx = torch.randperm(self.x_train.shape[0], generator=generator)[:n]
+        return self.x_train[idx], self.y_train[idx]
+
+
+@dataclass
+class StreamedData:
+    """An ImageFolder dataset (Tiny-ImageNet, ImageNet) read from its files while training;
+    only the index and the metric slice are cached by the ``prepare`` stage."""
+    name: str
+    root: str
+    train_files: list[str]
+    train_labels: list[int]
+    test_files: list[str]
+    test_labels: list[int]
+    x_metric: torch.Tensor
+    y_metric: torch.Tensor
+    num_classes: int
+    image_size: int
+    eval_samples: int = 1000
+    loader_workers: int = 4
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (3, self.image_size, self.image_size)
+
+    def _files(self, split: str, train_transform: bool, augment: bool = True) -> ImageFiles:
+        files, labels = ((self.train_files, self.train_labels) if split == "train" else
+                         (self.test_files, self.test_labels))
+        return ImageFiles(self.root, files, labels, image_transform(self.name, train_transform, augment,
+                                                                    self.image_size))
+
+    def metric_batches(self, batch_size: int = 256):
+        return batches_of(self.x_metric, self.y_metric, batch_size)
+
+    def train_loader(self, batch_size: int, seed: int, augment: bool = True) -> StreamingLoader:
+        return StreamingLoader(self._files("train", True, augment), batch_size, seed, self.loader_workers)
+
+    def eval_batches(self, split: str, n: int | None = None, batch_size: int = 250):
+        ds = self._files(split, False)
+        if n is not None and n < len(ds):
+            ds = torch.utils.data.Subset(ds, range(n))
+        return stream_batches(ds, batch_size, self.loader_workers)
+
+    def sample_train(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = torch.randperm(len(self.train_files), generator=generator)[:n].tolist()
+        ds = self._files("train", False)
+        items = [ds[i] for i in idx]
+        return torch.stack([x for x, _ in items]), torch.tensor([y for _, y in items], dtype=torch.long)
+
+
+# ---------------------------------------------------------------------------------------
+# the prepare stage's cache
+
+def _metric_indices(n_train: int, subset_seed: int, metric_samples: int) -> torch.Tensor:
+    # the metric slice is a fixed part of the training subset (GF and Hessians are about the training loss)
+    g = torch.Generator().manual_seed(subset_seed + 1)
+    return torch.randperm(n_train, generator=g)[:metric_samples].sort().values
+
+
+def _tensor_cache(d) -> tuple[dict, str]:
+    ds = load_dataset(d.name, d.root)
+    idx = fixed_subset(ds.x_train.shape[0], d.train_subset, d.subset_seed)
+    x_train, y_train = ds.x_train[idx].contiguous(), ds.y_train[idx].contiguous()
+    t_idx = fixed_subset(ds.x_test.shape[0], d.test_subset, d.subset_seed + 2)
+    x_test, y_test = ds.x_test[t_idx].contiguous(), ds.y_test[t_idx].contiguous()
+    m_idx = _metric_indices(x_train.shape[0], d.subset_seed, d.metric_samples)
+    blob = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test,
+            "x_metric": x_train[m_idx].contiguous(), "y_metric": y_train[m_idx].contiguous(),
+            "num_classes": torch.tensor(ds.num_classes),
+            "crop_padding": torch.tensor(ds.crop_padding if d.augment else 0),
+            "hflip": torch.tensor(ds.hflip and d.augment), "eval_samples": torch.tensor(d.eval_samples)}
+    return blob, f"train {tuple(x_train.shape)}, test {tuple(x_test.shape)}, metric slice {len(m_idx)}"
+
+
+def _streamed_cache(d) -> tuple[dict, str]:
+    index = image_folder_index(d.name, d.root)
+    idx = fixed_subset(len(index.train_files), d.train_subset, d.subset_seed).tolist()
+    t_idx = fixed_subset(len(index.test_files), d.test_subset, d.subset_seed + 2).tolist()
+    train_files, train_labels = [index.train_files[i] for i in idx], [index.train_labels[i] for i in idx]
+    m_idx = _metric_indices(len(train_files), d.subset_seed, d.metric_samples).tolist()
+    metric = ImageFiles(index.root, [train_files[i] for i in m_idx], [train_labels[i] for i in m_idx],
+                        image_transform(d.name, train=False, image_size=d.image_size))
+    items = [metric[i] for i in range(len(metric))]
+    x_metric = torch.stack([x for x, _ in items])
+    blob = {"kind": "image_folder", "name": d.name, "root": index.root,
+            "train_files": train_files, "train_labels": train_labels,
+            "test_files": [index.test_files[i] for i in t_idx], "test_labels": [index.test_labels[i] for i in t_idx],
+            "x_metric": x_metric, "y_metric": torch.tensor([y for _, y in items], dtype=torch.long),
+            "num_classes": len(index.classes), "image_size": int(x_metric.shape[-1]),
+            "eval_samples": d.eval_samples, "loader_workers": d.loader_workers}
+    return blob, (f"{len(train_files)} training and {len(t_idx)} test images in {len(index.classes)} classes "
+                  f"(streamed from {index.root}), metric slice {tuple(x_metric.shape)}")
+
+
+def prepared_cache(settings) -> tuple[dict, str]:
+    """What the ``prepare`` stage caches for a dataset, and a one-line summary of it.
+
+    ``settings`` has the fields of params.yaml's ``data`` section: in-memory datasets
+    (Fashion-MNIST, CIFAR) are cached as tensors of the fixed subsets; ImageFolder datasets
+    (Tiny-ImageNet, ImageNet) as their file index plus the metric slice as tensors.  The
+    metric slice is a fixed part of the training subset (GF and Hessians are about the
+    training loss)."""
+    return (_streamed_cache if settings.name in STREAMED else _tensor_cache)(settings)
+
+
+def read_prepared_cache(path: str | os.PathLike) -> "PreparedData | StreamedData":
+    """The data a ``prepared_cache`` blob saved at ``path`` describes."""
+    blob = load_file(path, "prepared data")
+    try:
+        if blob.pop("kind", None) == "image_folder":
+            return StreamedData(**blob)
+        return PreparedData(**{k: (v if not isinstance(v, torch.Tensor) or v.dim() else v.item())
+                               for k, v in blob.items()})
+    except TypeError as exc:
+        raise RunFileError(path, f"prepared data has other fields than this code expects ({exc})") from None

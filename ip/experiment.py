@@ -7,134 +7,52 @@ through these functions, so every run of the study is made the same way.
 """
 from __future__ import annotations
 
-import copy
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import torch
 from torch import nn
 
-from .data import ImageFiles, StreamingLoader, TensorLoader, batches_of, image_transform, stream_batches
-from .interspace import to_interspace
+from .data import PreparedData, RunData, StreamedData, batches_of
+from .interspace import InterspaceConfig, to_interspace
 from .masks import Masks, cost_report, mask_summary
 from .metrics.generalisation import evaluate_batches, generalisation_gaps
 from .metrics.gradient_flow import gradient_flow
 from .models import get_model
-from .pruning import find_masks, make_train_hook, method_info
-from .train import TrainConfig, Trainer
+from .pruning import MethodOptions, find_masks, make_train_hook, method_info, resolve_options
+from .train import TrainConfig, Trainer, resolve_device
+
+Data = RunData   # in memory (PreparedData) or streamed from files (StreamedData)
+__all__ = ["Data", "PreparedData", "StreamedData", "RunSpec", "build_model", "compute_masks", "initial_state",
+           "run_experiment", "train_run"]
 
 
-@dataclass
-class PreparedData:
-    """A dataset held in memory as tensors (the ``prepare`` stage's cache).
-
-    What a run needs from its data goes through four methods, which :class:`StreamedData`
-    provides for datasets streamed from files: ``train_loader``, ``eval_batches``,
-    ``sample_train`` and ``metric_batches``.
-    """
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-    x_metric: torch.Tensor       # fixed slice of the training data for GF / Hessian
-    y_metric: torch.Tensor
-    num_classes: int
-    crop_padding: int = 0
-    hflip: bool = False
-    eval_samples: int = 1000     # per-epoch evaluation slices
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.x_train.shape[1:])
-
-    def metric_batches(self, batch_size: int = 256):
-        return batches_of(self.x_metric, self.y_metric, batch_size)
-
-    def train_loader(self, batch_size: int, seed: int, augment: bool = True) -> TensorLoader:
-        return TensorLoader(self.x_train, self.y_train, batch_size, seed, augment, self.crop_padding, self.hflip)
-
-    def eval_batches(self, split: str, n: int | None = None, batch_size: int = 1000):
-        """The first ``n`` samples (None: all) of ``split`` ('train' or 'test'), unaugmented."""
-        x, y = (self.x_train, self.y_train) if split == "train" else (self.x_test, self.y_test)
-        return batches_of(x[:n], y[:n], batch_size)
-
-    def sample_train(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """``n`` training samples drawn without replacement (unaugmented)."""
-        idx = torch.randperm(self.x_train.shape[0], generator=generator)[:n]
-        return self.x_train[idx], self.y_train[idx]
-
-
-@dataclass
-class StreamedData:
-    """An ImageFolder dataset (Tiny-ImageNet, ImageNet) read from its files while training;
-    only the index and the metric slice are cached by the ``prepare`` stage."""
-    name: str
-    root: str
-    train_files: list[str]
-    train_labels: list[int]
-    test_files: list[str]
-    test_labels: list[int]
-    x_metric: torch.Tensor
-    y_metric: torch.Tensor
-    num_classes: int
-    image_size: int
-    eval_samples: int = 1000
-    loader_workers: int = 4
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return (3, self.image_size, self.image_size)
-
-    def _files(self, split: str, train_transform: bool, augment: bool = True) -> ImageFiles:
-        files, labels = ((self.train_files, self.train_labels) if split == "train" else
-                         (self.test_files, self.test_labels))
-        return ImageFiles(self.root, files, labels, image_transform(self.name, train_transform, augment,
-                                                                    self.image_size))
-
-    def metric_batches(self, batch_size: int = 256):
-        return batches_of(self.x_metric, self.y_metric, batch_size)
-
-    def train_loader(self, batch_size: int, seed: int, augment: bool = True) -> StreamingLoader:
-        return StreamingLoader(self._files("train", True, augment), batch_size, seed, self.loader_workers)
-
-    def eval_batches(self, split: str, n: int | None = None, batch_size: int = 250):
-        ds = self._files(split, False)
-        if n is not None and n < len(ds):
-            ds = torch.utils.data.Subset(ds, range(n))
-        return stream_batches(ds, batch_size, self.loader_workers)
-
-    def sample_train(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        idx = torch.randperm(len(self.train_files), generator=generator)[:n].tolist()
-        ds = self._files("train", False)
-        items = [ds[i] for i in idx]
-        return torch.stack([x for x, _ in items]), torch.tensor([y for _, y in items], dtype=torch.long)
-
-
-Data = PreparedData | StreamedData
-
-
-@dataclass
+@dataclass(frozen=True)
 class RunSpec:
+    """Everything that defines a run.  ``options`` are the method's own (its registered
+    options model; a dict or None is validated into it, defaults filled in)."""
     method: str
     repr: str
     seed: int
     sparsity: float
     model: str = "resnet20"
     width: int | None = None
-    fb_init: str = "spatial"
-    share: str = "layer"
-    fb_in_budget: bool = False
+    interspace: InterspaceConfig = field(default_factory=InterspaceConfig)
     scope: str = "global"
     distribution: str = "uniform"
     prune_batches: int = 1
     prune_batch_size: int = 256
-    prune_options: dict = field(default_factory=dict)
+    options: MethodOptions | dict | None = None
     train: TrainConfig = field(default_factory=TrainConfig)
-    finetune_epochs: int | None = None   # oneshot: epochs of fine-tuning after pruning (None: train.epochs)
     augment: bool = True
     gf_every_epoch: bool = True
+
+    def __post_init__(self):
+        if self.repr not in ("sp", "ip"):
+            raise ValueError(f"repr must be 'sp' or 'ip', got {self.repr!r}")
+        object.__setattr__(self, "options", resolve_options(self.method, self.options))
 
     @property
     def run_id(self) -> str:
@@ -154,9 +72,7 @@ def build_model(spec: RunSpec, init_state: dict, num_classes: int, in_channels: 
     model.load_state_dict(init_state)
     if spec.repr == "ip":
         gen = torch.Generator().manual_seed(10_007 + spec.seed)
-        to_interspace(model, fb_init=spec.fb_init, share=spec.share, generator=gen)
-    elif spec.repr != "sp":
-        raise ValueError(f"repr must be 'sp' or 'ip', got {spec.repr!r}")
+        to_interspace(model, fb_init=spec.interspace.fb_init, share=spec.interspace.share, generator=gen)
     return model
 
 
@@ -175,8 +91,8 @@ def hook_factory(spec: RunSpec):
     def factory(model, enforcer, total_steps, optimizer):
         gen = torch.Generator().manual_seed(30_013 + spec.seed)
         return make_train_hook(spec.method, model, enforcer.masks, enforcer, total_steps=total_steps,
-                               sparsity=spec.sparsity, generator=gen, options=spec.prune_options,
-                               fb_in_budget=spec.fb_in_budget, scope=spec.scope, optimizer=optimizer)
+                               sparsity=spec.sparsity, generator=gen, options=spec.options,
+                               fb_in_budget=spec.interspace.fb_in_budget, scope=spec.scope, optimizer=optimizer)
     return factory
 
 
@@ -186,7 +102,7 @@ def make_train_fn(spec: RunSpec, data: Data, train_cfg: TrainConfig | None = Non
     cfg = train_cfg or spec.train
 
     def train_fn(model: nn.Module, masks: Masks, epochs: int, start_epoch: int = 0) -> None:
-        trainer = Trainer(model, masks, make_loader(spec, data), cfg)
+        trainer = Trainer(model, masks, make_loader(spec, data), cfg, interspace=spec.interspace)
         trainer.fit(start_epoch=start_epoch, end_epoch=min(cfg.epochs, start_epoch + epochs))
         trainer.enforcer.remove()
         model.to("cpu")   # pruning continues on the CPU, where the masks are found
@@ -194,16 +110,27 @@ def make_train_fn(spec: RunSpec, data: Data, train_cfg: TrainConfig | None = Non
 
 
 def compute_masks(spec: RunSpec, model: nn.Module, data: Data) -> tuple[Masks, dict | None]:
+    """Masks (and the state to train from) of a run, scored on the training device.
+
+    Masks and start_state are returned on the CPU and the model is left there, so what
+    follows (saving, the Trainer's own placement) never depends on where scoring ran."""
     info = method_info(spec.method)
     gen = torch.Generator().manual_seed(40_009 + spec.seed)
-    options = dict(spec.prune_options)
-    options.setdefault("epochs", spec.train.epochs)
-    options.setdefault("input_shape", data.input_shape)
-    return find_masks(spec.method, model, spec.sparsity,
-                      batches=pruning_batches(spec, data) if info.needs_data else None,
-                      scope=spec.scope, distribution=spec.distribution, fb_in_budget=spec.fb_in_budget,
-                      generator=gen, train_fn=make_train_fn(spec, data) if info.needs_training else None,
-                      options=options)
+    model.to(resolve_device(spec.train.device))
+    try:
+        masks, start_state = find_masks(
+            spec.method, model, spec.sparsity,
+            batches=pruning_batches(spec, data) if info.needs_data else None,
+            scope=spec.scope, distribution=spec.distribution, fb_in_budget=spec.interspace.fb_in_budget,
+            generator=gen, train_fn=make_train_fn(spec, data) if info.needs_training else None,
+            options=spec.options, epochs=spec.train.epochs, input_shape=data.input_shape)
+    finally:
+        model.to("cpu")
+    masks = {name: mask.cpu() for name, mask in masks.items()}
+    if start_state is not None:
+        start_state = {key: value.cpu() if isinstance(value, torch.Tensor) else value
+                       for key, value in start_state.items()}
+    return masks, start_state
 
 
 def epoch_evaluator(spec: RunSpec, data: Data):
@@ -230,12 +157,13 @@ def train_run(spec: RunSpec, model: nn.Module, masks: Masks, data: Data,
     torch.manual_seed(spec.seed)
     info = method_info(spec.method)
     cfg = spec.train
-    if spec.method == "oneshot" and spec.finetune_epochs:
-        cfg = replace(cfg, epochs=spec.finetune_epochs)
+    if info.finetunes and spec.options.finetune_epochs:
+        cfg = cfg.model_copy(update={"epochs": spec.options.finetune_epochs})
     trainer = Trainer(model, masks, make_loader(spec, data), cfg,
-                      hook_factory=hook_factory(spec) if info.family in ("dst", "gradual") else None,
-                      keep_dense_grad=spec.method == "rigl", checkpoint=checkpoint,
-                      epoch_end=epoch_evaluator(spec, data), log=log, progress=progress, desc=spec.run_id)
+                      hook_factory=hook_factory(spec) if info.has_train_hook else None,
+                      keep_dense_grad=info.needs_dense_grad, checkpoint=checkpoint,
+                      epoch_end=epoch_evaluator(spec, data), log=log, progress=progress, desc=spec.run_id,
+                      interspace=spec.interspace)
     gf_init = gradient_flow(model, data.metric_batches(), masks)  # after the enforcer zeroed pruned entries
     start = time.perf_counter()
     history = trainer.fit()
@@ -272,7 +200,3 @@ def run_experiment(spec: RunSpec, init_state: dict, data: Data) -> tuple[dict, l
         model.load_state_dict(start_state)
     metrics, history, _ = train_run(spec, model, masks, data)
     return metrics, history
-
-
-def clone_state(state: dict) -> dict:
-    return copy.deepcopy(state)

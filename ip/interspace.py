@@ -19,15 +19,30 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Iterator
+from typing import Iterator, Literal, get_args
 
 import torch
 import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from torch.nn.utils import parametrize
 
-FB_INITS = ("spatial", "dct", "random_orthogonal")
-SHARE_MODES = ("layer", "network")
+FBInit = Literal["spatial", "dct", "random_orthogonal"]
+ShareMode = Literal["layer", "network"]
+FB_INITS: tuple[str, ...] = get_args(FBInit)
+SHARE_MODES: tuple[str, ...] = get_args(ShareMode)
+
+
+class InterspaceConfig(BaseModel):
+    """How a run represents and trains its filters in interspace (STUDY_SPEC section 1);
+    params.yaml's ``interspace`` section."""
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    fb_init: FBInit = Field("spatial", description="initial filter basis (spatial: IP starts as SP's function)")
+    share: ShareMode = Field("layer", description="one FB per conv layer, or one per kernel size (network)")
+    fb_lr_scale: float = Field(1.0, ge=0.0, description="learning rate of the FBs relative to the weights")
+    fb_weight_decay: float = Field(0.0, ge=0.0, description="weight decay of the FBs")
+    fb_in_budget: bool = Field(False, description="charge the FB entries to the coefficient budget")
 COEF_SUFFIX = "parametrizations.weight.original"
 
 

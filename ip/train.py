@@ -12,23 +12,29 @@ writes checkpoints.  A single process runs exactly the code path it always did.
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, Literal, Protocol, get_args
 
 import torch
 import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from . import distributed as dist_utils
-from .data import StreamingLoader, TensorLoader
-from .interspace import basis_parameters
+from .data import TrainLoader
+from .interspace import InterspaceConfig, basis_parameters
 from .masks import MaskEnforcer, Masks
 
-SCHEDULES = ("cosine", "step", "constant")
+Schedule = Literal["cosine", "step", "constant"]
+Device = Literal["auto", "cpu", "cuda"]
+Precision = Literal["fp32", "bf16"]
+SCHEDULES: tuple[str, ...] = get_args(Schedule)
 
 
 class DivergenceError(RuntimeError):
@@ -39,28 +45,25 @@ class CheckpointError(RuntimeError):
     """A checkpoint that cannot be used (unreadable, or from another run)."""
 
 
-@dataclass
-class TrainConfig:
-    epochs: int = 5
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 5e-4
-    schedule: str = "cosine"
-    warmup_epochs: int = 0
-    milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])  # fractions of training (step schedule)
-    gamma: float = 0.1
-    label_smoothing: float = 0.0
-    fb_lr_scale: float = 1.0
-    fb_weight_decay: float = 0.0
-    device: str = "cpu"        # "cpu", "cuda", "cuda:N" or "auto" (a GPU when there is one)
+class TrainConfig(BaseModel):
+    """The optimisation schedule of a run (params.yaml's ``train`` section extends it)."""
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
-    def __post_init__(self):
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        if self.epochs <= 0:
-            raise ValueError(f"epochs must be > 0, got {self.epochs}")
+    epochs: int = Field(5, ge=1)
+    batch_size: int = Field(128, ge=1)
+    lr: float = Field(0.1, ge=0.0)
+    momentum: float = Field(0.9, ge=0.0, le=1.0)
+    nesterov: bool = True
+    weight_decay: float = Field(5e-4, ge=0.0)
+    schedule: Schedule = "cosine"
+    warmup_epochs: int = Field(0, ge=0)
+    milestones: list[float] = Field([0.5, 0.75], description="fractions of training (step schedule)")
+    gamma: float = Field(0.1, ge=0.0)
+    label_smoothing: float = Field(0.0, ge=0.0, le=1.0)
+    device: Device = Field("cpu", description="cpu, cuda, or auto (a GPU when there is one)")
+    precision: Precision = Field("fp32", description="fp32, or bf16 autocast of forward and loss "
+                                                     "(weights, gradients and optimizer stay fp32)")
+    channels_last: bool = Field(False, description="model and input batches in torch.channels_last")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -72,20 +75,32 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def autocast_context(device: torch.device, precision: str):
+    """The context the forward pass and the loss run in: bf16 autocast, or nothing for fp32
+    (then the step is exactly the plain fp32 one)."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+
+
 class TrainHook(Protocol):
     def after_step(self, step: int) -> None: ...
     def state_dict(self) -> dict: ...
     def load_state_dict(self, state: dict) -> None: ...
 
 
-def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
+def make_optimizer(model: nn.Module, cfg: TrainConfig, interspace: InterspaceConfig | None = None) -> torch.optim.SGD:
     """SGD; filter bases get lr * fb_lr_scale and their own weight decay (none by default)."""
+    interspace = interspace or InterspaceConfig()
     fb_ids = {id(p) for p in basis_parameters(model)}
     fb = [p for p in model.parameters() if id(p) in fb_ids and p.requires_grad]
     rest = [p for p in model.parameters() if id(p) not in fb_ids and p.requires_grad]
-    groups = [{"params": rest, "lr": cfg.lr, "weight_decay": cfg.weight_decay, "name": "weights"}]
+    groups = [{"params": rest, "lr": cfg.lr, "weight_decay": cfg.weight_decay, "name": "weights", "lr_scale": 1.0}]
     if fb:
-        groups.append({"params": fb, "lr": cfg.lr * cfg.fb_lr_scale, "weight_decay": cfg.fb_weight_decay,
+        groups.append({"params": fb, "lr": cfg.lr * interspace.fb_lr_scale, "weight_decay": interspace.fb_weight_decay,
+                       "lr_scale": interspace.fb_lr_scale,
                        "name": "filter_bases"})
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
 
@@ -113,6 +128,11 @@ class Trainer:
 
     ``epoch_end(epoch, model, enforcer) -> dict`` adds metrics to the epoch's record
     (evaluation, gradient flow...); ``log(record)`` receives it (DVCLive in the pipeline).
+    A run resumed from a checkpoint first passes the restored epochs' records to ``log``,
+    so a log opened for this ``fit`` sees every epoch of the run, in order.
+
+    ``loader``: any :class:`ip.data.TrainLoader`; data-parallel, every rank trains on
+    ``loader.shard(rank, world_size)``.
 
     ``distributed``: train data-parallel over the ranks of the process group (None: when one
     of more than one rank is initialised, e.g. under torchrun).  ``model`` stays the plain
@@ -120,19 +140,21 @@ class Trainer:
     what the training step runs through (``model``, or its DDP wrapper).
     """
 
-    def __init__(self, model: nn.Module, masks: Masks, loader: TensorLoader | StreamingLoader, cfg: TrainConfig,
+    def __init__(self, model: nn.Module, masks: Masks, loader: TrainLoader, cfg: TrainConfig,
                  hook_factory: Callable[[nn.Module, MaskEnforcer, int, torch.optim.Optimizer], TrainHook | None] | None = None,
                  keep_dense_grad: bool = False, checkpoint: str | os.PathLike | None = None,
                  epoch_end: Callable[[int, nn.Module, MaskEnforcer], dict] | None = None,
                  log: Callable[[dict], None] | None = None, progress: bool = False, desc: str = "train",
-                 distributed: bool | None = None):
+                 distributed: bool | None = None, interspace: InterspaceConfig | None = None):
         self.model = model
         self.cfg = cfg
         self.loader = loader
         self.device = resolve_device(cfg.device)
         model.to(self.device)     # before the enforcer and the optimizer take the parameters
+        if cfg.channels_last:
+            model.to(memory_format=torch.channels_last)
         self.enforcer = MaskEnforcer(model, masks, keep_dense_grad=keep_dense_grad)
-        self.optimizer = make_optimizer(model, cfg)
+        self.optimizer = make_optimizer(model, cfg, interspace)
         self.enforcer.attach(self.optimizer)
         self.steps_per_epoch = len(loader)
         self.total_steps = cfg.epochs * self.steps_per_epoch
@@ -156,8 +178,7 @@ class Trainer:
             if loader.batch_size % self.world_size:
                 raise ValueError(f"batch size {loader.batch_size} is not a multiple of the world size "
                                  f"{self.world_size}: every rank needs an equal shard of each global batch")
-            if hasattr(loader, "shard"):   # a streaming loader reads only this rank's part of each batch
-                self.loader = loader.shard(self.rank, self.world_size)
+            self.loader = loader.shard(self.rank, self.world_size)   # this rank's part of every global batch
             dist_utils.broadcast_masks(self.enforcer)  # rank 0's masks everywhere, before DDP syncs the weights
             self.train_module = dist_utils.wrap_ddp(model)
 
@@ -165,7 +186,7 @@ class Trainer:
     def _state(self, epoch: int) -> dict:
         return {"epoch": epoch, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "masks": self.enforcer.state_dict(), "hook": self.hook.state_dict() if self.hook else None,
-                "history": self.history, "config": asdict(self.cfg)}
+                "history": self.history, "config": self.cfg.model_dump()}
 
     def save(self, epoch: int) -> None:
         if self.checkpoint is None or self.rank != 0:
@@ -180,7 +201,7 @@ class Trainer:
             return None
         try:
             state = torch.load(self.checkpoint, map_location="cpu", weights_only=False)
-            if state.get("config") != asdict(self.cfg):
+            if state.get("config") != self.cfg.model_dump():
                 raise CheckpointError(f"checkpoint {self.checkpoint} was written with another training config; "
                                       "delete it to start over")
         except CheckpointError:
@@ -227,6 +248,9 @@ class Trainer:
         end_epoch = self.cfg.epochs if end_epoch is None else end_epoch
         resumed = self.resume()
         start_epoch = max(start_epoch, resumed)
+        if resumed and self.log is not None and self.rank == 0:
+            for record in self.history:   # the epochs before the checkpoint, trained by an earlier process
+                self.log(record)
         bar = None
         if self.progress and self.rank == 0:
             from tqdm.auto import tqdm
@@ -236,18 +260,19 @@ class Trainer:
         for epoch in range(start_epoch, end_epoch):
             running, seen, correct = 0.0, 0, 0
             for i, (xb, yb) in enumerate(self.loader.epoch(epoch)):
-                if self.distributed and not getattr(self.loader, "shards_batches", False):
-                    xb, yb = dist_utils.shard_batch(xb, yb, self.rank, self.world_size, self.device)
-                elif xb.device != self.device:
+                if xb.device != self.device:
                     xb, yb = xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True)
+                if self.cfg.channels_last and xb.dim() == 4:
+                    xb = xb.contiguous(memory_format=torch.channels_last)
                 step = epoch * self.steps_per_epoch + i
                 factor = lr_factor(step, self.steps_per_epoch, self.cfg)
                 for group in self.optimizer.param_groups:
-                    scale = self.cfg.fb_lr_scale if group.get("name") == "filter_bases" else 1.0
+                    scale = group["lr_scale"]
                     group["lr"] = self.cfg.lr * scale * factor
                 tic = time.perf_counter()
-                out = self.train_module(xb)
-                loss = F.cross_entropy(out, yb, label_smoothing=self.cfg.label_smoothing)
+                with autocast_context(self.device, self.cfg.precision):
+                    out = self.train_module(xb)
+                    loss = F.cross_entropy(out, yb, label_smoothing=self.cfg.label_smoothing)
                 batch_loss, batch_correct, batch_seen = (loss.item() * yb.shape[0], (out.argmax(1) == yb).sum().item(),
                                                          yb.shape[0])
                 if self.distributed:  # global batch; every rank sees a divergence at the same step
@@ -318,3 +343,33 @@ class Trainer:
     @property
     def masks(self) -> Masks:
         return self.enforcer.state_dict()
+
+
+# ---------------------------------------------------------------------------------------
+# checkpoint files named by their run's inputs
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def checkpoint_file(directory: Path, name: str, identity: dict, inputs: list[Path]) -> Path:
+    """``<directory>/<name>-<digest>.pt``, the digest taken over ``identity`` (a run's spec as
+    JSON-able data) and the contents of its input files: a checkpoint left by a killed run is
+    never resumed after any of them changed."""
+    h = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode())
+    for path in inputs:
+        h.update(_file_digest(path).encode())
+    return Path(directory) / f"{name}-{h.hexdigest()[:16]}.pt"
+
+
+def remove_stale_checkpoints(directory: Path, name: str, keep: Path) -> None:
+    """Delete checkpoints of run ``name`` written for other inputs than ``keep``'s."""
+    directory = Path(directory)
+    for old in [directory / f"{name}.pt", *directory.glob(f"{name}-" + "[0-9a-f]" * 16 + ".pt")]:
+        if old != keep and old.exists():
+            print(f"{name}: removing checkpoint {old}, written for other inputs")
+            old.unlink()

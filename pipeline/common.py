@@ -1,22 +1,24 @@
-"""Shared plumbing of the stage entry points: paths, params -> library objects, JSON I/O."""
+"""Shared plumbing of the stage entry points: paths, params -> a run's spec, loading a run's
+files, one-line errors, JSON I/O, spreading independent runs over processes."""
 from __future__ import annotations
 
+import argparse
 import functools
 import json
 import math
-import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
+import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Callable
 
 import torch
 
-from ip.experiment import PreparedData, RunSpec, StreamedData
-from ip.train import TrainConfig
-
-from .config import Params, load_or_exit
+from ip.data import RunData, read_prepared_cache
+from ip.experiment import RunSpec
+from ip.files import RunFileError, load_file
+from ip.run import Run
+from study.params import Params, load_or_exit
 
 DATA = Path("data")
 RESULTS = Path("results")
@@ -24,6 +26,10 @@ PREPARED = DATA / "prepared.pt"
 INIT_DIR = RESULTS / "init"
 MASK_DIR = RESULTS / "masks"
 RUN_DIR = RESULTS / "runs"
+SWEEP_DIR = RESULTS / "sweep"
+ABLATION_FILE = RESULTS / "ablation" / "runs.json"
+TRAINABILITY_DIR = RESULTS / "trainability"
+THEOREM1_DIR = RESULTS / "theorem1"
 
 
 def setup(params_path: str = "params.yaml") -> Params:
@@ -33,91 +39,70 @@ def setup(params_path: str = "params.yaml") -> Params:
     return params
 
 
+def stage(main: Callable[..., None]) -> Callable[..., None]:
+    """A stage's ``main``: a file it reads that is missing, truncated or made for another run
+    ends it with one line naming the file and the stage that makes it (exit code 2)."""
+    @functools.wraps(main)
+    def wrapped(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except RunFileError as exc:
+            print(f"error: {exc}; re-run the stage that makes it: dvc repro -f {maker(exc.path)}", file=sys.stderr)
+            raise SystemExit(2) from None
+    return wrapped
+
+
+def maker(path: Path) -> str:
+    """The stage that writes ``path`` (a run's files: ``masks@<method>-<repr>-<seed>`` or ``train@...``)."""
+    parts = Path(path).parts
+    for kind, stage_name in (("masks", "masks"), ("runs", "train")):
+        if kind in parts:
+            method, repr_, seed = parts[parts.index(kind) + 1].removesuffix(".pt").rsplit("-", 2)
+            return f"{stage_name}@{method}-{repr_}-{seed.removeprefix('s')}"
+    return "init" if "init" in parts else "prepare"
+
+
+def parse_run_args(argv=None) -> argparse.Namespace:
+    """``--method --repr --seed`` of the per-run stages."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--method", required=True)
+    ap.add_argument("--repr", required=True, dest="repr_")
+    ap.add_argument("--seed", required=True, type=int)
+    return ap.parse_args(argv)
+
+
 def run_id(method: str, repr_: str, seed: int) -> str:
     return f"{method}-{repr_}-s{seed}"
 
 
-def train_config(p: Params, epochs: int | None = None) -> TrainConfig:
-    t = p.train
-    return TrainConfig(epochs=epochs or t.epochs, batch_size=t.batch_size, lr=t.lr, momentum=t.momentum,
-                       nesterov=t.nesterov, weight_decay=t.weight_decay, schedule=t.schedule,
-                       warmup_epochs=t.warmup_epochs, milestones=list(t.milestones), gamma=t.gamma,
-                       label_smoothing=t.label_smoothing, fb_lr_scale=p.interspace.fb_lr_scale,
-                       fb_weight_decay=p.interspace.fb_weight_decay, device=p.train.device)
-
-
-def prune_options(p: Params) -> dict:
-    pr = p.prune
-    return {"synflow_rounds": pr.synflow_rounds, "grasp_temperature": pr.grasp_temperature,
-            "lt_rounds": pr.lt.rounds, "lt_rewind_epoch": pr.lt.rewind_epoch,
-            "dst_interval": pr.dst.interval, "dst_alpha": pr.dst.alpha, "dst_stop_fraction": pr.dst.stop_fraction,
-            "gmp_start_fraction": pr.gmp.start_fraction, "gmp_end_fraction": pr.gmp.end_fraction,
-            "gmp_interval": pr.gmp.interval}
-
-
 def run_spec(p: Params, method: str, repr_: str, seed: int, sparsity: float | None = None,
              epochs: int | None = None, **interspace_overrides) -> RunSpec:
-    ip = {"fb_init": p.interspace.fb_init, "share": p.interspace.share, "fb_in_budget": p.interspace.fb_in_budget}
-    ip.update(interspace_overrides)
+    """The spec of one run: the validated params sections, as they are, plus the run's identity."""
     return RunSpec(method=method, repr=repr_, seed=seed, sparsity=p.sparsity if sparsity is None else sparsity,
-                   model=p.model.name, width=p.model.width, scope=p.prune.scope,
-                   distribution=p.prune.distribution, prune_batches=p.prune.batches,
-                   prune_batch_size=p.prune.batch_size, prune_options=prune_options(p),
-                   train=train_config(p, epochs), finetune_epochs=p.prune.oneshot_finetune_epochs, augment=p.data.augment, gf_every_epoch=p.train.gf_every_epoch, **ip)
-
-
-def load_prepared(path: Path = PREPARED) -> PreparedData | StreamedData:
-    if not path.exists():
-        raise SystemExit(f"error: {path} missing: run `dvc repro prepare` first")
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    if blob.pop("kind", None) == "image_folder":
-        return StreamedData(**blob)
-    return PreparedData(**{k: (v if not isinstance(v, torch.Tensor) or v.dim() else v.item()) for k, v in blob.items()})
+                   model=p.model.name, width=p.model.width,
+                   interspace=p.interspace.model_copy(update=interspace_overrides),
+                   scope=p.prune.scope, distribution=p.prune.distribution, prune_batches=p.prune.batches,
+                   prune_batch_size=p.prune.batch_size, options=p.prune.options_for(method),
+                   train=p.train if epochs is None else p.train.model_copy(update={"epochs": epochs}),
+                   augment=p.data.augment, gf_every_epoch=p.train.gf_every_epoch)
 
 
 @functools.lru_cache(maxsize=1)
-def prepared() -> PreparedData:
+def prepared() -> RunData:
     """The prepared data, loaded once per process (the worker processes of ``run_jobs`` too)."""
-    return load_prepared()
+    return read_prepared_cache(PREPARED)
 
 
-def _init_worker(threads: int) -> None:
-    torch.set_num_threads(threads)
-
-
-def run_jobs(fn: Callable[..., Any], jobs: Sequence[tuple], workers: int = 1, threads: int = 1) -> list:
-    """``[fn(*job) for job in jobs]``, over up to ``workers`` processes when ``workers`` > 1.
-
-    For the stages that make many independent runs (sweep, ablation, trainability, Thm 1):
-    each job seeds everything it draws from its own arguments, so for a given number of
-    threads per process the results do not depend on how jobs are spread over processes
-    (tests/test_pipeline_parallel.py).
-    ``threads`` is the stage's thread budget: inline it is the caller's setting, spread
-    over processes each of them uses ``threads // processes`` (at least 1) torch threads.
-    ``fn`` must be a module-level function; each worker loads the prepared data once.
-    Results come back in the order of ``jobs``; the first failing job's exception is raised.
-    """
-    jobs = list(jobs)
-    if workers <= 1 or len(jobs) <= 1:
-        return [fn(*job) for job in jobs]
-    processes = min(workers, len(jobs))
-    ctx = multiprocessing.get_context("spawn")   # no fork after torch has started its thread pools
-    with ProcessPoolExecutor(max_workers=processes, mp_context=ctx, initializer=_init_worker,
-                             initargs=(max(1, threads // processes),)) as pool:
-        futures = [pool.submit(fn, *job) for job in jobs]
-        try:
-            return [f.result() for f in futures]
-        except BaseException:
-            for f in futures:
-                f.cancel()
-            raise
+def load_run(p: Params, method: str, repr_: str, seed: int, sparsity: float | None = None,
+             **interspace_overrides) -> Run:
+    """A main run of the study from its files (init state, mask file, trained outputs)."""
+    name = run_id(method, repr_, seed)
+    return Run.from_files(run_spec(p, method, repr_, seed, sparsity, **interspace_overrides), prepared(),
+                          INIT_DIR / f"s{seed}.pt", MASK_DIR / f"{name}.pt", RUN_DIR / name)
 
 
 def load_init(seed: int) -> dict:
-    path = INIT_DIR / f"s{seed}.pt"
-    if not path.exists():
-        raise SystemExit(f"error: {path} missing: run `dvc repro init` first")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return load_file(INIT_DIR / f"s{seed}.pt", "initial weights")
 
 
 def _clean(value):
@@ -145,6 +130,8 @@ def read_json(path: Path):
 
 
 def spec_dict(spec: RunSpec) -> dict:
+    """A run's spec as plain JSON-able data (its identity, e.g. for checkpoint names)."""
     d = asdict(spec)
-    d["train"] = asdict(spec.train)
+    for key in ("interspace", "options", "train"):
+        d[key] = getattr(spec, key).model_dump()
     return d

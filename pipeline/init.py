@@ -6,12 +6,13 @@ import torch
 
 from ip.experiment import initial_state
 
-from .common import INIT_DIR, load_prepared, setup
+from .common import INIT_DIR, prepared, setup, stage
 
 
+@stage
 def main() -> None:
     p = setup()
-    data = load_prepared()
+    data = prepared()
     INIT_DIR.mkdir(parents=True, exist_ok=True)
     seeds = sorted(set(p.seeds) | set(p.sweep.seeds or []) | set(p.ablation.seeds or []))
     for seed in seeds:

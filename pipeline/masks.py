@@ -1,32 +1,23 @@
 """Stage `masks@<method>-<repr>-<seed>`: find the run's masks (and its start weights, for
-the lottery ticket and one-shot methods) at the headline sparsity."""
+the methods that train to find them) at the headline sparsity."""
 from __future__ import annotations
-
-import argparse
 
 import torch
 
-from ip.experiment import build_model, compute_masks
+from ip.experiment import compute_masks
 from ip.masks import mask_summary
+from ip.run import Run
 
-from .common import MASK_DIR, load_init, load_prepared, run_id, run_spec, setup, write_json
-
-
-def parse(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--method", required=True)
-    ap.add_argument("--repr", required=True, dest="repr_")
-    ap.add_argument("--seed", required=True, type=int)
-    return ap.parse_args(argv)
+from .common import INIT_DIR, MASK_DIR, parse_run_args, prepared, run_id, run_spec, setup, stage, write_json
 
 
+@stage
 def main(argv=None) -> None:
-    args = parse(argv)
+    args = parse_run_args(argv)
     p = setup()
     spec = run_spec(p, args.method, args.repr_, args.seed)
-    data = load_prepared()
-    model = build_model(spec, load_init(args.seed), data.num_classes, data.input_shape[0])
-    masks, start_state = compute_masks(spec, model, data)
+    model = Run.from_files(spec, prepared(), INIT_DIR / f"s{args.seed}.pt").new_model()
+    masks, start_state = compute_masks(spec, model, prepared())
     summary = mask_summary(masks)
     name = run_id(args.method, args.repr_, args.seed)
     MASK_DIR.mkdir(parents=True, exist_ok=True)

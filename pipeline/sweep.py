@@ -5,13 +5,11 @@ main runs in the aggregate stage.  The runs are spread over `train.workers` proc
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from ip.experiment import run_experiment
+from ip.parallel import run_jobs
 
-from .common import RESULTS, load_init, prepared, run_jobs, run_spec, setup, write_json
-
-SWEEP_DIR = RESULTS / "sweep"
+from .common import SWEEP_DIR, load_init, prepared, run_spec, setup, stage, write_json
 
 
 def sweep_run(p, method: str, repr_: str, seed: int, sparsity: float) -> dict:
@@ -21,6 +19,7 @@ def sweep_run(p, method: str, repr_: str, seed: int, sparsity: float) -> dict:
     return {"experiment": "sweep", **metrics}
 
 
+@stage
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--sparsity", required=True, type=float)

@@ -11,10 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from analysis import claims as C
 from analysis import figures as Fg
 from analysis import report as R
+from analysis import stats as S
 from analysis import tables as T
 from analysis import verdicts as V
+from analysis.plots.style import OFFSETS
+from analysis.plots.theorem1 import _gf_points
 
 SEEDS = (0, 1, 2)
 METHODS = ("dense", "random", "snip", "lt")
@@ -201,25 +205,25 @@ def claim(tables, cid):
 # --------------------------------------------------------------------------- the rule
 
 def test_rule_non_overlap_of_one_sd_intervals():
-    ip, sp = V.Stats.of([0.9, 0.91, 0.92]), V.Stats.of([0.8, 0.81, 0.82])
-    assert V.rule(ip, sp) == "a_better" and V.rule(sp, ip) == "b_better"
+    ip, sp = S.Stats.of([0.9, 0.91, 0.92]), S.Stats.of([0.8, 0.81, 0.82])
+    assert S.rule(ip, sp) == "a_better" and S.rule(sp, ip) == "b_better"
     # lower is better (a gap): the smaller values win
-    assert V.rule(sp, ip, higher_is_better=False) == "a_better"
+    assert S.rule(sp, ip, higher_is_better=False) == "a_better"
     # 1 sd intervals [0.84, 0.86] and [0.85, 0.87] overlap although the means differ
-    assert V.rule(V.Stats.of([0.85, 0.86, 0.87]), V.Stats.of([0.84, 0.85, 0.86])) == "overlap"
-    assert V.rule(V.Stats.of([0.9]), V.Stats.of([0.1])) == "too_few_seeds"
-    assert V.rule(V.Stats.of([]), sp) == "missing"
-    c = V.compare([0.9, 0.91, 0.93], [0.8, 0.81, 0.82], [0.1, 0.1, 0.11])
-    assert c.verdict == V.SUPPORTED and c.diff.mean == pytest.approx(0.31 / 3)
+    assert S.rule(S.Stats.of([0.85, 0.86, 0.87]), S.Stats.of([0.84, 0.85, 0.86])) == "overlap"
+    assert S.rule(S.Stats.of([0.9]), S.Stats.of([0.1])) == "too_few_seeds"
+    assert S.rule(S.Stats.of([]), sp) == "missing"
+    c = S.compare([0.9, 0.91, 0.93], [0.8, 0.81, 0.82], [0.1, 0.1, 0.11])
+    assert c.verdict == S.SUPPORTED and c.diff.mean == pytest.approx(0.31 / 3)
     assert 0 < c.p_value < 0.01
 
 
 def test_combine():
-    assert V.combine([V.SUPPORTED, V.SUPPORTED]) == V.SUPPORTED
-    assert V.combine([V.SUPPORTED, V.INCONCLUSIVE]) == V.INCONCLUSIVE
-    assert V.combine([V.SUPPORTED, V.NOT_SUPPORTED, V.INCONCLUSIVE]) == V.NOT_SUPPORTED
-    assert V.combine([V.SUPPORTED, V.NOT_TESTED]) == V.INCONCLUSIVE
-    assert V.combine([]) == V.NOT_TESTED
+    assert S.combine([S.SUPPORTED, S.SUPPORTED]) == S.SUPPORTED
+    assert S.combine([S.SUPPORTED, S.INCONCLUSIVE]) == S.INCONCLUSIVE
+    assert S.combine([S.SUPPORTED, S.NOT_SUPPORTED, S.INCONCLUSIVE]) == S.NOT_SUPPORTED
+    assert S.combine([S.SUPPORTED, S.NOT_TESTED]) == S.INCONCLUSIVE
+    assert S.combine([]) == S.NOT_TESTED
 
 
 # --------------------------------------------------------------------------- tables
@@ -258,8 +262,8 @@ def test_paired_difference_is_ip_minus_sp_and_never_pairs_a_missing_run():
 
 # --------------------------------------------------------------------------- verdicts follow the data
 
-@pytest.mark.parametrize("shift, expected", [(0.05, V.SUPPORTED), (-0.05, V.NOT_SUPPORTED),
-                                             (0.001, V.INCONCLUSIVE)])
+@pytest.mark.parametrize("shift, expected", [(0.05, S.SUPPORTED), (-0.05, S.NOT_SUPPORTED),
+                                             (0.001, S.INCONCLUSIVE)])
 def test_c1_and_c8_flip_with_the_data(shift, expected):
     t = make_tables(summary=make_runs(ip_shift=shift))
     c1 = claim(t, "C1")
@@ -274,17 +278,17 @@ def test_c1_one_method_sp_better_makes_it_not_supported():
     snip_ip = (runs["method"] == "snip") & (runs["repr"] == "ip")
     runs.loc[snip_ip, "test_acc"] -= 0.1
     result = claim(make_tables(summary=runs), "C1")
-    assert result.verdict == V.NOT_SUPPORTED
-    assert {p.label: p.verdict for p in result.parts} == {"random": V.SUPPORTED, "snip": V.NOT_SUPPORTED,
-                                                          "lt": V.SUPPORTED}
+    assert result.verdict == S.NOT_SUPPORTED
+    assert {p.label: p.verdict for p in result.parts} == {"random": S.SUPPORTED, "snip": S.NOT_SUPPORTED,
+                                                          "lt": S.SUPPORTED}
 
 
 def test_c1_missing_ip_run_is_reported_missing_not_zero():
     t = make_tables(summary=make_runs(ip_shift=0.05, drop={("snip", "ip")}))
     result = claim(t, "C1")
     snip = [p for p in result.parts if p.label == "snip"][0]
-    assert snip.verdict == V.NOT_TESTED and "IP missing" in snip.note
-    assert result.verdict == V.INCONCLUSIVE       # cannot claim "every method" with one missing
+    assert snip.verdict == S.NOT_TESTED and "IP missing" in snip.note
+    assert result.verdict == S.INCONCLUSIVE       # cannot claim "every method" with one missing
     table = T.accuracy_table(t.summary)
     row = table[table["method"] == "snip"].iloc[0]
     assert row["ip_n"] == 0 and math.isnan(row["ip_mean"])
@@ -293,9 +297,9 @@ def test_c1_missing_ip_run_is_reported_missing_not_zero():
     assert snip_line.split("|")[3].strip() == "missing"
 
 
-@pytest.mark.parametrize("adv_low, adv_high, wobble, expected", [(0.0, 0.06, 0.0005, V.SUPPORTED),
-                                                                 (0.06, 0.0, 0.0005, V.NOT_SUPPORTED),
-                                                                 (0.03, 0.035, 0.01, V.INCONCLUSIVE)])
+@pytest.mark.parametrize("adv_low, adv_high, wobble, expected", [(0.0, 0.06, 0.0005, S.SUPPORTED),
+                                                                 (0.06, 0.0, 0.0005, S.NOT_SUPPORTED),
+                                                                 (0.03, 0.035, 0.01, S.INCONCLUSIVE)])
 def test_c2_flips_with_the_trend(adv_low, adv_high, wobble, expected):
     result = claim(make_tables(sweep=make_sweep(adv_low, adv_high, ip_wobble=wobble)), "C2")
     assert result.verdict == expected
@@ -303,64 +307,64 @@ def test_c2_flips_with_the_trend(adv_low, adv_high, wobble, expected):
 
 
 def test_c3_not_tested_with_one_dataset_and_tested_with_two():
-    assert claim(make_tables(), "C3").verdict == V.NOT_TESTED
+    assert claim(make_tables(), "C3").verdict == S.NOT_TESTED
     easy = make_runs(ip_shift=0.01, noise=0.002)
     easy["dataset"] = "cifar10"
     hard = make_runs(ip_shift=0.06, noise=0.002)
     hard["test_acc"] -= 0.3
     hard["dataset"] = "imagenet"
     result = claim(make_tables(summary=pd.concat([easy, hard], ignore_index=True)), "C3")
-    assert result.verdict == V.SUPPORTED and "imagenet" in result.explanation
+    assert result.verdict == S.SUPPORTED and "imagenet" in result.explanation
 
 
 def test_c4_runtime_and_paper_overhead():
     result = claim(make_tables(summary=make_runs(step_ratio=1.03)), "C4")
     runtime = [p for p in result.parts if p.label == "runtime"][0]
-    assert runtime.verdict == V.SUPPORTED
+    assert runtime.verdict == S.SUPPORTED
     assert runtime.numbers["step_ratio_median"] == pytest.approx(1.03, abs=0.01)
     by_label = {p.label.split(" ")[0]: p.verdict for p in result.parts}
-    assert by_label["resnet32"] == V.NOT_SUPPORTED and by_label["resnet50"] == V.SUPPORTED
-    assert result.verdict == V.NOT_SUPPORTED
+    assert by_label["resnet32"] == S.NOT_SUPPORTED and by_label["resnet50"] == S.SUPPORTED
+    assert result.verdict == S.NOT_SUPPORTED
     slow = claim(make_tables(summary=make_runs(step_ratio=1.5),
                              costs_reference=COSTS[COSTS["model"] == "resnet50"]), "C4")
-    assert [p.verdict for p in slow.parts] == [V.NOT_SUPPORTED, V.SUPPORTED]
+    assert [p.verdict for p in slow.parts] == [S.NOT_SUPPORTED, S.SUPPORTED]
     fast = claim(make_tables(costs_reference=COSTS[COSTS["model"] == "resnet50"]), "C4")
-    assert fast.verdict == V.SUPPORTED
+    assert fast.verdict == S.SUPPORTED
 
 
 def test_c5_c6_c7_follow_the_data():
     t = make_tables()
-    assert claim(t, "C5").verdict == V.SUPPORTED
+    assert claim(t, "C5").verdict == S.SUPPORTED
     c6 = claim(t, "C6")
-    assert c6.verdict == V.SUPPORTED
+    assert c6.verdict == S.SUPPORTED
     # the history's per-epoch measured sparsity (GMP ramp, off-target by 1e-5) must not drop any run
     assert {p.label for p in c6.parts if p.label.endswith("@training")} == {f"{m} @training" for m in
                                                                             ("random", "snip", "lt", "gmp")}
     random_train = [p for p in c6.parts if p.label == "random @training"][0]
     assert random_train.comparison.a.n == 3 and random_train.comparison.b.n == 3
-    assert claim(t, "C7").verdict == V.SUPPORTED
+    assert claim(t, "C7").verdict == S.SUPPORTED
     runs = make_runs()
     runs["filter_density"] = np.where(runs["repr"] == "ip", 0.2, 0.9) + 0.01 * runs["seed"]
-    assert claim(make_tables(summary=runs), "C5").verdict == V.NOT_SUPPORTED
+    assert claim(make_tables(summary=runs), "C5").verdict == S.NOT_SUPPORTED
     runs["gf_init"] = np.where(runs["repr"] == "ip", 0.5, 1.0) + 0.01 * runs["seed"]
-    assert claim(make_tables(summary=runs), "C6").verdict == V.NOT_SUPPORTED
-    assert claim(make_tables(sweep=make_sweep(gap_ip_shift=+0.03)), "C7").verdict == V.NOT_SUPPORTED
+    assert claim(make_tables(summary=runs), "C6").verdict == S.NOT_SUPPORTED
+    assert claim(make_tables(sweep=make_sweep(gap_ip_shift=+0.03)), "C7").verdict == S.NOT_SUPPORTED
 
 
 def test_c9_checks_and_one_step_range():
-    assert claim(make_tables(), "C9").verdict == V.SUPPORTED
+    assert claim(make_tables(), "C9").verdict == S.SUPPORTED
     failed = claim(make_tables(checks_pass=False), "C9")
-    assert failed.verdict == V.NOT_SUPPORTED and "d_expressivity: 0/1 passed" in failed.explanation
-    ranges = V.one_step_ranges(make_theorem1()[1])
+    assert failed.verdict == S.NOT_SUPPORTED and "d_expressivity: 0/1 passed" in failed.explanation
+    ranges = C.one_step_ranges(make_theorem1()[1])
     # L_IP <= L_SP  <=>  eta (gf_ip - gf_sp) >= 1.5 eta^2  <=>  eta <= 0.4: holds at 1e-4..1e-1, fails at 1
     assert (ranges["holds_up_to"] == 0.1).all() and (ranges["n_holds"] == 4).all()
-    assert claim(make_tables(checks=make_theorem1()[0].iloc[0:0]), "C9").verdict == V.NOT_TESTED
+    assert claim(make_tables(checks=make_theorem1()[0].iloc[0:0]), "C9").verdict == S.NOT_TESTED
 
 
 def test_everything_missing_gives_not_tested():
     empty = T.Tables()
     for result in V.all_verdicts(empty):
-        assert result.verdict == V.NOT_TESTED, result.claim_id
+        assert result.verdict == S.NOT_TESTED, result.claim_id
 
 
 # --------------------------------------------------------------------------- figures
@@ -380,7 +384,7 @@ FIGURE_CALLS = {
 
 def test_every_figure_function_survives_empty_tables(tmp_path):
     t = T.Tables()
-    assert set(FIGURE_CALLS) == set(V.FIGURES)
+    assert set(FIGURE_CALLS) == set(Fg.FIGURES)
     for name, call in FIGURE_CALLS.items():
         drawn = call(t, tmp_path / name)
         png, pdf = drawn.paths
@@ -395,7 +399,7 @@ def test_accuracy_figure_does_not_draw_a_missing_run_as_zero(tmp_path):
     runs = make_runs(drop={("snip", "ip")})
     drawn = Fg.fig_accuracy(runs, tmp_path / "acc", HEADLINE)
     ax = drawn.figure.axes[0]
-    snip_x = T.ordered_methods(runs["method"].unique()).index("snip") + Fg.OFFSETS["ip"]
+    snip_x = T.ordered_methods(runs["method"].unique()).index("snip") + OFFSETS["ip"]
     points = np.concatenate([c.get_offsets() for c in ax.collections
                              if isinstance(c, matplotlib.collections.PathCollection)])
     near_snip_ip = points[np.abs(points[:, 0] - snip_x) < 0.09]
@@ -416,7 +420,7 @@ def test_entry_points_draw_every_figure_and_the_report_from_a_results_folder(tmp
     out = tmp_path / "paper"
     figs = out / R.FIGURE_DIR
     assert Fg.main(["--results", str(results), "--out", str(figs)]) == 0
-    for stem in V.FIGURES.values():
+    for stem in Fg.FIGURES.values():
         assert (figs / f"{stem}.png").stat().st_size > 20000, stem
         assert (figs / f"{stem}.pdf").stat().st_size > 5000, stem
     assert R.main(["--results", str(results), "--out", str(out), "--presets", str(tmp_path / "none")]) == 0
@@ -433,9 +437,9 @@ def test_report_has_every_claim_with_a_verdict(tmp_path):
     claim_rows = [line for line in text.splitlines() if re.match(r"\| C\d \|", line)]
     assert [row.split("|")[1].strip() for row in claim_rows] == [f"C{i}" for i in range(1, 10)]
     for row in claim_rows:
-        assert any(f"**{v}**" in row for v in V.VERDICTS), row
+        assert any(f"**{v}**" in row for v in S.VERDICTS), row
     for i in range(1, 10):
-        assert re.search(rf"^## C{i}: .*\n\n\*\*Verdict: ({'|'.join(V.VERDICTS)})\.\*\*", text, re.M)
+        assert re.search(rf"^## C{i}: .*\n\n\*\*Verdict: ({'|'.join(S.VERDICTS)})\.\*\*", text, re.M)
     assert "arXiv:2203.07808" in text and "cp presets/<name>.yaml params.yaml && dvc repro" in text
     assert "1 h 02 min" in text                     # wall time 3723 s from meta.json
     assert "interspace.fb_init`): spatial" in text
@@ -492,7 +496,6 @@ def test_report_says_why_an_ablation_variant_is_missing(tmp_path):
 
 def test_gf_scatter_takes_the_stages_verdict_not_a_raw_comparison():
     # a disconnected net: GF_IP equals GF_SP up to round-off, which the theorem1 stage counts as passed
-    from analysis.figures import _gf_points
     gf_masks = pd.DataFrame({"method": ["snip", "snip"], "sparsity": [0.995, 0.9], "seed": [0, 0],
                              "gf_ip": [0.0078428525035197, 1.0], "gf_sp": [0.0078428525035198, 2.0]})
     checks = pd.DataFrame({"check": ["gradient_flow", "gradient_flow"], "method": ["snip", "snip"],

@@ -31,8 +31,8 @@ from ip.train import DivergenceError, TrainConfig, Trainer
 
 WORLD = 2
 ATOL, RTOL = 1e-5, 1e-4
-DST_OPTIONS = {"dst_interval": 2, "dst_alpha": 0.3, "dst_stop_fraction": 0.9,
-               "gmp_start_fraction": 0.1, "gmp_end_fraction": 0.8, "gmp_interval": 2}
+DST = {"interval": 2, "alpha": 0.3, "stop_fraction": 0.9}
+HOOK_OPTIONS = {"rigl": DST, "set": DST, "gmp": {"start_fraction": 0.1, "end_fraction": 0.8, "interval": 2}}
 
 
 class TinyConvNet(nn.Module):
@@ -76,7 +76,7 @@ def _hook_factory(method, sparsity, seed_of_rank=None):
     def factory(model, enforcer, total_steps, optimizer):
         seed = 7 if seed_of_rank is None else seed_of_rank
         return make_train_hook(method, model, enforcer.masks, enforcer, total_steps=total_steps, sparsity=sparsity,
-                               generator=torch.Generator().manual_seed(seed), options=DST_OPTIONS,
+                               generator=torch.Generator().manual_seed(seed), options=HOOK_OPTIONS[method],
                                optimizer=optimizer)
     return factory
 
@@ -105,7 +105,8 @@ class MaskLog:
 
 
 def _cfg(**kw):
-    return TrainConfig(**{"epochs": 3, "batch_size": 16, "lr": 0.05, "momentum": 0.9, **kw})
+    # CPU ranks (gloo) even where a GPU is visible: the default device is "auto"
+    return TrainConfig(**{"epochs": 3, "batch_size": 16, "lr": 0.05, "momentum": 0.9, "device": "cpu", **kw})
 
 
 def train_bn_free(distributed: bool, checkpoint=None, end_epoch=None):

@@ -127,7 +127,7 @@ def test_two_identical_runs_give_identical_results_and_ignore_foreign_checkpoint
 @pytest.mark.slow
 def test_corrupt_checkpoint_stops_the_run_with_a_clear_error(prepared, monkeypatch):
     from pipeline.common import INIT_DIR, MASK_DIR, PREPARED, run_spec
-    from pipeline.config import load_params
+    from study.params import load_params
     from pipeline.train import checkpoint_path
     _clear_run(prepared)
     monkeypatch.chdir(prepared)
@@ -189,9 +189,12 @@ def test_corrupt_mask_file_stops_the_train_stage(prepared):
         proc = python(["pipeline.train", *RUN], prepared, check=False)
     finally:
         mask_file.write_bytes(good)
-    assert proc.returncode == 1
-    assert f"error: mask file results/masks/{NAME}.pt is unreadable or corrupt" in proc.stderr
-    assert "re-run its masks stage" in proc.stderr
+    # a bad input file: one line naming the file and the stage that makes it, exit code 2 (pipeline.common.stage)
+    err = proc.stderr.strip()
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and len(err.splitlines()) == 1 and err.startswith("error: "), err
+    assert f"results/masks/{NAME}.pt: mask file is unreadable or truncated" in err
+    assert err.endswith("re-run the stage that makes it: dvc repro -f masks@rigl-ip-0"), err
     assert not (prepared / "results" / "runs" / NAME).exists()
 
 

@@ -1,4 +1,6 @@
 """Gradient flow, trainable coordinates and generalisation metrics."""
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -156,3 +158,33 @@ def test_generalisation_gaps_signs():
     gaps = generalisation_gaps(train_loss=0.1, train_acc=0.99, test_loss=0.4, test_acc=0.9)
     assert gaps["gap_acc"] == pytest.approx(0.09)
     assert gaps["gap_loss"] == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize("method", ["snip", "magnitude"])
+def test_theorem1_ab_on_pai_masks_with_batch_statistics(tiny_resnet, method):
+    """Thm 1 (a), (b) (STUDY_SPEC section 4) with BN on batch statistics (section 3):
+    spatial-init IP twin, same PaI mask: the shared part of GF_IP equals GF_SP (also per
+    layer) and GF_IP = GF_SP + FB part > GF_SP."""
+    from ip.masks import layer_name
+    from ip.pruning import find_masks
+
+    sp = tiny_resnet.double()
+    g = torch.Generator().manual_seed(4)
+    batches = [(torch.randn(8, 1, 8, 8, generator=g, dtype=torch.float64), torch.randint(0, 10, (8,), generator=g))
+               for _ in range(2)]
+    sp_masks, _ = find_masks(method, sp, 0.9, batches=batches)
+    ip = to_interspace(copy.deepcopy(sp), fb_init="spatial")
+    ip_names = {layer_name(n): n for n in prunable_parameters(ip)}
+    ip_masks = {ip_names[layer_name(n)]: m for n, m in sp_masks.items()}
+    MaskEnforcer(sp, sp_masks).remove()
+    MaskEnforcer(ip, ip_masks).remove()
+    gf_sp = gradient_flow(sp, batches, sp_masks, bn_mode="batch")
+    gf_ip = gradient_flow(ip, batches, ip_masks, bn_mode="batch")
+    assert gf_ip["loss"] == pytest.approx(gf_sp["loss"], rel=1e-12)  # same function
+    assert gf_ip["shared"] == pytest.approx(gf_sp["shared"], rel=1e-9)
+    for name, value in gf_sp["per_parameter"].items():
+        if name in sp_masks:
+            assert gf_ip["per_parameter"][ip_names[layer_name(name)]] == pytest.approx(value, rel=1e-9, abs=1e-300)
+    assert gf_ip["fb"] > 1e-6 * gf_sp["total"]
+    assert gf_ip["total"] > gf_sp["total"]
+    assert gf_ip["total"] == pytest.approx(gf_sp["total"] + gf_ip["fb"], rel=1e-9)

@@ -4,6 +4,8 @@ The reference is ``torch.func.hessian`` of the loss as a function of *all* param
 entries (no use of the library's coordinate code), restricted by hand to the kept
 coordinates.  The network is small enough (a few hundred coordinates) for ``eigh``.
 """
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -218,3 +220,76 @@ def test_hessian_summary_is_json_and_agrees_with_exact(setup):
     assert abs(summary["trace"] - np.trace(exact)) <= 4 * summary["trace_stderr"]
     assert summary["dim"] == exact.shape[0]
     assert abs(np.trapezoid(summary["density"], summary["density_grid"]) - 1) < 1e-3
+
+
+class BatchStatisticsNorm(nn.Module):
+    """BatchNorm2d in train mode written with elementary ops: normalise by the batch's
+    mean and biased variance, then scale and shift (no running statistics)."""
+
+    def __init__(self, bn: nn.BatchNorm2d):
+        super().__init__()
+        self.weight, self.bias, self.eps = bn.weight, bn.bias, bn.eps
+
+    def forward(self, x):
+        mean = x.mean(dim=(0, 2, 3), keepdim=True)
+        var = ((x - mean) ** 2).mean(dim=(0, 2, 3), keepdim=True)
+        scale, shift = self.weight[None, :, None, None], self.bias[None, :, None, None]
+        return (x - mean) / torch.sqrt(var + self.eps) * scale + shift
+
+
+def exact_kept_hessian_batch_statistics(net: nn.Module, masks: dict, batches: list) -> np.ndarray:
+    """Exact Hessian of the mean loss with BN on each batch's own statistics.
+
+    BN is replaced by :class:`BatchStatisticsNorm` in a copy, so the reference shares no
+    BN kernel with the operator.  (``torch.func.hessian`` through train-mode
+    ``BatchNorm2d`` itself, made buffer-free by ``replace_all_batch_norm_modules_``,
+    gave an asymmetric matrix with torch 2.14: a non-zero mixed derivative between a
+    BN weight and the preceding conv bias, which batch normalisation cancels exactly.)
+    Batch losses are weighted by size.
+    """
+    ref = copy.deepcopy(net)
+    for i, module in enumerate(ref):
+        if isinstance(module, nn.BatchNorm2d):
+            ref[i] = BatchStatisticsNorm(module)
+    names = [n for n, _ in ref.named_parameters()]
+    assert names == [n for n, _ in net.named_parameters()]
+    shapes = [p.shape for _, p in ref.named_parameters()]
+    theta0 = torch.cat([p.detach().reshape(-1) for _, p in ref.named_parameters()])
+    total = sum(len(y) for _, y in batches)
+
+    def loss(theta):
+        params, start = {}, 0
+        for name, shape in zip(names, shapes):
+            size = int(np.prod(shape))
+            params[name] = theta[start:start + size].reshape(shape)
+            start += size
+        return sum(F.cross_entropy(functional_call(ref, params, (x,)), y) * (len(y) / total) for x, y in batches)
+
+    full = torch.func.hessian(loss)(theta0)
+    keep = torch.cat([masks[n].reshape(-1) if n in masks else torch.ones(p.numel(), dtype=torch.bool)
+                      for n, p in ref.named_parameters()])
+    return full[keep][:, keep].detach().numpy()
+
+
+@pytest.mark.parametrize("representation", ["sp", "ip"])
+def test_batch_mode_operator_equals_exact_hessian_with_batch_statistics(representation):
+    net, masks, batches = small_net(representation)
+    exact = exact_kept_hessian_batch_statistics(net, masks, batches)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    net.eval()
+    dense = HessianOperator(net, batches, masks, bn_mode="batch").dense()
+    assert not net.training
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    assert np.abs(dense - exact).max() < 1e-10 * max(1.0, np.abs(exact).max())
+    # the mode reaches BN: with non-trivial running statistics the running-mode operator differs
+    v = np.random.default_rng(0).standard_normal(dense.shape[0])
+    running = HessianOperator(net, batches, masks, bn_mode="running").matvec(v)
+    assert np.abs(running - exact @ v).max() > 1e-3 * np.abs(exact @ v).max()
+    alias = HessianOperator(net, batches, masks, bn_mode="train").matvec(v)
+    assert np.allclose(alias, dense @ v, rtol=1e-12, atol=1e-12)
+
+
+def test_unknown_bn_mode_is_rejected_at_construction():
+    net, masks, batches = small_net("sp")
+    with pytest.raises(ValueError, match="bn_mode"):
+        HessianOperator(net, batches, masks, bn_mode="batch_statistics")

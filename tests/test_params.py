@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.config import ParamsError, validate
+from study.params import ParamsError, validate
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -81,3 +81,12 @@ def test_missing_params_file_is_a_clear_error(tmp_path):
                           env={"PYTHONPATH": str(ROOT), "PATH": ""})
     assert proc.returncode == 2
     assert "params.yaml not found" in proc.stderr
+
+
+@pytest.mark.parametrize("preset", sorted((ROOT / "presets").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_preset_is_valid(preset):
+    raw = yaml.safe_load(preset.read_text())
+    if raw["data"].get("root") is None and raw["data"]["name"] in ("imagenet", "tiny_imagenet"):
+        raw["data"]["root"] = "/path/to/images"   # the user sets it; everything else must validate as shipped
+    p = validate(raw)
+    assert p.model.name == raw["model"]["name"] and p.train.epochs == raw["train"]["epochs"]

@@ -1,12 +1,12 @@
 """Stages that make many independent runs spread them over `train.workers` processes
-(pipeline.common.run_jobs); the results must not depend on that."""
+(ip.parallel.run_jobs); the results must not depend on that."""
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from pipeline.common import run_jobs
+from ip.parallel import run_jobs
 from test_scaling import needs_data, needs_dvc, project, python, tiny_params, write_params
 
 TIMING_KEYS = ("seconds", "step_seconds")

@@ -14,12 +14,21 @@ import torch.nn.functional as F
 from ip.interspace import filter_bases, fb_overhead_params, to_interspace
 from ip.masks import kept_budget, layer_name, mask_summary, prunable_parameters
 from ip.models import get_model
-from ip.pruning import METHODS, find_masks, method_info
-from ip.pruning.pai import grasp_scores, snip_scores, synflow_masks, synflow_scores
+from ip.pruning import METHODS, find_masks, method_info, option_sections, resolve_options
+from ip.pruning.dst import DstOptions
+from ip.pruning.gradual import GmpOptions, OneshotOptions
+from ip.pruning.lottery import LotteryOptions
+from ip.pruning.pai import (GraspOptions, RandomOptions, ScoreOptions, SynflowOptions, grasp_scores, snip_scores,
+                            synflow_masks, synflow_scores)
 
 SPARSITIES = (0.5, 0.9, 0.98, 0.995)
 
 PAI = ("random", "magnitude", "snip", "grasp", "synflow")
+
+
+def synflow_options(method, rounds):
+    """Options of ``method`` in tests looping over methods: only synflow takes ``rounds``."""
+    return {"rounds": rounds} if method == "synflow" else None
 
 
 def tiny(seed=0, dtype=torch.float32):
@@ -91,10 +100,35 @@ def test_registry_lists_every_method_with_its_family():
                         "oneshot": "pretrained"}
     assert [m for m in METHODS if method_info(m).needs_data] == ["snip", "grasp"]
     assert [m for m in METHODS if method_info(m).needs_training] == ["lt", "oneshot"]
+    assert [m for m in METHODS if not method_info(m).uses_sparsity] == ["dense"]
+    assert [m for m in METHODS if method_info(m).needs_dense_grad] == ["rigl"]
+    assert [m for m in METHODS if method_info(m).finetunes] == ["oneshot"]
+    assert [m for m in METHODS if method_info(m).has_train_hook] == ["rigl", "set", "gmp"]
+    assert {m: method_info(m).params_key for m in METHODS} == {**{m: m for m in METHODS}, "rigl": "dst", "set": "dst"}
+    assert method_info("rigl").options is method_info("set").options is DstOptions
+    assert {m: method_info(m).options for m in METHODS if method_info(m).options.model_fields} == {
+        "random": RandomOptions, "snip": ScoreOptions, "grasp": GraspOptions, "synflow": SynflowOptions,
+        "lt": LotteryOptions, "rigl": DstOptions, "set": DstOptions, "gmp": GmpOptions, "oneshot": OneshotOptions}
+    assert option_sections() == {"random": RandomOptions, "snip": ScoreOptions, "grasp": GraspOptions,
+                                 "synflow": SynflowOptions, "lt": LotteryOptions, "dst": DstOptions,
+                                 "gmp": GmpOptions, "oneshot": OneshotOptions}
     with pytest.raises(ValueError, match="allowed: dense, random"):
         method_info("snap")
-    with pytest.raises(ValueError, match="unknown pruning option"):
-        find_masks("magnitude", tiny(), 0.9, options={"synflow_round": 3})
+    # a typo, and a key of another method, are errors (never silently ignored)
+    with pytest.raises(ValueError, match="synflow option round: Extra inputs are not permitted"):
+        find_masks("synflow", tiny(), 0.9, options={"round": 3})
+    with pytest.raises(ValueError, match="magnitude option rounds: Extra inputs are not permitted"):
+        find_masks("magnitude", tiny(), 0.9, options={"rounds": 3})
+    with pytest.raises(ValueError, match="snip option temperature: Extra inputs are not permitted"):
+        find_masks("snip", tiny(), 0.9, batches=make_batches(), options={"temperature": 100.0})
+    with pytest.raises(ValueError, match="grasp option bn_mode"):
+        find_masks("grasp", tiny(), 0.9, batches=make_batches(), options={"bn_mode": "test"})
+    with pytest.raises(ValueError, match="synflow takes SynflowOptions, got GraspOptions"):
+        find_masks("synflow", tiny(), 0.9, options=GraspOptions())
+    with pytest.raises(ValueError, match="gmp option"):
+        resolve_options("gmp", {"start_fraction": 0.8, "end_fraction": 0.5})
+    assert resolve_options("synflow", {"rounds": 7}) == SynflowOptions(rounds=7)
+    assert resolve_options("grasp", None) == GraspOptions() and GraspOptions().temperature == 200.0
     with pytest.raises(ValueError, match="needs data"):
         find_masks("snip", tiny(), 0.9)
 
@@ -210,10 +244,10 @@ def test_synflow_scores_equal_path_removal(fb_init):
 def test_synflow_is_data_free_and_iterative():
     model = tiny()
     keep = kept_budget(model, 0.98)
-    a, _ = find_masks("synflow", model, 0.98, batches=make_batches(seed=1), options={"synflow_rounds": 20})
+    a, _ = find_masks("synflow", model, 0.98, batches=make_batches(seed=1), options={"rounds": 20})
     b, _ = find_masks("synflow", model, 0.98, batches=[(10 * x + 3, y) for x, y in make_batches(seed=7)],
-                      options={"synflow_rounds": 20})
-    c, _ = find_masks("synflow", model, 0.98, options={"synflow_rounds": 20, "input_shape": (1, 8, 8)})
+                      options={"rounds": 20})
+    c, _ = find_masks("synflow", model, 0.98, input_shape=(1, 8, 8), options={"rounds": 20})
     assert all(torch.equal(a[n], b[n]) and torch.equal(a[n], c[n]) for n in a)
     # one round is plain top-k of the one-shot scores; more rounds give a different mask
     one_round = synflow_masks(model, keep, (1, 8, 8), rounds=1)
@@ -266,7 +300,7 @@ def test_synflow_reaches_extreme_sparsity_without_disconnecting():
 def test_spatial_basis_gives_sp_masks_and_dct_does_not(method):
     sp = tiny()
     batches = make_batches()
-    opts = {"synflow_rounds": 20}
+    opts = synflow_options(method, 20)
 
     def masks_of(model):
         g = torch.Generator().manual_seed(5)
@@ -289,7 +323,7 @@ def test_scoring_leaves_the_model_untouched(method):
     model = to_interspace(tiny(), "dct")
     model.train()
     before = copy.deepcopy(model.state_dict())
-    find_masks(method, model, 0.9, batches=make_batches(), options={"synflow_rounds": 5})
+    find_masks(method, model, 0.9, batches=make_batches(), options=synflow_options(method, 5))
     after = model.state_dict()
     assert before.keys() == after.keys()
     assert all(torch.equal(before[k], after[k]) for k in before)  # incl. BN running stats, lambda, F
@@ -316,7 +350,7 @@ def test_pai_kept_counts_are_exact(share):
             for method, scope, distribution in cases:
                 call = lambda: find_masks(method, model, sparsity, batches=batches, scope=scope,  # noqa: E731
                                           distribution=distribution, fb_in_budget=fb_in_budget,
-                                          options={"synflow_rounds": 10})
+                                          options=synflow_options(method, 10))
                 if expected < 0 and method != "dense":
                     with pytest.raises(ValueError, match="filter-basis"):
                         call()

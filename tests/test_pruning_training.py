@@ -87,7 +87,7 @@ def test_lottery_ticket_rewinds_exactly_and_reaches_the_budget(fb_init):
     trainer = RecordingTrainer(make_batches())
     rounds, rewind_epoch, epochs, sparsity = 3, 1, 3, 0.9
     masks, start = find_masks("lt", model, sparsity, train_fn=trainer,
-                              options={"lt_rounds": rounds, "lt_rewind_epoch": rewind_epoch, "epochs": epochs})
+                              epochs=epochs, options={"rounds": rounds, "rewind_epoch": rewind_epoch})
     total = sum(p.numel() for p in prunable_parameters(model).values())
     budget = kept_budget(model, sparsity)
     # call 0: dense 0 -> rewind epoch; calls 1..R: rewind epoch -> end
@@ -121,7 +121,7 @@ def test_oneshot_prunes_trained_weights_once():
     model = tiny("dct")
     init = copy.deepcopy(model.state_dict())
     trainer = RecordingTrainer(make_batches())
-    masks, start = find_masks("oneshot", model, 0.9, train_fn=trainer, options={"epochs": 2})
+    masks, start = find_masks("oneshot", model, 0.9, train_fn=trainer, epochs=2)
     assert len(trainer.calls) == 1 and trainer.calls[0]["epochs"] == 2
     trained = trainer.calls[0]["state_after"]
     assert kept(masks) == kept_budget(model, 0.9)
@@ -138,7 +138,7 @@ def test_oneshot_prunes_trained_weights_once():
 def test_gmp_follows_the_cubic_schedule_at_every_pruning_step():
     model = tiny("dct")
     sparsity, total_steps = 0.95, 100
-    options = {"gmp_start_fraction": 0.1, "gmp_end_fraction": 0.75, "gmp_interval": 7}
+    options = {"start_fraction": 0.1, "end_fraction": 0.75, "interval": 7}
     masks, start = find_masks("gmp", model, sparsity, options=options)
     assert start is None and all(bool(m.all()) for m in masks.values())
     enforcer = MaskEnforcer(model, masks)
@@ -186,14 +186,14 @@ def test_gmp_resumed_after_the_end_still_reaches_the_budget():
     masks, _ = find_masks("gmp", model, 0.9)
     enforcer = MaskEnforcer(model, masks)
     hook = make_train_hook("gmp", model, masks, enforcer, total_steps=100, sparsity=0.9,
-                           options={"gmp_interval": 10})
+                           options={"interval": 10})
     hook.after_step(40)
     state = hook.state_dict()
     partial = kept(enforcer.masks)
     model2 = copy.deepcopy(model)
     enforcer2 = MaskEnforcer(model2, masks)
     hook2 = make_train_hook("gmp", model2, masks, enforcer2, total_steps=100, sparsity=0.9,
-                            options={"gmp_interval": 10})
+                            options={"interval": 10})
     hook2.load_state_dict(state)
     assert kept(enforcer2.masks) == partial < sum(m.numel() for m in masks.values())
     hook2.after_step(90)  # past t_end = 75: the missed final step still happens
@@ -235,7 +235,7 @@ def run_dst(method, model, masks, total_steps, options, batches, generator=None,
 def test_dst_updates_keep_counts_exact_and_start_new_entries_at_zero(method):
     model = tiny("dct")
     total_steps = 40
-    options = {"dst_interval": 5, "dst_alpha": 0.3, "dst_stop_fraction": 0.75}
+    options = {"interval": 5, "alpha": 0.3, "stop_fraction": 0.75}
     masks, start = find_masks(method, model, 0.9, generator=torch.Generator().manual_seed(0))
     assert start is None and kept(masks) == kept_budget(model, 0.9)
     layer_counts = {n: int(m.sum()) for n, m in masks.items()}
@@ -283,18 +283,18 @@ def test_rigl_needs_dense_gradients_and_pai_has_no_hook():
 
 def test_rigl_starts_from_erk_and_set_resumes_identically():
     model = tiny()
-    # ``distribution`` is the random method's; RigL keeps its ERK start unless dst_distribution says otherwise
+    # ``distribution`` is the random method's; RigL keeps its ERK start unless DstOptions.distribution says otherwise
     masks, _ = find_masks("rigl", model, 0.9, distribution="uniform", generator=torch.Generator().manual_seed(0))
     densities = {n: float(m.float().mean()) for n, m in masks.items()}
     # ERK: density ~ (c_in + c_out + k + k) / (c_in c_out k k): 4x4x3x3 layers are denser than 16x16x3x3
     assert densities["layer1.0.conv1.weight"] == pytest.approx((14 / 144) / (38 / 2304) * densities["layer3.1.conv1.weight"],
                                                                abs=1 / 144)
     assert densities["conv1.weight"] == 1.0
-    uniform, _ = find_masks("rigl", model, 0.9, options={"dst_distribution": "uniform"})
+    uniform, _ = find_masks("rigl", model, 0.9, options={"distribution": "uniform"})
     assert all(abs(int(m.sum()) - 0.1 * m.numel()) < 1 for m in uniform.values())
 
     batches = make_batches()
-    options = {"dst_interval": 3, "dst_stop_fraction": 0.9}
+    options = {"interval": 3, "stop_fraction": 0.9}
     reference = copy.deepcopy(model)
     full_hook, full_enforcer, _ = run_dst("set", reference, masks, 20, options, batches,
                                           torch.Generator().manual_seed(7))
@@ -319,17 +319,19 @@ def test_training_methods_keep_exact_counts(sparsity):
     total = sum(p.numel() for p in prunable_parameters(model).values())
     fb = fb_overhead_params(model)
     batches = make_batches(n=1)
-    options = {"epochs": 2, "lt_rounds": 2, "lt_rewind_epoch": 1, "gmp_interval": 2, "dst_interval": 2}
+    options = {"lt": {"rounds": 2, "rewind_epoch": 1}, "gmp": {"interval": 2}, "rigl": {"interval": 2},
+               "set": {"interval": 2}}
     for fb_in_budget in (False, True):
         expected = round((1 - sparsity) * total) - (fb if fb_in_budget else 0)
         for method in ("lt", "oneshot", "rigl", "set", "gmp"):
             masks, start = find_masks(method, model, sparsity, fb_in_budget=fb_in_budget,
-                                      train_fn=RecordingTrainer(batches, steps_per_epoch=1), options=options)
+                                      train_fn=RecordingTrainer(batches, steps_per_epoch=1), epochs=2,
+                                      options=options.get(method))
             if method == "gmp":
                 trained = copy.deepcopy(model)
                 enforcer = MaskEnforcer(trained, masks)
                 hook = make_train_hook("gmp", trained, masks, enforcer, total_steps=10, sparsity=sparsity,
-                                       options=options, fb_in_budget=fb_in_budget)
+                                       options=options["gmp"], fb_in_budget=fb_in_budget)
                 for step in range(1, 11):
                     hook.after_step(step)
                 masks = enforcer.masks

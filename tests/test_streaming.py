@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from ip.data import DatasetError, ImageFiles, StreamingLoader, image_folder_index, image_transform
-from ip.experiment import StreamedData, pruning_batches, RunSpec
+from ip.data import (DatasetError, ImageFiles, RunData, StreamedData, StreamingLoader, TrainLoader,
+                     image_folder_index, image_transform)
+from ip.experiment import pruning_batches, RunSpec
 from ip.train import TrainConfig, resolve_device
 from test_scaling import needs_dvc, project, python, tiny_params
 
@@ -114,7 +115,7 @@ def test_sharded_loaders_split_every_global_batch(tmp_path):
     loader = _loader(tmp_path, batch_size=6)
     whole = _epoch(loader, 0)
     shards = [_epoch(loader.shard(r, 2), 0) for r in range(2)]
-    assert all(s.shards_batches for s in (loader.shard(0, 2), loader.shard(1, 2))) and not loader.shards_batches
+    assert all(isinstance(s, TrainLoader) and len(s) == len(loader) for s in (loader.shard(0, 2), loader.shard(1, 2)))
     for i, (_, y) in enumerate(whole):
         assert torch.equal(torch.cat([shards[0][i][1], shards[1][i][1]]), y)
     with pytest.raises(ValueError, match="multiple of the world size"):
@@ -128,7 +129,7 @@ def test_streamed_data_serves_runs_like_tensors(tmp_path):
     data = StreamedData("tiny_imagenet", str(root), index.train_files, index.train_labels, index.test_files,
                         index.test_labels, x_metric, torch.zeros(4, dtype=torch.long), 3, 16, eval_samples=4,
                         loader_workers=0)
-    assert data.input_shape == (3, 16, 16)
+    assert isinstance(data, RunData) and data.input_shape == (3, 16, 16)
     xs = [x for x, _ in data.eval_batches("test", n=5, batch_size=2)]
     assert [x.shape[0] for x in xs] == [2, 2, 1]
     spec = RunSpec(method="snip", repr="sp", seed=0, sparsity=0.9, prune_batches=2, prune_batch_size=4)

@@ -14,13 +14,19 @@ Only parameters with ``requires_grad`` count (a frozen FB is not a coordinate). 
 defined in STUDY_SPEC section 3 is ||g||^2 over the default set (all of the above), with
 ``g`` the gradient of the data loss (no weight decay) on a fixed data subset.
 
+BN during measurement (STUDY_SPEC section 3) is chosen by ``bn_mode``: ``"batch"``
+(alias ``"train"``) normalises with the statistics of each measured batch, the loss a
+training step sees and the study's default (:data:`DEFAULT_BN_MODE`); ``"running"``
+(alias ``"eval"``) uses the running statistics.  The functions here still default to
+``"eval"``.  Either way the model's buffers and train/eval flags are unchanged
+afterwards (:func:`ip.metrics.batchnorm.bn_context`).
+
 The point at which gradients are taken is the model as stored.  Pruned entries must be
 exactly zero there (as :class:`ip.masks.MaskEnforcer` keeps them); a non-zero pruned
 entry would mean the network being measured is not the pruned network, so it is an error.
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Sequence
 
@@ -30,9 +36,9 @@ from torch import nn
 
 from ..interspace import filter_bases
 from ..masks import Masks, layer_name, prunable_parameters
+from .batchnorm import BN_MODE_NAMES, BN_MODES, DEFAULT_BN_MODE, bn_context, resolve_bn_mode  # noqa: F401
 
 KINDS = ("prunable", "fb", "norm", "bias", "other")
-BN_MODES = ("eval", "train")
 Batches = Sequence[tuple[torch.Tensor, torch.Tensor]]
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -199,31 +205,6 @@ def check_pruned_zero(coords: CoordinateSet) -> None:
                              "before measuring the pruned network")
 
 
-@contextlib.contextmanager
-def bn_context(model: nn.Module, mode: str = "eval"):
-    """Run ``model`` with BN in ``mode`` and leave no trace.
-
-    ``eval`` uses the running statistics, so the loss is a fixed, per-sample separable
-    function of the parameters (deterministic).  ``train`` uses batch statistics; the
-    running statistics it would update are restored on exit, so measuring never
-    changes the model.  The train/eval flags of all modules are restored too.
-    """
-    if mode not in BN_MODES:
-        raise ValueError(f"bn_mode must be one of {BN_MODES}, got {mode!r}")
-    flags = {m: m.training for m in model.modules()}
-    buffers = {n: b.detach().clone() for n, b in model.named_buffers()} if mode == "train" else {}
-    model.train(mode == "train")
-    try:
-        yield model
-    finally:
-        for m, flag in flags.items():
-            m.training = flag
-        if buffers:
-            with torch.no_grad():
-                for n, b in model.named_buffers():
-                    b.copy_(buffers[n])
-
-
 def as_batches(batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """A re-iterable list of (inputs, targets); a single (x, y) pair is one batch."""
     if isinstance(batches, tuple) and len(batches) == 2 and isinstance(batches[0], torch.Tensor):
@@ -258,7 +239,7 @@ def subset_loss_terms(model: nn.Module, batches: Batches, loss_fn: LossFn = F.cr
 
 def subset_loss(model: nn.Module, batches: Batches, loss_fn: LossFn = F.cross_entropy,
                 bn_mode: str = "eval") -> float:
-    """Mean data loss over the whole subset (no gradient)."""
+    """Mean data loss over the whole subset (no gradient), BN in ``bn_mode`` (see :func:`bn_context`)."""
     batches = as_batches(batches)
     with bn_context(model, bn_mode), torch.no_grad():
         return float(sum(float(t) for t in subset_loss_terms(model, batches, loss_fn)))
@@ -266,7 +247,11 @@ def subset_loss(model: nn.Module, batches: Batches, loss_fn: LossFn = F.cross_en
 
 def full_gradient(model: nn.Module, batches: Batches, coords: CoordinateSet, loss_fn: LossFn = F.cross_entropy,
                   bn_mode: str = "eval") -> tuple[float, torch.Tensor]:
-    """(mean subset loss, flat full-subset gradient over ``coords``), data loss only."""
+    """(mean subset loss, flat full-subset gradient over ``coords``), data loss only.
+
+    BN is in ``bn_mode`` (see :func:`bn_context`); in ``"batch"`` mode every batch is
+    normalised with its own statistics, as in a training step on that batch.
+    """
     batches = as_batches(batches)
     check_pruned_zero(coords)
     params = coords.params
@@ -288,8 +273,10 @@ def gradient_flow(model: nn.Module, batches: Batches, masks: Masks | None = None
 
     ``g`` is the gradient of the mean loss over all ``batches`` (batch losses weighted
     by batch size), taken at the stored parameters; weight decay is not part of it.
-    BN is in ``bn_mode`` (default ``eval``: deterministic, and the same operator as the
-    Hessian metrics; ``train`` uses batch statistics).  ``coords`` defaults to
+    BN is in ``bn_mode`` (STUDY_SPEC section 3): ``"batch"`` (alias ``"train"``) uses
+    the batch statistics a training step sees, the study's default; ``"running"``
+    (alias ``"eval"``, this function's default) the running statistics, meaningful only
+    after :func:`ip.metrics.batchnorm.recalibrate_bn`.  ``coords`` defaults to
     ``trainable_coordinates(model, masks)`` (all kinds).
 
     Returns a dict:
@@ -300,7 +287,7 @@ def gradient_flow(model: nn.Module, batches: Batches, masks: Masks | None = None
     ``per_layer`` {module name: contribution} (an FB counts for the first conv using it);
     ``per_parameter`` {qualified parameter name: contribution};
     ``num_coordinates`` {kind: count} and ``dim``; ``loss`` the mean subset loss;
-    ``bn_mode``.
+    ``bn_mode`` the canonical name of the BN mode used (``"batch"`` or ``"running"``).
     """
     coords = coords if coords is not None else trainable_coordinates(model, masks)
     loss, grad = full_gradient(model, batches, coords, loss_fn, bn_mode)
@@ -323,5 +310,5 @@ def gradient_flow(model: nn.Module, batches: Batches, masks: Masks | None = None
         "num_coordinates": coords.kinds(),
         "dim": coords.dim,
         "loss": loss,
-        "bn_mode": bn_mode,
+        "bn_mode": resolve_bn_mode(bn_mode),
     }

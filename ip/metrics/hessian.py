@@ -1,12 +1,17 @@
 """Hessian spectra over the trainable unpruned coordinates.
 
 The operator is the Hessian of the mean data loss on a fixed list of batches, with BN
-in eval mode (running statistics, so the loss is a fixed function of the parameters),
-restricted to the coordinates of a :class:`~ip.metrics.gradient_flow.CoordinateSet`:
-pruned coordinates are not part of the operator's dimension (they are not zero rows,
-which would add spurious zero eigenvalues).  Formally, with P the selection of kept
-coordinates, the operator is P^T H P evaluated at the stored parameters (pruned entries
-zero).  Hessian-vector products use double backward, one batch at a time.
+in ``bn_mode`` (STUDY_SPEC section 3: ``"batch"``, alias ``"train"``, normalises each
+batch with its own statistics, the loss a training step sees and the study's default
+:data:`~ip.metrics.batchnorm.DEFAULT_BN_MODE`; ``"running"``, alias ``"eval"`` and
+still the default here, uses the running statistics), restricted to the coordinates of
+a :class:`~ip.metrics.gradient_flow.CoordinateSet`: pruned coordinates are not part of
+the operator's dimension (they are not zero rows, which would add spurious zero
+eigenvalues).  Formally, with P the selection of kept coordinates, the operator is
+P^T H P evaluated at the stored parameters (pruned entries zero).  Hessian-vector products use double backward, one batch at a time, inside
+:func:`~ip.metrics.batchnorm.bn_context`, so BN buffers and module flags are the same
+after every product as before (in ``"batch"`` mode the forwards would otherwise move
+the running statistics).
 
 Estimators (each validated against an exact Hessian in ``tests/test_hessian.py``):
 
@@ -37,8 +42,9 @@ from scipy.sparse.linalg import LinearOperator, aslinearoperator, eigsh
 from torch import nn
 
 from ..masks import Masks
-from .gradient_flow import (Batches, CoordinateSet, LossFn, as_batches, bn_context, check_pruned_zero,
-                            full_gradient, subset_loss_terms, trainable_coordinates)
+from .batchnorm import bn_context, resolve_bn_mode
+from .gradient_flow import (Batches, CoordinateSet, LossFn, as_batches, check_pruned_zero, full_gradient,
+                            subset_loss_terms, trainable_coordinates)
 
 EIGSH_WHICH = ("LA", "LM")
 
@@ -50,7 +56,7 @@ class HessianOperator:
     mask keeps, FBs, BN parameters, biases).  ``matvec`` takes and returns float64
     vectors of length ``dim`` (numpy or torch); the product itself is computed in the
     model's dtype.  ``num_hvp`` counts products (one per vector, whatever the number
-    of batches).
+    of batches).  ``bn_mode``: see the module docstring (default ``"eval"``, i.e. running).
     """
 
     def __init__(self, model: nn.Module, batches: Batches, masks: Masks | None = None,
@@ -59,6 +65,7 @@ class HessianOperator:
         self.batches = as_batches(batches)
         self.loss_fn = loss_fn
         self.coords = coords if coords is not None else trainable_coordinates(model, masks)
+        resolve_bn_mode(bn_mode)  # an unknown mode fails here, not at the first product
         self.bn_mode = bn_mode
         check_pruned_zero(self.coords)
         self.dim = self.coords.dim
@@ -319,13 +326,14 @@ def slq_density(op, num_probes: int = 10, lanczos_steps: int = 80, grid: np.ndar
 def hessian_summary(model: nn.Module, batches: Batches, masks: Masks | None = None,
                     loss_fn: LossFn = F.cross_entropy, top_k: int = 5, tol: float = 1e-3,
                     trace_probes: int = 50, slq_probes: int = 5, lanczos_steps: int = 60,
-                    generator: int = 0) -> dict:
+                    generator: int = 0, bn_mode: str = "eval") -> dict:
     """Top eigenvalues, Hutchinson trace and SLQ density of one network, JSON-able.
 
     One call per (network, time point) for the pipeline; every estimator runs on the
-    same operator (trainable unpruned coordinates, BN eval, fixed ``batches``).
+    same operator (trainable unpruned coordinates, BN in ``bn_mode``, fixed ``batches``).
+    ``bn_mode`` in the result is the canonical name (``"batch"`` or ``"running"``).
     """
-    op = HessianOperator(model, batches, masks, loss_fn)
+    op = HessianOperator(model, batches, masks, loss_fn, bn_mode=bn_mode)
     top = top_eigenvalues(op, top_k, tol, generator=generator)
     trace = hutchinson_trace(op, trace_probes, generator=generator + 1)
     density = slq_density(op, slq_probes, lanczos_steps, generator=generator + 2)
@@ -340,4 +348,5 @@ def hessian_summary(model: nn.Module, batches: Batches, masks: Masks | None = No
         "density_sigma": density["sigma"],
         "hvps": op.num_hvp,
         "seconds": op.seconds,
+        "bn_mode": resolve_bn_mode(bn_mode),
     }

@@ -8,7 +8,7 @@ score is computed on ``prunable_parameters(model)`` (lambda for interspace convs
 method keeps exactly ``kept_budget(model, sparsity, fb_in_budget)`` entries (``dense``
 ignores sparsity; ``gmp`` starts dense and its hook reaches the budget during training).
 
-Methods (``METHODS``; ``method_info(name)`` gives family / needs_data / needs_training):
+Methods (``METHODS``; ``method_info(name)`` gives the family, options model and capabilities):
 
 =========  ==========  ===================================================================
 dense      baseline    all-ones masks
@@ -18,29 +18,26 @@ snip       pai         |theta * dL/dtheta|, gradients summed over ``batches``
 grasp      pai         remove the largest S = -theta * Hg (temperature on the logits)
 synflow    pai         iterative SynFlow on the |.|-linearised network (|F| for IP), data-free
 lt         lt          iterative magnitude pruning with rewinding (needs ``train_fn``)
-rigl       dst         ERK random start (option ``dst_distribution``); hook: RigL updates
+rigl       dst         ERK random start (option ``distribution``); hook: RigL updates
 set        dst         ERK random start; hook: SET updates (random regrowth)
 gmp        gradual     dense start; hook: cubic-schedule global magnitude pruning
 oneshot    pretrained  train dense, prune |theta| once (needs ``train_fn``)
 =========  ==========  ===================================================================
 
-``options`` (unknown keys are an error; defaults in brackets):
+``options``: each method's typed options model, the single home of its defaults and allowed
+values (``method_info(name).options``; unknown keys are an error): ``RandomOptions``,
+``ScoreOptions`` (snip), ``GraspOptions``, ``SynflowOptions``, ``LotteryOptions``,
+``DstOptions`` (rigl, set), ``GmpOptions``, ``OneshotOptions``.  A dict is validated
+into the model; ``{}`` or None gives the defaults.
 
-- ``score_bn_mode`` ['train']: BN mode while SNIP/GraSP score ('train': batch statistics).
-  Scoring runs on a deep copy, so BN running statistics of the model never change.
-- ``grasp_temperature`` [200.0]
-- ``synflow_rounds`` [100], ``synflow_dtype`` ['float64'], ``input_shape`` [None]:
-  SynFlow's input shape is taken from ``batches`` if given, else from ``input_shape``.
-  SynFlow runs the linearised network in eval mode (as the original code).
-- ``erk_power_scale`` [1.0]: ERK densities for random (distribution='erk'), rigl, set.
-- ``epochs`` [None, required for lt and oneshot]: epochs of one training run.
-- ``lt_rounds`` [3], ``lt_rewind_epoch`` [1].
-- ``dst_distribution`` ['erk']: densities of the RigL/SET start mask ('erk' or 'uniform').
-- ``dst_interval`` [100], ``dst_alpha`` [0.3], ``dst_stop_fraction`` [0.75].
-- ``gmp_start_fraction`` [0.1], ``gmp_end_fraction`` [0.75], ``gmp_interval`` [100].
+Adding a method: a module in this package with one function registered by
+:func:`register_method` (and its options model); every module of the package is imported
+here, so nothing else changes.
 """
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from typing import Callable
 
 import torch
@@ -48,9 +45,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..masks import Masks, kept_budget
-from .registry import (DISTRIBUTIONS, OPTIONS, SCOPES, MethodInfo, PruneRequest, method_info, registered_methods,
-                       resolve_options, select_top)
+from .registry import (DISTRIBUTIONS, SCOPES, MethodInfo, MethodOptions, PruneRequest, method_info, option_sections,
+                       register_hook, register_method, registered_methods, resolve_options, select_top)
 from . import pai, lottery, dst, gradual  # noqa: E402,F401  (registration side effects, in METHODS order)
+
+# further methods: every other module of this package registers its own on import
+for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+    if _module not in ("registry", "pai", "lottery", "dst", "gradual"):
+        importlib.import_module(f"{__name__}.{_module}")
 
 METHODS: tuple[str, ...] = registered_methods()
 
@@ -58,7 +60,8 @@ METHODS: tuple[str, ...] = registered_methods()
 def find_masks(method: str, model: nn.Module, sparsity: float, *, batches=None,
                loss_fn: Callable = F.cross_entropy, scope: str = "global", distribution: str = "uniform",
                fb_in_budget: bool = False, generator: torch.Generator | None = None,
-               train_fn: Callable | None = None, options: dict | None = None) -> tuple[Masks, dict | None]:
+               train_fn: Callable | None = None, options: MethodOptions | dict | None = None,
+               epochs: int | None = None, input_shape: tuple[int, ...] | None = None) -> tuple[Masks, dict | None]:
     """Masks of ``method`` at ``sparsity`` for ``model`` (SP or IP), and the state to train from.
 
     - ``batches``: list of (x, y) for data-dependent methods (snip, grasp); synflow only
@@ -66,38 +69,54 @@ def find_masks(method: str, model: nn.Module, sparsity: float, *, batches=None,
     - ``scope``: 'global' (one ranking over all layers) or 'layer' (equal density per
       layer) for score-based methods (magnitude, snip, grasp, synflow, lt, oneshot).
     - ``distribution``: layer densities of the ``random`` method, 'uniform' or 'erk'
-      (other methods ignore it; rigl/set take ``options['dst_distribution']``, default
+      (other methods ignore it; rigl/set take ``DstOptions.distribution``, default
       'erk', so a pipeline-wide distribution for random pruning cannot turn RigL's
       ERK start into a uniform one).  random/rigl/set ignore ``scope``.
     - ``fb_in_budget``: charge the filter-basis entries to the budget.
     - ``generator``: randomness of random, rigl, set (global RNG if None).
     - ``train_fn(model, masks, epochs, start_epoch=0)``: trains in place with masks
-      enforced; required by lt and oneshot.
-    - ``options``: see the module docstring.
+      enforced; required by methods that need training (lt, oneshot), with ``epochs``,
+      the length of one training run.
+    - ``input_shape``: (C, H, W) for synflow when no ``batches`` are given.
+    - ``options``: the method's options (model instance or dict; see the module docstring).
 
     Returns ``(masks, start_state)``: masks keyed by prunable parameter name; start_state
     is None (train from the model's current initialisation) except for lt (rewind
     weights, masked) and oneshot (trained dense weights, masked).  The model is left
-    with the weights it came with.
+    with the weights it came with, on the device it came on.
+
+    Device: scores are computed where the model's parameters live (a model on a GPU is
+    scored on it), and masks and start_state are returned on that same device.  Random
+    draws are made on the CPU first, so a seeded generator gives the same masks anywhere.
     """
     info = method_info(method)
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
     if distribution not in DISTRIBUTIONS:
         raise ValueError(f"distribution must be one of {DISTRIBUTIONS}, got {distribution!r}")
-    opts = resolve_options(options)
+    opts = resolve_options(method, options)
     if info.needs_data and not batches:
         raise ValueError(f"{method} needs data: pass batches=[(x, y), ...]")
     if info.needs_training and train_fn is None:
         raise ValueError(f"{method} trains the model: pass train_fn(model, masks, epochs, start_epoch)")
     keep_total = kept_budget(model, sparsity, fb_in_budget) if info.uses_sparsity else None
     request = PruneRequest(sparsity, keep_total, list(batches) if batches else None, loss_fn, scope,
-                           distribution, fb_in_budget, generator, train_fn, opts)
-    return info.find(model, request)
+                           distribution, fb_in_budget, generator, train_fn, opts, epochs,
+                           tuple(input_shape) if input_shape is not None else None)
+    device = next(model.parameters()).device
+    masks, start_state = info.find(model, request)
+    # methods that train (lt, oneshot) hand the model to a train_fn that may leave it on
+    # another device: everything returns to the device the model came on
+    model.to(device)
+    masks = {name: mask.to(device) for name, mask in masks.items()}
+    if start_state is not None:
+        start_state = {key: value.to(device) if isinstance(value, torch.Tensor) else value
+                       for key, value in start_state.items()}
+    return masks, start_state
 
 
 def make_train_hook(method: str, model: nn.Module, masks: Masks, enforcer, *, total_steps: int, sparsity: float,
-                    generator: torch.Generator | None = None, options: dict | None = None,
+                    generator: torch.Generator | None = None, options: MethodOptions | dict | None = None,
                     fb_in_budget: bool = False, scope: str = "global",
                     optimizer: torch.optim.Optimizer | None = None):
     """The training-time schedule of ``method`` (rigl, set, gmp), or None for methods without one.
@@ -124,8 +143,9 @@ def make_train_hook(method: str, model: nn.Module, masks: Masks, enforcer, *, to
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
     return info.make_hook(model, masks, enforcer, total_steps=total_steps, sparsity=sparsity, generator=generator,
-                          options=resolve_options(options), fb_in_budget=fb_in_budget, scope=scope,
+                          options=resolve_options(method, options), fb_in_budget=fb_in_budget, scope=scope,
                           optimizer=optimizer)
 
 
-__all__ = ["METHODS", "OPTIONS", "MethodInfo", "method_info", "find_masks", "make_train_hook", "select_top"]
+__all__ = ["METHODS", "MethodInfo", "MethodOptions", "method_info", "option_sections", "register_hook",
+           "register_method", "registered_methods", "resolve_options", "find_masks", "make_train_hook", "select_top"]

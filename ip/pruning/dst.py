@@ -25,16 +25,27 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import Literal
 
 import torch
+from pydantic import Field
 from torch import nn
 
 from ..masks import MaskEnforcer, Masks
 from .pai import layer_counts, random_scores
-from .registry import (PruneRequest, kept_entries, keep_top, register_hook, register_method, select_with_counts,
-                       total_entries)
+from .registry import (MethodOptions, PruneRequest, kept_entries, keep_top, register_hook, register_method,
+                       select_with_counts, total_entries)
 
 _OPTIMIZER_STATE_KEYS = ("momentum_buffer", "exp_avg", "exp_avg_sq", "square_avg", "sum")
+
+
+class DstOptions(MethodOptions):
+    """Options of RigL and SET (shared: params.yaml's ``prune.dst``)."""
+    interval: int = Field(100, ge=1, description="optimizer steps between mask updates (Delta T)")
+    alpha: float = Field(0.3, ge=0.0, le=1.0, description="initial drop fraction")
+    stop_fraction: float = Field(0.75, ge=0.0, le=1.0, description="updates stop at this fraction of training")
+    distribution: Literal["erk", "uniform"] = Field("erk", description="layer densities of the random start mask")
+    erk_power_scale: float = Field(1.0, gt=0.0, description="exponent of the ERK layer factor")
 
 
 def drop_fraction(step: int, alpha: float, end_step: int) -> float:
@@ -46,7 +57,7 @@ class DSTHook:
     """Mask updates of RigL (``regrowth='gradient'``) or SET (``regrowth='random'``)."""
 
     def __init__(self, model: nn.Module, masks: Masks, enforcer: MaskEnforcer, total_steps: int,
-                 options: dict, regrowth: str, generator: torch.Generator | None = None,
+                 options: "DstOptions", regrowth: str, generator: torch.Generator | None = None,
                  optimizer: torch.optim.Optimizer | None = None):
         if regrowth not in ("gradient", "random"):
             raise ValueError(f"regrowth must be 'gradient' or 'random', got {regrowth!r}")
@@ -56,9 +67,9 @@ class DSTHook:
         self.enforcer = enforcer
         self.regrowth = regrowth
         self.optimizer = optimizer
-        self.interval = int(options["dst_interval"])
-        self.alpha = float(options["dst_alpha"])
-        self.end_step = int(float(options["dst_stop_fraction"]) * total_steps)
+        self.interval = options.interval
+        self.alpha = options.alpha
+        self.end_step = int(options.stop_fraction * total_steps)
         self.total = total_entries(model)
         if generator is None:
             # a private generator whose state can be saved; seeded from the run's seed
@@ -136,12 +147,14 @@ def random_scores_like(param: torch.Tensor, generator: torch.Generator) -> torch
 
 
 def _erk_start(model: nn.Module, req: PruneRequest):
-    counts = layer_counts(model, req.keep_total, req.options["dst_distribution"], req.options["erk_power_scale"])
+    counts = layer_counts(model, req.keep_total, req.options.distribution, req.options.erk_power_scale)
     return select_with_counts(random_scores(model, req.generator), counts), None
 
 
-register_method("rigl", "dst", "RigL: ERK start, drop smallest |theta|, grow largest |dense grad|")(_erk_start)
-register_method("set", "dst", "SET: ERK start, drop smallest |theta|, grow at random")(_erk_start)
+register_method("rigl", "dst", "RigL: ERK start, drop smallest |theta|, grow largest |dense grad|",
+                options=DstOptions, params_key="dst", needs_dense_grad=True)(_erk_start)
+register_method("set", "dst", "SET: ERK start, drop smallest |theta|, grow at random",
+                options=DstOptions, params_key="dst")(_erk_start)
 
 
 @register_hook("rigl")

@@ -17,11 +17,28 @@ from __future__ import annotations
 
 import copy
 
+from pydantic import Field, model_validator
 from torch import nn
 
 from ..masks import MaskEnforcer, Masks, dense_masks, kept_budget
 from .lottery import magnitude_prune, masked_state, training_epochs
-from .registry import PruneRequest, kept_entries, register_hook, register_method, total_entries
+from .registry import MethodOptions, PruneRequest, kept_entries, register_hook, register_method, total_entries
+
+
+class GmpOptions(MethodOptions):
+    start_fraction: float = Field(0.1, ge=0.0, le=1.0, description="first pruning step t0 / total steps")
+    end_fraction: float = Field(0.75, ge=0.0, le=1.0, description="step reaching the target sparsity / total steps")
+    interval: int = Field(100, ge=1, description="optimizer steps between pruning steps (Delta t)")
+
+    @model_validator(mode="after")
+    def _start_before_end(self):
+        if self.start_fraction >= self.end_fraction:
+            raise ValueError("start_fraction must be below end_fraction")
+        return self
+
+
+class OneshotOptions(MethodOptions):
+    finetune_epochs: int | None = Field(None, ge=1, description="epochs of fine-tuning (None: the run's epochs)")
 
 
 def cubic_sparsity(step: int, final_sparsity: float, start_step: int, end_step: int,
@@ -38,22 +55,20 @@ def cubic_sparsity(step: int, final_sparsity: float, start_step: int, end_step: 
 class GMPHook:
     """Training-time schedule of GMP; call :meth:`after_step` after every optimizer step.
 
-    Options: ``gmp_start_fraction`` (t0 / total_steps, default 0.1),
-    ``gmp_end_fraction`` (t_end / total_steps, default 0.75), ``gmp_interval``
-    (dt in steps, default 100).
+    Options: :class:`GmpOptions`.
     """
 
     def __init__(self, model: nn.Module, masks: Masks, enforcer: MaskEnforcer, total_steps: int,
-                 sparsity: float, options: dict, fb_in_budget: bool = False, scope: str = "global"):
+                 sparsity: float, options: GmpOptions, fb_in_budget: bool = False, scope: str = "global"):
         self.model = model
         self.enforcer = enforcer
         self.scope = scope
         self.total = total_entries(model)
         self.keep_final = kept_budget(model, sparsity, fb_in_budget)
         self.final_sparsity = 1.0 - self.keep_final / self.total
-        self.end_step = max(1, int(round(float(options["gmp_end_fraction"]) * total_steps)))
-        self.start_step = min(int(round(float(options["gmp_start_fraction"]) * total_steps)), self.end_step)
-        self.interval = int(options["gmp_interval"])
+        self.end_step = max(1, int(round(options.end_fraction * total_steps)))
+        self.start_step = min(int(round(options.start_fraction * total_steps)), self.end_step)
+        self.interval = options.interval
         self.history: list[dict] = []
         enforcer.set_masks(masks)
 
@@ -91,7 +106,8 @@ class GMPHook:
         self.history = copy.deepcopy(state["history"])
 
 
-@register_method("gmp", "gradual", "gradual magnitude pruning, cubic schedule (Zhu & Gupta 2018); starts dense")
+@register_method("gmp", "gradual", "gradual magnitude pruning, cubic schedule (Zhu & Gupta 2018); starts dense",
+                 options=GmpOptions)
 def _gmp(model: nn.Module, req: PruneRequest):
     # GMP starts dense; the budget is reached during training by the hook
     return dense_masks(model), None
@@ -104,7 +120,7 @@ def _gmp_hook(model, masks, enforcer, *, total_steps, sparsity, generator=None, 
 
 
 @register_method("oneshot", "pretrained", "train dense, prune the smallest |theta| once, fine-tune",
-                 needs_training=True)
+                 options=OneshotOptions, needs_training=True, finetunes=True)
 def _oneshot(model: nn.Module, req: PruneRequest):
     epochs = training_epochs(req, "oneshot")
     init_state = copy.deepcopy(model.state_dict())

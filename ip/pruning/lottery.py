@@ -19,11 +19,17 @@ from __future__ import annotations
 import copy
 
 import torch
+from pydantic import Field
 from torch import nn
 
 from ..masks import Masks, dense_masks, prunable_parameters
 from .pai import magnitude_scores
-from .registry import PruneRequest, register_method, schedule_keep, select_top, total_entries
+from .registry import MethodOptions, PruneRequest, register_method, schedule_keep, select_top, total_entries
+
+
+class LotteryOptions(MethodOptions):
+    rounds: int = Field(3, ge=1, description="train-prune-rewind rounds")
+    rewind_epoch: int = Field(1, ge=0, description="rewind point in epochs (0: the initialisation)")
 
 
 def masked_state(model: nn.Module, masks: Masks) -> dict:
@@ -39,13 +45,13 @@ def load_masked(model: nn.Module, state: dict, masks: Masks) -> None:
     params = prunable_parameters(model)
     with torch.no_grad():
         for name, mask in masks.items():
-            params[name].mul_(mask)
+            params[name].mul_(mask.to(params[name].device))
 
 
 def training_epochs(req: PruneRequest, method: str) -> int:
-    epochs = req.options["epochs"]
+    epochs = req.epochs
     if epochs is None or int(epochs) != epochs or epochs < 1:
-        raise ValueError(f"{method} needs options['epochs'], a positive integer; got {epochs!r}")
+        raise ValueError(f"{method} needs epochs, a positive integer; got {epochs!r}")
     return int(epochs)
 
 
@@ -55,13 +61,13 @@ def magnitude_prune(model: nn.Module, masks: Masks, keep: int, scope: str) -> Ma
 
 
 @register_method("lt", "lt", "lottery ticket: iterative magnitude pruning with rewinding",
-                 needs_training=True)
+                 options=LotteryOptions, needs_training=True)
 def _lottery(model: nn.Module, req: PruneRequest):
     epochs = training_epochs(req, "lt")
-    rounds = int(req.options["lt_rounds"])
-    rewind_epoch = int(req.options["lt_rewind_epoch"])
+    rounds = req.options.rounds
+    rewind_epoch = req.options.rewind_epoch
     if not 0 <= rewind_epoch < epochs:
-        raise ValueError(f"lt_rewind_epoch must be in [0, epochs={epochs}), got {rewind_epoch}")
+        raise ValueError(f"rewind_epoch must be in [0, epochs={epochs}), got {rewind_epoch}")
     init_state = copy.deepcopy(model.state_dict())
     masks = dense_masks(model)
     total = total_entries(model)

@@ -11,18 +11,40 @@ where a HIGHER score means "more worth keeping", except :func:`grasp_scores`, wh
 returns the paper's score S = -theta * (H g) where the LARGEST scores are removed (see
 there).  Masks are then chosen by :func:`ip.pruning.registry.select_top` with the exact
 budget.
+
+Scores live on the device of the model's parameters, and so do the masks chosen from
+them; random draws are made on the CPU and moved, so a seed gives the same mask anywhere.
 """
 from __future__ import annotations
 
 import copy
-from typing import Callable, Sequence
+from typing import Callable, Literal, Sequence
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
 from ..masks import Masks, dense_masks, erk_densities, exact_counts, prunable_parameters
-from .registry import PruneRequest, register_method, select_top, select_with_counts, schedule_keep
+from .registry import MethodOptions, PruneRequest, register_method, select_top, select_with_counts, schedule_keep
+
+
+class RandomOptions(MethodOptions):
+    erk_power_scale: float = Field(1.0, gt=0.0, description="exponent of the ERK layer factor (1.0: Evci et al.)")
+
+
+class ScoreOptions(MethodOptions):
+    bn_mode: Literal["train", "eval"] = Field(
+        "train", description="BN while scoring: 'train' uses batch statistics (scoring runs on a copy)")
+
+
+class GraspOptions(ScoreOptions):
+    temperature: float = Field(200.0, gt=0.0, description="logits are divided by this in both passes")
+
+
+class SynflowOptions(MethodOptions):
+    rounds: int = Field(100, ge=1, description="score-prune rounds (exponential density schedule)")
+    dtype: Literal["float64", "float32"] = Field("float64", description="dtype of the linearised network")
 
 Batches = Sequence[tuple[torch.Tensor, torch.Tensor]]
 
@@ -167,7 +189,7 @@ class SynflowNetwork:
         """|theta * dR/dtheta| with R = 1^T f(1) of the linearised network, pruned by ``masks``."""
         with torch.no_grad():
             for n, p in self.params.items():
-                p.copy_(self.abs_values[n] if masks is None else self.abs_values[n] * masks[n])
+                p.copy_(self.abs_values[n] if masks is None else self.abs_values[n] * masks[n].to(p.device))
         x = torch.ones((1, *input_shape), dtype=self.dtype, device=_device(self.net))
         flow = self.net(x).sum()
         names, tensors = list(self.params), list(self.params.values())
@@ -203,9 +225,9 @@ def _dense(model: nn.Module, req: PruneRequest):
     return dense_masks(model), None
 
 
-@register_method("random", "pai", "random mask, uniform per-layer density or ERK")
+@register_method("random", "pai", "random mask, uniform per-layer density or ERK", options=RandomOptions)
 def _random(model: nn.Module, req: PruneRequest):
-    counts = layer_counts(model, req.keep_total, req.distribution, req.options["erk_power_scale"])
+    counts = layer_counts(model, req.keep_total, req.distribution, req.options.erk_power_scale)
     return select_with_counts(random_scores(model, req.generator), counts), None
 
 
@@ -214,16 +236,18 @@ def _magnitude(model: nn.Module, req: PruneRequest):
     return select_top(magnitude_scores(model), req.keep_total, req.scope), None
 
 
-@register_method("snip", "pai", "SNIP |theta * dL/dtheta| (Lee et al. 2019)", needs_data=True)
+@register_method("snip", "pai", "SNIP |theta * dL/dtheta| (Lee et al. 2019)", options=ScoreOptions,
+                 needs_data=True)
 def _snip(model: nn.Module, req: PruneRequest):
-    scores = snip_scores(model, req.batches, req.loss_fn, req.options["score_bn_mode"])
+    scores = snip_scores(model, req.batches, req.loss_fn, req.options.bn_mode)
     return select_top(scores, req.keep_total, req.scope), None
 
 
-@register_method("grasp", "pai", "GraSP, remove the largest -theta*Hg (Wang et al. 2020)", needs_data=True)
+@register_method("grasp", "pai", "GraSP, remove the largest -theta*Hg (Wang et al. 2020)", options=GraspOptions,
+                 needs_data=True)
 def _grasp(model: nn.Module, req: PruneRequest):
-    scores = grasp_scores(model, req.batches, req.loss_fn, float(req.options["grasp_temperature"]),
-                          req.options["score_bn_mode"])
+    scores = grasp_scores(model, req.batches, req.loss_fn, req.options.temperature,
+                          req.options.bn_mode)
     # keep the smallest S = -theta*Hg, i.e. the highest theta*Hg
     return select_top({n: -s for n, s in scores.items()}, req.keep_total, req.scope), None
 
@@ -231,14 +255,14 @@ def _grasp(model: nn.Module, req: PruneRequest):
 def synflow_input_shape(req: PruneRequest) -> tuple[int, ...]:
     if req.batches:
         return tuple(req.batches[0][0].shape[1:])
-    if req.options["input_shape"] is not None:
-        return tuple(int(v) for v in req.options["input_shape"])
-    raise ValueError("synflow needs the input shape: pass batches or options['input_shape']")
+    if req.input_shape is not None:
+        return tuple(int(v) for v in req.input_shape)
+    raise ValueError("synflow needs the input shape: pass batches or input_shape=(C, H, W)")
 
 
-@register_method("synflow", "pai", "iterative SynFlow, data-free (Tanaka et al. 2020)")
+@register_method("synflow", "pai", "iterative SynFlow, data-free (Tanaka et al. 2020)", options=SynflowOptions)
 def _synflow(model: nn.Module, req: PruneRequest):
-    dtype = getattr(torch, req.options["synflow_dtype"])
-    masks = synflow_masks(model, req.keep_total, synflow_input_shape(req), int(req.options["synflow_rounds"]),
+    dtype = getattr(torch, req.options.dtype)
+    masks = synflow_masks(model, req.keep_total, synflow_input_shape(req), req.options.rounds,
                           req.scope, dtype)
     return masks, None

@@ -1,8 +1,11 @@
 """Registry of pruning methods, their options, and the shared mask-selection step.
 
 A method is one function ``find(model, request) -> (masks, start_state)`` registered
-with :func:`register_method`; a method with a training-time schedule (DST, GMP) also
-registers a hook factory.  Nothing outside this module dispatches on method names.
+with :func:`register_method`, together with its options model (a :class:`MethodOptions`
+subclass: the single home of its defaults and allowed values) and its capabilities; a
+method with a training-time schedule (DST, GMP) also registers a hook factory.  Nothing
+outside ``ip.pruning`` dispatches on method names or families: callers ask
+:class:`MethodInfo`.
 
 Every method ends in :func:`select_top`, the one place where scores become a mask with
 an exact number of kept entries (ties broken by the core's deterministic rule in
@@ -10,10 +13,11 @@ an exact number of kept entries (ties broken by the core's deterministic rule in
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from dataclasses import dataclass, field, replace
+from typing import Callable, Literal
 
 import torch
+from pydantic import BaseModel, ConfigDict, ValidationError
 from torch import nn
 
 from ..masks import Masks, exact_counts, masks_from_scores, masks_with_density, prunable_parameters
@@ -21,65 +25,18 @@ from ..masks import Masks, exact_counts, masks_from_scores, masks_with_density, 
 FAMILIES = ("baseline", "pai", "lt", "dst", "gradual", "pretrained")
 SCOPES = ("global", "layer")
 DISTRIBUTIONS = ("uniform", "erk")
-BN_MODES = ("train", "eval")
+Scope = Literal["global", "layer"]
+Distribution = Literal["uniform", "erk"]
 
 
-@dataclass(frozen=True)
-class Option:
-    default: Any
-    help: str
-    allowed: tuple | None = None
+class MethodOptions(BaseModel):
+    """Base of every method's options: typed, with defaults and allowed values next to each
+    field.  Unknown keys are an error, so a typo cannot silently fall back to a default."""
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
-# Every option any method reads, with its default.  Unknown keys are an error, so a
-# typo in params.yaml cannot silently fall back to a default.
-OPTIONS: dict[str, Option] = {
-    "score_bn_mode": Option("train", "BN mode while SNIP/GraSP scores are computed: 'train' uses batch "
-                                     "statistics (running stats are never changed: scoring runs on a copy)",
-                            BN_MODES),
-    "grasp_temperature": Option(200.0, "GraSP: logits are divided by this temperature in both passes"),
-    "synflow_rounds": Option(100, "SynFlow: number of score-prune rounds"),
-    "synflow_dtype": Option("float64", "SynFlow: dtype of the linearised network (avoids under/overflow)",
-                            ("float64", "float32")),
-    "input_shape": Option(None, "SynFlow: input shape (C, H, W) without batch dim, used when no batches are given"),
-    "erk_power_scale": Option(1.0, "ERK: exponent applied to the ERK layer factor (1.0 = Evci et al.)"),
-    "epochs": Option(None, "LT/oneshot: epochs of one (dense or sparse) training run; required for lt, oneshot"),
-    "lt_rounds": Option(3, "LT: number of train-prune-rewind rounds"),
-    "lt_rewind_epoch": Option(1, "LT: rewind point in epochs (0 = rewind to the initialisation)"),
-    "dst_distribution": Option("erk", "RigL/SET: layer densities of the random start mask", DISTRIBUTIONS),
-    "dst_interval": Option(100, "RigL/SET: optimizer steps between mask updates (Delta T)"),
-    "dst_alpha": Option(0.3, "RigL/SET: initial drop fraction alpha"),
-    "dst_stop_fraction": Option(0.75, "RigL/SET: mask updates stop at this fraction of total_steps (T_end)"),
-    "gmp_start_fraction": Option(0.1, "GMP: first pruning step t0 as a fraction of total_steps"),
-    "gmp_end_fraction": Option(0.75, "GMP: step where the target sparsity is reached, fraction of total_steps"),
-    "gmp_interval": Option(100, "GMP: optimizer steps between pruning steps (Delta t)"),
-}
-
-
-def resolve_options(options: dict | None) -> dict:
-    """Defaults overlaid with ``options``; unknown keys or disallowed values raise ValueError."""
-    options = dict(options or {})
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        raise ValueError(f"unknown pruning option(s) {unknown}; allowed: {', '.join(sorted(OPTIONS))}")
-    out = {k: o.default for k, o in OPTIONS.items()}
-    out.update(options)
-    for k, o in OPTIONS.items():
-        if o.allowed is not None and out[k] not in o.allowed:
-            raise ValueError(f"option {k} must be one of {o.allowed}, got {out[k]!r}")
-    for k in ("synflow_rounds", "lt_rounds", "dst_interval", "gmp_interval"):
-        if int(out[k]) != out[k] or out[k] < 1:
-            raise ValueError(f"option {k} must be a positive integer, got {out[k]!r}")
-    for k in ("dst_stop_fraction", "gmp_start_fraction", "gmp_end_fraction"):
-        if not 0.0 <= float(out[k]) <= 1.0:
-            raise ValueError(f"option {k} must be in [0, 1], got {out[k]!r}")
-    if not 0.0 <= float(out["dst_alpha"]) <= 1.0:
-        raise ValueError(f"option dst_alpha must be in [0, 1], got {out['dst_alpha']!r}")
-    if float(out["gmp_start_fraction"]) > float(out["gmp_end_fraction"]):
-        raise ValueError("option gmp_start_fraction must not exceed gmp_end_fraction")
-    if float(out["grasp_temperature"]) <= 0:
-        raise ValueError(f"option grasp_temperature must be positive, got {out['grasp_temperature']!r}")
-    return out
+class NoOptions(MethodOptions):
+    """A method without options."""
 
 
 @dataclass
@@ -94,7 +51,9 @@ class PruneRequest:
     fb_in_budget: bool
     generator: torch.Generator | None
     train_fn: Callable | None
-    options: dict = field(default_factory=dict)
+    options: MethodOptions = field(default_factory=NoOptions)
+    epochs: int | None = None                 # length of one training run (methods that train)
+    input_shape: tuple[int, ...] | None = None   # (C, H, W) for data-free methods given no batches
 
 
 FindFn = Callable[[nn.Module, PruneRequest], "tuple[Masks, dict | None]"]
@@ -102,29 +61,60 @@ FindFn = Callable[[nn.Module, PruneRequest], "tuple[Masks, dict | None]"]
 
 @dataclass(frozen=True)
 class MethodInfo:
+    """A registered method: its function, its options model and what it needs.
+
+    Callers ask these capabilities, never the method's name or family:
+
+    - ``needs_data``: ``find`` scores on mini-batches (``batches``);
+    - ``needs_training``: ``find`` trains copies of the run (``train_fn``, ``epochs``);
+    - ``uses_sparsity``: False only for a method that keeps everything;
+    - ``needs_dense_grad``: the training hook reads gradients of pruned entries;
+    - ``finetunes``: the masks are found on trained weights, and the run that follows is a
+      fine-tuning of ``options.finetune_epochs`` epochs;
+    - ``make_hook``: a training-time schedule that changes the masks while training
+      (``has_train_hook``), so the masks a run ends with differ from those it started with.
+    """
     name: str
     family: str
-    needs_data: bool          # find_masks needs ``batches``
-    needs_training: bool      # find_masks needs ``train_fn`` (trains a copy of the schedule itself)
-    uses_sparsity: bool       # False only for ``dense``
     description: str
     find: FindFn
-    make_hook: Callable | None = None   # training-time schedule factory (DST, GMP)
+    options: type[MethodOptions] = NoOptions
+    params_key: str = ""
+    needs_data: bool = False
+    needs_training: bool = False
+    uses_sparsity: bool = True
+    needs_dense_grad: bool = False
+    finetunes: bool = False
+    make_hook: Callable | None = None
+
+    @property
+    def has_train_hook(self) -> bool:
+        return self.make_hook is not None
 
 
 _REGISTRY: dict[str, MethodInfo] = {}
 
 
-def register_method(name: str, family: str, description: str, needs_data: bool = False,
-                    needs_training: bool = False, uses_sparsity: bool = True):
-    """Decorator registering ``find(model, request) -> (masks, start_state)`` under ``name``."""
+def register_method(name: str, family: str, description: str, *, options: type[MethodOptions] = NoOptions,
+                    params_key: str | None = None, needs_data: bool = False, needs_training: bool = False,
+                    uses_sparsity: bool = True, needs_dense_grad: bool = False, finetunes: bool = False):
+    """Decorator registering ``find(model, request) -> (masks, start_state)`` under ``name``.
+
+    ``options`` is the method's options model; ``params_key`` (default: the name) is the
+    section of params.yaml's ``prune`` that holds them (methods sharing options share a key).
+    """
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
+    key = params_key or name
 
     def deco(fn: FindFn) -> FindFn:
         if name in _REGISTRY:
             raise ValueError(f"pruning method {name!r} registered twice")
-        _REGISTRY[name] = MethodInfo(name, family, needs_data, needs_training, uses_sparsity, description, fn)
+        for other in _REGISTRY.values():
+            if other.params_key == key and other.options is not options:
+                raise ValueError(f"{name}: params key {key!r} is taken by {other.name} with other options")
+        _REGISTRY[name] = MethodInfo(name, family, description, fn, options, key, needs_data, needs_training,
+                                     uses_sparsity, needs_dense_grad, finetunes)
         return fn
     return deco
 
@@ -132,11 +122,14 @@ def register_method(name: str, family: str, description: str, needs_data: bool =
 def register_hook(name: str):
     """Decorator attaching a training-time hook factory to an already registered method."""
     def deco(factory):
-        info = method_info(name)
-        _REGISTRY[name] = MethodInfo(info.name, info.family, info.needs_data, info.needs_training,
-                                     info.uses_sparsity, info.description, info.find, factory)
+        _REGISTRY[name] = replace(method_info(name), make_hook=factory)
         return factory
     return deco
+
+
+def unregister_method(name: str) -> None:
+    """Remove a method (tests that register a method of their own clean up with this)."""
+    _REGISTRY.pop(name, None)
 
 
 def registered_methods() -> tuple[str, ...]:
@@ -147,6 +140,28 @@ def method_info(name: str) -> MethodInfo:
     if name not in _REGISTRY:
         raise ValueError(f"unknown pruning method {name!r}; allowed: {', '.join(_REGISTRY)}")
     return _REGISTRY[name]
+
+
+def option_sections() -> dict[str, type[MethodOptions]]:
+    """params key -> options model, over every registered method that has options."""
+    return {info.params_key: info.options for info in _REGISTRY.values() if info.options.model_fields}
+
+
+def resolve_options(method: str, options: MethodOptions | dict | None = None) -> MethodOptions:
+    """``method``'s options: its defaults overlaid with ``options`` (a dict or an instance of
+    its options model).  Unknown keys or disallowed values raise ValueError."""
+    cls = method_info(method).options
+    if isinstance(options, cls):
+        return options
+    if isinstance(options, MethodOptions):
+        raise ValueError(f"{method} takes {cls.__name__}, got {type(options).__name__}")
+    try:
+        return cls(**(options or {}))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise ValueError(f"{method} option {where}: {err['msg']}; "
+                         f"allowed options: {', '.join(cls.model_fields) or 'none'}") from None
 
 
 # ---------------------------------------------------------------------------------------

@@ -1,0 +1,38 @@
+"""Ablation variants of IP, each compared with its SP baseline by the rule of :mod:`analysis.stats`.
+
+Used by the report's ablation table and by the ablation figure, which must agree on
+which SP runs a variant is compared with (:func:`sp_baseline`).
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from . import tables as T
+from .stats import compare_runs
+
+
+def sp_baseline(ablation: pd.DataFrame, method: str, variant=None) -> pd.DataFrame:
+    """The SP runs an ablation variant is compared with: SP runs of the same variant if the table has
+    them, else those labelled ``sp``, else every SP run of the method; one per (seed, sparsity)."""
+    sp = ablation[(ablation["repr"] == "sp") & (ablation["method"] == method)]
+    for choice in (sp[sp["variant"] == variant], sp[sp["variant"] == "sp"], sp):
+        if len(choice):
+            return choice.drop_duplicates(subset=["seed", "sparsity"])
+    return sp
+
+
+def ablation_comparisons(t: T.Tables, metric: str = "test_acc") -> pd.DataFrame:
+    """Each IP ablation variant against the SP runs of the same (method, seed, sparsity), by the same rule."""
+    ab = t.ablation
+    cols = ["method", "variant", "repr", "n", "mean", "sd", "sp_n", "sp_mean", "sp_sd", "diff_mean", "diff_sd",
+            "n_pairs", "p_value", "verdict"]
+    if ab.empty:
+        return pd.DataFrame(columns=cols)
+    rows = []
+    for (method, variant), g in ab[ab["repr"] == "ip"].groupby(["method", "variant"], sort=False, dropna=False):
+        runs = pd.concat([g, sp_baseline(ab, method, variant)])
+        c = compare_runs(runs, metric, keys=["method", "seed", "sparsity"])
+        rows.append({"method": method, "variant": variant, "repr": "ip", "n": c.a.n, "mean": c.a.mean, "sd": c.a.sd,
+                     "sp_n": c.b.n, "sp_mean": c.b.mean, "sp_sd": c.b.sd, "diff_mean": c.diff.mean,
+                     "diff_sd": c.diff.sd, "n_pairs": c.diff.n, "p_value": c.p_value, "verdict": c.verdict})
+    return pd.DataFrame(rows, columns=cols)

@@ -1,0 +1,94 @@
+"""C9 :func:`claim_c9`: Theorem 1 holds numerically (our formalisation, docs/theorem1.md).
+
+The verdict counts the pass/fail rows the theorem1 stage wrote per check; the gradient
+flow per mask and the loss after one gradient step (:func:`one_step_ranges`) are
+reported for information.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .. import tables as T
+from ..figures import CLAIM_FIGURES
+from ..formatting import fmt, fmt_sparsity
+from ..paper import CLAIMS
+from ..stats import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, combine, is_missing
+from .evidence import ClaimResult, Part, numbers_of
+
+
+def one_step_ranges(one_step: pd.DataFrame) -> pd.DataFrame:
+    """Per (method, sparsity): tested eta range, etas where L_IP <= L_SP, and the largest eta up to which it holds."""
+    cols = ["method", "sparsity", "seed", "n_eta", "eta_min", "eta_max", "n_holds", "holds_min", "holds_max",
+            "holds_up_to"]
+    rows = []
+    if one_step.empty:
+        return pd.DataFrame(columns=cols)
+    if "seed" not in one_step:
+        one_step = one_step.assign(seed=np.nan)
+    for (method, sparsity, seed), g in one_step.dropna(subset=["eta", "loss_sp", "loss_ip"]).groupby(
+            ["method", "sparsity", "seed"], dropna=False):
+        g = g.sort_values("eta")
+        holds = (g["loss_ip"] <= g["loss_sp"]).to_numpy()
+        etas = g["eta"].to_numpy()
+        prefix = int(np.argmin(holds)) if not holds.all() else len(holds)
+        rows.append({"method": method, "sparsity": sparsity, "seed": seed, "n_eta": len(etas), "eta_min": etas.min(),
+                     "eta_max": etas.max(), "n_holds": int(holds.sum()),
+                     "holds_min": etas[holds].min() if holds.any() else np.nan,
+                     "holds_max": etas[holds].max() if holds.any() else np.nan,
+                     "holds_up_to": etas[prefix - 1] if prefix > 0 else np.nan})
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _gf_masks_info(t: T.Tables) -> str:
+    gf = t.gf_masks.dropna(subset=["gf_sp", "gf_ip"])
+    if gf.empty:
+        return ""
+    ratio = gf["gf_ip"] / gf["gf_sp"]
+    return (f" Gradient flow per mask: GF_IP ≥ GF_SP on {int((gf['gf_ip'] >= gf['gf_sp']).sum())}/{len(gf)} masks, "
+            f"GF_IP/GF_SP from {fmt(ratio.min(), 3)} to {fmt(ratio.max(), 3)}.")
+
+
+def _check_parts(checks: pd.DataFrame) -> list[Part]:
+    """One part per check name: supported if every row passed, not supported if any failed."""
+    parts = []
+    for c in T.check_counts(checks).itertuples():
+        v = NOT_SUPPORTED if c.failed else (INCONCLUSIVE if c.unknown else SUPPORTED)
+        note = f"{c.check}: {c.passed}/{c.n} passed" + (f", {c.unknown} without a pass/fail" if c.unknown else "")
+        if c.failed:
+            failed = checks[(checks["check"] == c.check) & (checks["passed"] == False)]  # noqa: E712
+            where = ", ".join(f"{r.method} s={fmt_sparsity(r.sparsity)}" for r in failed.head(3).itertuples())
+            note += f" (failed: {where}{'…' if c.failed > 3 else ''})"
+        numbers = {"n": int(c.n), "passed": int(c.passed), "failed": int(c.failed)}
+        parts.append(Part(c.check, v, numbers, None, note))
+    return parts
+
+
+def claim_c9(t: T.Tables) -> ClaimResult:
+    """C9: every numerical check of Theorem 1 passed."""
+    parts = _check_parts(t.checks)
+    ranges = one_step_ranges(t.one_step)
+    range_txt = []
+    for r in ranges.itertuples():
+        where = (f"L_IP ≤ L_SP for {r.n_holds}/{r.n_eta} η; for all η ≤ {r.holds_up_to:g}"
+                 if not is_missing(r.holds_up_to) else f"L_IP ≤ L_SP for {r.n_holds}/{r.n_eta} η, not at the smallest")
+        range_txt.append(f"{r.method} s={fmt_sparsity(r.sparsity)}: {where} (tested η {r.eta_min:g}–{r.eta_max:g})")
+    verdict = combine(p.verdict for p in parts)
+    summary = ("Theorem 1 as formalised in docs/theorem1.md (the paper's statement was not available). "
+               + (f"Checks: {sum(p.numbers['passed'] for p in parts)}/{sum(p.numbers['n'] for p in parts)} passed."
+                  if parts else f"Checks: missing ({t.path_of('checks')}).")
+               + _gf_masks_info(t)
+               + " One gradient step (information; the statement holds up to O(η²)): "
+               + ("; ".join(range_txt) if range_txt else f"missing ({t.path_of('one_step')})") + ".")
+    expl = summary + (" Per check: " + "; ".join(p.note for p in parts) + "." if parts else "")
+    numbers = numbers_of(parts)
+    for r in ranges.itertuples():
+        numbers[f"one_step.{r.method}.{fmt_sparsity(r.sparsity)}.holds_up_to"] = r.holds_up_to
+    n_total = sum(p.numbers["n"] for p in parts)
+    n_pass = sum(p.numbers["passed"] for p in parts)
+    key = (f"{n_pass}/{n_total} checks passed" if parts else "missing") + (
+        "; one step: L_IP ≤ L_SP for " + ", ".join(
+            f"{r.method}@{fmt_sparsity(r.sparsity)} η ≤ {r.holds_up_to:g}" if not is_missing(r.holds_up_to)
+            else f"{r.method}@{fmt_sparsity(r.sparsity)} none from the smallest η" for r in ranges.itertuples())
+        if len(ranges) else "")
+    return ClaimResult("C9", CLAIMS["C9"], verdict, numbers, CLAIM_FIGURES["C9"], expl, parts, key, summary)

@@ -1,0 +1,101 @@
+"""How IP trains and generalises.
+
+- C6 :func:`claim_c6` IP has more gradient flow than SP, at initialisation and during
+  training (Hessian spectra are reported alongside, for information)
+- C7 :func:`claim_c7` at the lowest sweep sparsity IP generalises better (smaller
+  train − test accuracy gap)
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .. import tables as T
+from ..figures import CLAIM_FIGURES
+from ..formatting import Scale, fmt, fmt_sparsity
+from ..paper import CLAIMS
+from ..stats import NOT_TESTED, combine, compare_runs
+from .evidence import ClaimResult, Part, numbers_of, per_method_parts, tally
+
+
+def _hessian_info(t: T.Tables) -> str:
+    """Top Hessian eigenvalue and trace, IP/SP, median over methods (information, not part of the verdict)."""
+    h = t.hessian.dropna(subset=["value"])
+    bits = []
+    for kind, select in (("top eigenvalue", (h["kind"] == "eigenvalue") & (h["rank"] == 1)),
+                         ("trace", h["kind"] == "trace")):
+        for when in ("init", "final"):
+            rows = h[select & (h["when"] == when)]
+            means = rows.groupby(["method", "repr"])["value"].mean().unstack() if len(rows) else pd.DataFrame()
+            if {"sp", "ip"} <= set(means.columns):
+                ratio = (means["ip"] / means["sp"]).dropna()
+                if len(ratio):
+                    bits.append(f"{kind} {'at init' if when == 'init' else 'after training'} IP/SP median "
+                                f"{fmt(ratio.median(), 2)} over {len(ratio)} method{'s' if len(ratio) != 1 else ''}")
+    if not bits:
+        return "Hessian spectra: missing."
+    return "Hessian (information, fig. 5): " + "; ".join(bits) + "."
+
+
+def _median_gf_ratio(parts) -> str:
+    """Median over methods of mean GF_IP / mean GF_SP, for the claims table."""
+    vals = [p.comparison.a.mean / p.comparison.b.mean for p in parts
+            if p.comparison is not None and p.comparison.a.n and p.comparison.b.n and p.comparison.b.mean]
+    if not vals:
+        return "missing"
+    return f"median IP/SP {fmt(np.median(vals), 2)} over {len(vals)} method{'s' if len(vals) != 1 else ''}"
+
+
+def claim_c6(t: T.Tables) -> ClaimResult:
+    """C6: per method, IP's gradient flow above SP's at initialisation and as the mean over training epochs."""
+    s = T.headline_sparsity(t)
+    runs = T.at_sparsity(t.summary, s)
+    methods = T.sparse_methods(runs)
+    gf_scale = Scale(1.0, "", 2, sci=True)
+    parts = []
+    for p in per_method_parts(runs, methods, "gf_init", gf_scale, "GF at init"):
+        p.label = f"{p.label} @init"
+        parts.append(p)
+    train = T.history_means(t.history, "gf")
+    for p in per_method_parts(train, T.sparse_methods(train) if len(train) else [], "gf", gf_scale,
+                              "mean GF over training epochs"):
+        p.label = f"{p.label} @training"
+        parts.append(p)
+    if not len(train):
+        parts.append(Part("training", NOT_TESTED, {}, None, f"GF during training: missing ({t.path_of('history')})"))
+    verdict = combine(p.verdict for p in parts)
+    init_parts = [p for p in parts if p.label.endswith("@init")]
+    train_parts = [p for p in parts if p.label.endswith("@training")]
+    summary = ("Gradient flow ‖g‖² over all trainable unpruned coordinates (IP: λ and F), at initialisation and "
+               f"as the mean over training epochs ≥ 1; parts (method × phase): {tally(parts)}. "
+               + _hessian_info(t))
+    expl = (summary + " At initialisation: " + ("; ".join(p.note for p in init_parts) or "missing")
+            + ". During training: " + ("; ".join(p.note for p in train_parts) or "missing") + ".")
+    key = f"GF init: {_median_gf_ratio(init_parts)} ({tally(init_parts) or 'missing'}); training: " \
+          f"{_median_gf_ratio(train_parts)} ({tally(train_parts) or 'missing'})"
+    return ClaimResult("C6", CLAIMS["C6"], verdict, numbers_of(parts), CLAIM_FIGURES["C6"], expl, parts, key,
+                       summary)
+
+
+def claim_c7(t: T.Tables) -> ClaimResult:
+    """C7: at the lowest sweep sparsity, per method, IP's train − test accuracy gap smaller than SP's."""
+    sweep = t.sweep.dropna(subset=["sparsity"])
+    if sweep.empty:
+        return ClaimResult("C7", CLAIMS["C7"], NOT_TESTED, {}, CLAIM_FIGURES["C7"],
+                           f"missing: no sweep runs ({t.path_of('sweep')})", [], "missing")
+    lowest = float(sweep["sparsity"].min())
+    runs = T.at_sparsity(sweep, lowest, keep_dense=False)
+    scale = Scale(T.percent_scale(runs["train_acc"], runs["test_acc"]), " pp", 2)
+    parts = per_method_parts(runs, T.sparse_methods(runs), "gap_acc", scale,
+                             "gap train−test acc.", higher_is_better=False, better="smaller gap")
+    verdict = combine(p.verdict for p in parts)
+    loss = [compare_runs(runs[runs["method"] == m], "gap_loss", False) for m in T.sparse_methods(runs)]
+    loss_txt = "; ".join(f"{m} IP−SP {Scale(1, '', 3).diff(c.diff)}" for m, c in zip(T.sparse_methods(runs), loss))
+    summary = (f"Generalisation gap (train acc − test acc) at the lowest sweep sparsity {fmt_sparsity(lowest)}, "
+               f"smaller is better; methods: {tally(parts)}. Loss gap (test − train loss) IP−SP, for "
+               f"information: {loss_txt or 'missing'}.")
+    expl = summary + " Per method: " + "; ".join(p.note for p in parts) + "."
+    key = "; ".join(f"{p.label} {scale.diff(p.comparison.diff)}" for p in parts if p.comparison) or "missing"
+    numbers = {"sparsity": lowest, **numbers_of(parts)}
+    return ClaimResult("C7", CLAIMS["C7"], verdict, numbers, CLAIM_FIGURES["C7"], expl, parts,
+                       f"IP−SP acc. gap at s={fmt_sparsity(lowest)}: {key}", summary)

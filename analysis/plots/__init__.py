@@ -1,0 +1,11 @@
+"""The drawing code of the study's figures, one module per group of figures.
+
+- :mod:`.style`         colours, markers, saving, "no data" panels, shared drawing helpers
+- :mod:`.accuracy`      fig. 1 accuracy, fig. 2 sweep, fig. 6 generalisation, fig. 8 ablations
+- :mod:`.filters`       fig. 3 trained filters and their spatial density
+- :mod:`.trainability`  fig. 4 gradient flow, fig. 5 Hessian spectra
+- :mod:`.theorem1`      fig. 7 Theorem 1 checks
+- :mod:`.costs`         fig. 9 parameters, MACs, step time, FB overhead
+
+Which figure is which file, and the command line, are in :mod:`analysis.figures`.
+"""

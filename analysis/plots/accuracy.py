@@ -1,0 +1,183 @@
+"""Accuracy figures: SP against IP in test accuracy and generalisation gap.
+
+- :func:`fig_accuracy`       (fig. 1) test accuracy per method at the headline sparsity
+- :func:`fig_sweep`          (fig. 2) test accuracy against sparsity
+- :func:`fig_generalisation` (fig. 6) generalisation gaps against sparsity
+- :func:`fig_ablation`       (fig. 8) IP ablation variants against their SP baseline
+"""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.lines import Line2D
+
+from .. import tables as T
+from ..ablations import sp_baseline
+from ..formatting import fmt_sparsity
+from .style import (COLORS, MARKERS, RC, Drawn, draw_method_points, draw_vs_sparsity, has_values, no_data,
+                    panel_grid, repr_legend, save)
+
+
+# --------------------------------------------------------------------------- (1) accuracy at the headline sparsity
+
+def fig_accuracy(summary: pd.DataFrame, out_stem, sparsity: float | None = None) -> Drawn:
+    runs = T.at_sparsity(summary, sparsity)
+    methods = T.ordered_methods(runs["method"].dropna().unique())
+    with plt.rc_context(RC):
+        fig, ax = plt.subplots(figsize=(max(6.0, 0.95 * len(methods) + 2.5), 4.4), layout="constrained")
+        title = f"Test accuracy at sparsity {fmt_sparsity(sparsity)}: SP vs IP"
+        if not has_values(runs, "test_acc"):
+            no_data(ax, "summary table has no test accuracy")
+        else:
+            factor = T.percent_scale(runs["test_acc"])
+            draw_method_points(ax, runs, "test_acc", factor, diff_label="IP−SP ")
+            ax.set_ylabel("test accuracy (%)" if factor == 100 else "test accuracy")
+            ax.set_xlabel("pruning method (dense: no pruning); under each: mean paired IP−SP difference"
+                          + (" (pp)" if factor == 100 else ""))
+            ax.grid(axis="y", alpha=0.3)
+            fig.legend(handles=repr_legend(), loc="outside lower center", ncol=2, frameon=False)
+            n_seeds = runs["seed"].nunique()
+            title += f"\npoints: {n_seeds} seed(s); bars: mean ± 1 sd over seeds"
+        ax.set_title(title)
+        return save(fig, out_stem)
+
+
+# --------------------------------------------------------------------------- (2) accuracy vs sparsity
+
+def fig_sweep(sweep: pd.DataFrame, out_stem, summary: pd.DataFrame | None = None) -> Drawn:
+    methods = T.sparse_methods(sweep) if len(sweep) else []
+    with plt.rc_context(RC):
+        if not methods or not has_values(sweep, "test_acc", "sparsity"):
+            fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+            no_data(ax, "sweep table is empty")
+            ax.set_title("Test accuracy vs sparsity (sweep): SP vs IP")
+            return save(fig, out_stem)
+        factor = T.percent_scale(sweep["test_acc"])
+        fig, axes = panel_grid(len(methods), 3, sharey=True)
+        dense = summary[summary["method"] == "dense"] if summary is not None and len(summary) else pd.DataFrame()
+        extra = []
+        for ax, method in zip(axes, methods):
+            draw_vs_sparsity(ax, sweep[sweep["method"] == method], "test_acc", factor)
+            for rep in T.REPRS:
+                vals = dense.loc[dense["repr"] == rep, "test_acc"].dropna() if len(dense) else []
+                if len(vals):
+                    ax.axhline(vals.mean() * factor, color=COLORS[rep], linestyle=":", linewidth=1)
+            ax.set_title(method)
+            ax.grid(alpha=0.3)
+            ax.set_ylabel("test accuracy (%)" if factor == 100 else "test accuracy")
+        if len(dense):
+            extra = [Line2D([], [], color="k", linestyle=":", label="dense network (same colour: SP / IP)")]
+        fig.legend(handles=repr_legend(extra=extra), loc="outside lower center", ncol=3, frameon=False)
+        fig.suptitle("Test accuracy vs sparsity (sweep): SP vs IP\nmean ± 1 sd over seeds, points = seeds; "
+                     "dotted: dense network")
+        return save(fig, out_stem)
+
+
+# --------------------------------------------------------------------------- (6) generalisation gaps
+
+def fig_generalisation(sweep: pd.DataFrame, out_stem) -> Drawn:
+    methods = T.sparse_methods(sweep) if len(sweep) else []
+    with plt.rc_context(RC):
+        if not methods or not has_values(sweep, "sparsity"):
+            fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+            no_data(ax, "sweep table is empty")
+            ax.set_title("Generalisation gap vs sparsity: SP vs IP")
+            return save(fig, out_stem)
+        factor = T.percent_scale(sweep["train_acc"], sweep["test_acc"])
+        fig, axes = plt.subplots(2, len(methods), figsize=(3.3 * len(methods) + 0.5, 6.4), squeeze=False,
+                                 layout="constrained", sharey="row")
+        for c, method in enumerate(methods):
+            runs = sweep[sweep["method"] == method]
+            for r, (metric, label, f) in enumerate((("gap_acc", "train − test accuracy (pp)", factor),
+                                                     ("gap_loss", "test − train loss", 1.0))):
+                ax = axes[r, c]
+                if has_values(runs, metric):
+                    draw_vs_sparsity(ax, runs, metric, f)
+                    ax.axhline(0, color="#999999", linewidth=0.8)
+                    ax.grid(alpha=0.3)
+                else:
+                    no_data(ax, f"no {metric}")
+                if c == 0:
+                    ax.set_ylabel(label if f == 100 or metric == "gap_loss" else "train − test accuracy")
+                ax.set_title(method if r == 0 else "")
+        fig.legend(handles=repr_legend(), loc="outside lower center", ncol=2, frameon=False)
+        fig.suptitle("Generalisation gap vs sparsity at the end of training (smaller = generalises better)\n"
+                     "mean ± 1 sd over seeds, points = seeds")
+        return save(fig, out_stem)
+
+
+# --------------------------------------------------------------------------- (8) ablations
+
+ABLATION_GROUPS = (("FB initialisation", "fb_init="), ("FB sharing", "share="),
+                   ("fair parameter budget (FB charged to the budget)", "fair_budget"))
+
+
+def fig_ablation(ablation: pd.DataFrame, summary: pd.DataFrame, out_stem) -> Drawn:
+    panels = []
+    ab = ablation.dropna(subset=["test_acc"]) if len(ablation) else ablation
+    variants = [v for v in dict.fromkeys(ab["variant"].dropna())] if len(ab) else []
+    used = set()
+    for title, prefix in ABLATION_GROUPS:
+        members = [v for v in variants if str(v).startswith(prefix)]
+        used |= set(members)
+        panels.append((title, members))
+    # dense runs (variants 'dense-…' or method dense) have their own panel, drawn from the summary
+    dense_variant = lambda v: str(v).startswith("dense") or (ab.loc[ab["variant"] == v, "method"] == "dense").all()  # noqa: E731
+    others = [v for v in variants if v not in used and v != "sp" and not dense_variant(v)
+              and (ab.loc[ab["variant"] == v, "repr"] == "ip").any()]
+    if others:
+        panels.append(("other variants", others))
+    factor = T.percent_scale(ab["test_acc"] if len(ab) else pd.Series(dtype=float),
+                             summary["test_acc"] if len(summary) else pd.Series(dtype=float))
+    with plt.rc_context(RC):
+        fig, axes = panel_grid(len(panels) + 1, 4, panel=(3.6, 3.6), sharey=False)
+        for ax, (title, members) in zip(axes, panels):
+            ax.set_title(title)
+            if not members:
+                no_data(ax, "no ablation runs")
+                continue
+            cats = []
+            in_panel = ab[ab["variant"].isin(members)]
+            for method in T.ordered_methods(in_panel["method"].dropna().unique()):
+                base = sp_baseline(ab, method)
+                if len(base):
+                    cats.append((f"SP ({method})" if in_panel["method"].nunique() > 1 else "SP", base))
+                for v in members:
+                    rows = ab[(ab["method"] == method) & (ab["variant"] == v)]
+                    if len(rows):
+                        cats.append((str(v).split("=", 1)[-1] if "=" in str(v) else str(v), rows))
+            _draw_categories(ax, cats, factor)
+        dense = summary[summary["method"] == "dense"] if len(summary) else summary
+        if not has_values(dense, "test_acc") and len(ab):
+            dense = ab[ab["method"] == "dense"]
+        ax = axes[-1]
+        ax.set_title("dense training (no pruning)")
+        if has_values(dense, "test_acc"):
+            draw_method_points(ax, dense, "test_acc", factor, diff_label="IP−SP ")
+            ax.set_ylabel("test accuracy (%)" if factor == 100 else "test accuracy")
+            ax.grid(axis="y", alpha=0.3)
+        else:
+            no_data(ax, "no dense runs in summary")
+        method = ", ".join(m for m in T.ordered_methods(ab["method"].dropna().unique()) if m != "dense") or "n/a"
+        fig.legend(handles=repr_legend(), loc="outside lower center", ncol=2, frameon=False)
+        fig.suptitle(f"Ablations (pruning method: {method}): test accuracy, points = seeds, bars = mean ± 1 sd")
+        return save(fig, out_stem)
+
+
+def _draw_categories(ax, cats: list, factor: float) -> None:
+    """One column per (label, rows): points coloured by repr, mean ± 1 sd."""
+    for i, (label, rows) in enumerate(cats):
+        for rep in T.REPRS:
+            vals = rows.loc[rows["repr"] == rep, "test_acc"].dropna().to_numpy(dtype=float) * factor
+            if vals.size == 0:
+                continue
+            jitter = np.linspace(-0.08, 0.08, vals.size) if vals.size > 1 else np.zeros(1)
+            ax.scatter(i + jitter, vals, s=14, color=COLORS[rep], marker=MARKERS[rep], alpha=0.55, linewidths=0)
+            sd = vals.std(ddof=1) if vals.size > 1 else 0.0
+            ax.errorbar(i + 0.2, vals.mean(), yerr=sd, color=COLORS[rep], marker="_", markersize=12, capsize=3)
+    ax.set_xticks(range(len(cats)))
+    ax.set_xticklabels([c[0] for c in cats], rotation=30, ha="right")
+    ax.set_xlim(-0.6, len(cats) - 0.4)
+    ax.set_ylabel("test accuracy (%)" if factor == 100 else "test accuracy")
+    ax.grid(axis="y", alpha=0.3)

@@ -1,0 +1,160 @@
+"""The look shared by every figure, and the drawing helpers more than one figure uses.
+
+One colour, marker and label per representation (SP, IP) in every figure; :func:`save`
+writes PNG and PDF; :func:`no_data` marks a panel whose data is missing, so that a
+missing run is never drawn as zero.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.transforms import blended_transform_factory  # noqa: E402
+
+from .. import tables as T  # noqa: E402
+
+# one colour pair for SP and IP in every figure (Okabe-Ito blue / vermillion, colour-blind safe)
+COLORS = {"sp": "#0072B2", "ip": "#D55E00"}
+MARKERS = {"sp": "o", "ip": "s"}
+LABELS = {"sp": "SP (standard pruning)", "ip": "IP (interspace pruning)"}
+OFFSETS = {"sp": -0.18, "ip": 0.18}
+MISSING_COLOR = "#777777"
+DPI = 150
+RC = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8, "xtick.labelsize": 8,
+      "ytick.labelsize": 8, "figure.titlesize": 12, "axes.spines.top": False, "axes.spines.right": False}
+
+
+@dataclass
+class Drawn:
+    """Files written for one figure, and the (closed) matplotlib figure for inspection."""
+    paths: list
+    figure: object
+
+
+# --------------------------------------------------------------------------- helpers
+
+def save(fig, out_stem) -> Drawn:
+    """Write ``<out_stem>.png`` and ``<out_stem>.pdf`` and close the figure."""
+    out_stem = Path(out_stem)
+    out_stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for ext in ("png", "pdf"):
+        path = out_stem.parent / f"{out_stem.name}.{ext}"
+        fig.savefig(path, dpi=DPI if ext == "png" else None)
+        paths.append(path)
+    plt.close(fig)
+    return Drawn(paths, fig)
+
+
+def no_data(ax, why: str = "") -> None:
+    """Mark a panel whose data is missing (never draw a missing run as zero)."""
+    ax.text(0.5, 0.5, "no data" + (f"\n{why}" if why else ""), ha="center", va="center", transform=ax.transAxes,
+            color=MISSING_COLOR, fontsize=10, wrap=True)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_color("#cccccc")
+
+
+def repr_legend(reprs=T.REPRS, extra: Sequence = ()) -> list:
+    handles = [Line2D([], [], color=COLORS[r], marker=MARKERS[r], linestyle="-", label=LABELS[r]) for r in reprs]
+    return handles + list(extra)
+
+
+def panel_grid(n: int, ncols: int, panel=(3.4, 2.8), **kwargs):
+    """A figure with ``n`` panels on rows of ``ncols``; the unused cells are hidden."""
+    ncols = max(1, min(ncols, n))
+    nrows = max(1, math.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(panel[0] * ncols, panel[1] * nrows + 0.8), squeeze=False,
+                             layout="constrained", **kwargs)
+    flat = list(axes.ravel())
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[:n]
+
+
+def has_values(df: pd.DataFrame, *cols: str) -> bool:
+    """True if ``df`` has rows and every column in ``cols`` has at least one value."""
+    return len(df) > 0 and all(c in df.columns and df[c].notna().any() for c in cols)
+
+
+def all_positive(values) -> bool:
+    arr = np.asarray(values, dtype=float)
+    arr = arr[np.isfinite(arr)]
+    return arr.size > 0 and bool((arr > 0).all())
+
+
+def draw_method_points(ax, runs: pd.DataFrame, metric: str, factor: float = 1.0, diff_label: str = "") -> None:
+    """Per method: SP and IP seeds as points and mean ± 1 sd; a missing side is labelled 'missing'.
+
+    With ``diff_label``, each tick also shows the mean paired IP − SP difference.
+    """
+    categories = [(m, runs[runs["method"] == m]) for m in T.ordered_methods(runs["method"].dropna().unique())]
+    trans = blended_transform_factory(ax.transData, ax.transAxes)
+    ticks = []
+    for i, (label, rows) in enumerate(categories):
+        means = {}
+        for rep in T.REPRS:
+            vals = rows.loc[rows["repr"] == rep, metric].dropna().to_numpy(dtype=float) * factor
+            x = i + OFFSETS[rep]
+            if vals.size == 0:
+                ax.text(x, 0.03, f"{rep.upper()} missing", rotation=90, ha="center", va="bottom", fontsize=7,
+                        color=MISSING_COLOR, transform=trans)
+                continue
+            jitter = np.linspace(-0.05, 0.05, vals.size) if vals.size > 1 else np.zeros(1)
+            ax.scatter(x + jitter, vals, s=14, color=COLORS[rep], alpha=0.55, marker=MARKERS[rep], linewidths=0,
+                       zorder=3)
+            sd = vals.std(ddof=1) if vals.size > 1 else 0.0
+            ax.errorbar(x + 0.11 * (1 if rep == "ip" else -1), vals.mean(), yerr=sd, color=COLORS[rep],
+                        marker="_", markersize=12, capsize=3, elinewidth=1.4, zorder=4)
+            means[rep] = vals.mean()
+        tick = str(label)
+        if diff_label and len(means) == 2:
+            pairs = T.paired(rows, metric, keys=[k for k in ("method", "seed", "sparsity")
+                                                 if k in rows and rows[k].notna().any()])
+            if len(pairs):
+                tick += f"\n{diff_label}{pairs['diff'].mean() * factor:+.2f}"
+        ticks.append(tick)
+    ax.set_xticks(range(len(categories)))
+    rotate = len(categories) > 6
+    ax.set_xticklabels(ticks, rotation=30 if rotate else 0, ha="right" if rotate else "center",
+                       fontsize=7 if diff_label else 8)
+    ax.set_xlim(-0.6, len(categories) - 0.4)
+
+
+def mean_sd_by(df: pd.DataFrame, x: str, metric: str) -> pd.DataFrame:
+    g = df.dropna(subset=[metric]).groupby(x)[metric]
+    return pd.DataFrame({"mean": g.mean(), "sd": g.std(ddof=1), "n": g.count(), "min": g.min(),
+                         "max": g.max()}).reset_index()
+
+
+def sparsity_axis(ax, sparsities) -> None:
+    values = sorted(set(float(s) for s in sparsities if np.isfinite(s)))
+    if values and all(0 < v < 1 for v in values):
+        ax.set_xscale("logit")
+        ax.minorticks_off()
+    ax.set_xticks(values)
+    ax.set_xticklabels([f"{v:g}" for v in values], rotation=45 if len(values) > 3 else 0)
+    ax.set_xlabel("sparsity")
+
+
+def draw_vs_sparsity(ax, runs: pd.DataFrame, metric: str, factor: float = 1.0) -> None:
+    """SP and IP lines of mean ± 1 sd over seeds against sparsity; seeds as faint points."""
+    for rep in T.REPRS:
+        rows = runs[runs["repr"] == rep].dropna(subset=[metric, "sparsity"])
+        if rows.empty:
+            continue
+        st = mean_sd_by(rows, "sparsity", metric).sort_values("sparsity")
+        ax.scatter(rows["sparsity"], rows[metric] * factor, s=8, color=COLORS[rep], alpha=0.35, linewidths=0)
+        ax.errorbar(st["sparsity"], st["mean"] * factor, yerr=st["sd"].fillna(0) * factor, color=COLORS[rep],
+                    marker=MARKERS[rep], markersize=4, capsize=3, linewidth=1.4)
+    sparsity_axis(ax, runs["sparsity"].dropna().unique())

@@ -1,0 +1,1 @@
+"""The study's parameters: params.yaml as typed, validated models (``study.params``)."""

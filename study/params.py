@@ -1,0 +1,288 @@
+"""params.yaml as typed models: one pydantic model per section, the single home of every
+default, allowed value and range (the library's own models are reused where they exist:
+``train`` extends :class:`ip.train.TrainConfig`, ``interspace`` is
+:class:`ip.interspace.InterspaceConfig`, and ``prune.<method>`` is the options model that
+the method registers in :mod:`ip.pruning`).
+
+A stage validates params.yaml once, before any work; a bad value is one line naming the
+key, the value and what is allowed (exit code 2, nothing written)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from ip.data import STREAMED, available_datasets
+from ip.interspace import FBInit, InterspaceConfig, ShareMode
+from ip.models import available_models
+from ip.pruning import MethodOptions, method_info, option_sections, registered_methods
+from ip.train import TrainConfig
+
+MethodName = Literal[registered_methods()]
+Repr = Literal["sp", "ip"]
+Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
+Seed = Annotated[int, Field(ge=0)]
+
+
+class ParamsError(ValueError):
+    """A bad value in params.yaml; the message is one line naming the key and what is allowed."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class DataParams(Section):
+    name: Literal[tuple(available_datasets())] = "fashion_mnist"
+    root: str | None = None                          # None: the dataset's standard location
+    train_subset: int | None = Field(None, ge=1)     # None: the full training split
+    test_subset: int | None = Field(None, ge=1)      # None: the full test split
+    subset_seed: int = Field(0, ge=0)
+    metric_samples: int = Field(256, ge=1)           # fixed slice of the training subset for GF/Hessian
+    eval_samples: int = Field(1000, ge=1)            # per-epoch evaluation slices (train and test)
+    augment: bool = True
+    image_size: int | None = Field(None, ge=8)       # ImageFolder datasets: input size (None: 64 / 224)
+    loader_workers: int = Field(4, ge=0)             # ImageFolder datasets: DataLoader worker processes
+
+
+class ModelParams(Section):
+    name: Literal[tuple(available_models())] = "resnet20"
+    width: int | None = Field(None, ge=1)            # base channel count (None: the model's own)
+
+
+class PruneBase(Section):
+    """Options every score-based method shares; each method's own options are added as the
+    section of its registry entry (``prune.lt``, ``prune.dst``...), see :data:`PruneParams`."""
+    scope: Literal["global", "layer"] = "global"
+    distribution: Literal["uniform", "erk"] = "uniform"   # layer densities of random pruning
+    batches: int = Field(1, ge=1)                    # mini-batches for data-dependent scores
+    batch_size: int = Field(256, ge=1)
+
+    def options_for(self, method: str) -> MethodOptions:
+        info = method_info(method)
+        return getattr(self, info.params_key, None) or info.options()
+
+
+PruneParams = create_model("PruneParams", __base__=PruneBase,
+                           **{key: (cls, Field(default_factory=cls)) for key, cls in option_sections().items()})
+
+
+class TrainParams(TrainConfig):
+    """The library's training schedule plus how a stage runs it."""
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    threads: int = Field(1, ge=1)        # torch threads of a stage; shared out among its `workers`
+    workers: int = Field(1, ge=1)        # processes for the stages that make many independent runs
+    world_size: int = Field(1, ge=1)     # >1: the train stage runs under torchrun (DDP)
+    gf_every_epoch: bool = True
+
+
+class TrainabilityParams(Section):
+    seeds: list[Seed] | None = None       # Hessian spectra for these seeds (None: all)
+    samples: int = Field(128, ge=1)       # first samples of the metric slice used for Hessians
+    hessian_top_k: int = Field(3, ge=1)
+    hessian_tol: float = Field(1e-3, ge=0.0)
+    hutchinson_probes: int = Field(20, ge=1)
+    slq_probes: int = Field(3, ge=1)
+    slq_steps: int = Field(24, ge=2)
+    slq_sigma: float = Field(0.02, ge=0.0)   # smoothing width relative to the spectrum's range
+
+
+class Theorem1Params(Section):
+    etas: list[Annotated[float, Field(gt=0.0)]] = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0]
+    seed: int = Field(0, ge=0)
+    batch_size: int = Field(128, ge=1)        # batches of the metric slice the checks run on
+    fd_samples: int | None = Field(32, ge=1)  # samples for the finite-difference check of grad F (None: all)
+    # 1e-7: a ReLU net has pre-activations within eps of a kink, and the central difference error from
+    # crossing them grows with eps (dense ResNet-20: 2.6e-4 relative at 1e-6, 8e-7 at 1e-7, 1e-5 at 1e-8)
+    fd_eps: float = Field(1e-7, gt=0.0)
+    fd_entries_per_fb: int = Field(4, ge=1)        # FB entries checked by finite differences (headline masks)
+    sweep_fd_entries_per_fb: int = Field(1, ge=1)  # the same for the sweep's masks (kept cheap)
+    general_fb_init: FBInit | None = "dct"         # non-identity FB for the general-F comparison (headline masks)
+
+
+class SweepParams(Section):
+    sparsities: list[Fraction] = [0.9, 0.95, 0.98, 0.99, 0.995]
+    methods: list[MethodName] = Field(["random", "snip", "synflow"], min_length=1)
+    seeds: list[Seed] | None = None       # None: the top-level seeds
+    epochs: int | None = Field(None, ge=1)  # None: train.epochs
+
+
+class AblationParams(Section):
+    method: MethodName = "snip"
+    fb_inits: list[FBInit] = Field(["spatial", "dct", "random_orthogonal"], min_length=1)
+    shares: list[ShareMode] = Field(["layer", "network"], min_length=1)
+    fair_budget: bool = True
+    seeds: list[Seed] | None = None
+
+
+class AnalysisParams(Section):
+    alpha: float = Field(0.05, gt=0.0, lt=1.0)   # family-wise error rate of a claim's parts (Holm-Bonferroni)
+
+
+class Params(Section):
+    sparsity: float = Field(0.98, ge=0.0, lt=1.0)
+    seeds: list[Seed] = Field([0, 1, 2], min_length=1)
+    methods: list[MethodName] = Field(["dense", "random", "snip", "grasp", "synflow", "lt", "rigl", "gmp"],
+                                      min_length=1)
+    reprs: list[Repr] = Field(["sp", "ip"], min_length=1)
+    data: DataParams = DataParams()
+    model: ModelParams = ModelParams()
+    interspace: InterspaceConfig = InterspaceConfig()
+    prune: PruneParams = Field(default_factory=PruneParams)
+    train: TrainParams = TrainParams()
+    trainability: TrainabilityParams = TrainabilityParams()
+    theorem1: Theorem1Params = Theorem1Params()
+    sweep: SweepParams = SweepParams()
+    ablation: AblationParams = AblationParams()
+    analysis: AnalysisParams = AnalysisParams()
+
+    def ablation_variants(self) -> list[tuple[str, dict]]:
+        """(name, interspace overrides) of the ablation's IP variants that differ from the main setting."""
+        a, main = self.ablation, self.interspace
+        out = [(f"fb_init={v}", {"fb_init": v}) for v in a.fb_inits if v != main.fb_init]
+        out += [(f"share={v}", {"share": v}) for v in a.shares if v != main.share]
+        if a.fair_budget and not main.fb_in_budget:
+            out.append(("fair_budget", {"fb_in_budget": True}))
+        return out
+
+
+# ---------------------------------------------------------------------------------------
+# one-line errors
+
+def _key(loc) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _annotation(loc) -> Any:
+    """The annotation of the field at ``loc`` (list items: the item type)."""
+    tp: Any = Params
+    for part in loc:
+        tp = _unwrap(tp)
+        if isinstance(part, int):
+            tp = get_args(tp)[0] if get_args(tp) else Any
+        elif isinstance(tp, type) and issubclass(tp, BaseModel) and part in tp.model_fields:
+            tp = tp.model_fields[part].annotation
+        else:
+            return None
+    return _unwrap(tp)
+
+
+def _unwrap(tp):
+    while get_origin(tp) in (Union, getattr(__import__("types"), "UnionType", None)) or get_origin(tp) is Annotated:
+        args = [a for a in get_args(tp) if a is not type(None)]
+        tp = args[0]
+    return tp
+
+
+def _lower_bound(loc):
+    """The ``ge`` bound of the field (or list item) at ``loc``, if it has one."""
+    parent = _annotation(loc[:-1]) if not isinstance(loc[-1], int) else None
+    if isinstance(parent, type) and issubclass(parent, BaseModel):
+        metadata = parent.model_fields[loc[-1]].metadata
+    else:
+        item = get_args(_annotation(loc[:-1]))
+        metadata = [m for a in item for m in getattr(a, "__metadata__", ())]
+        metadata = [x for m in metadata for x in getattr(m, "metadata", [m])]
+    return next((m.ge for m in metadata if getattr(m, "ge", None) is not None), None)
+
+
+def _allowed(loc) -> str:
+    tp = _annotation(loc)
+    if get_origin(tp) is list:
+        tp = _unwrap(get_args(tp)[0])
+    return ", ".join(str(v) for v in get_args(tp)) if get_origin(tp) is Literal else ""
+
+
+def _message(err: dict) -> str:
+    loc, kind, value, ctx = err["loc"], err["type"], err.get("input"), err.get("ctx", {})
+    key = _key(loc)
+    if kind == "extra_forbidden":
+        parent = _annotation(loc[:-1]) if len(loc) > 1 else Params
+        names = sorted(parent.model_fields) if isinstance(parent, type) and issubclass(parent, BaseModel) else []
+        return f"unknown key {key}; allowed keys: {', '.join(names)}"
+    if kind == "literal_error":
+        bare = _key(loc[:-1]) if isinstance(loc[-1], int) else key   # a list of choices names the list
+        return f"{bare}: {value!r} is not allowed; allowed: {_allowed(loc)}"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return f"{key or 'params'}: expected a mapping, got {value!r}"
+    if kind == "too_short":
+        return f"{key}: must not be empty" + (f"; allowed: {_allowed(loc)}" if _allowed(loc) else "")
+    expected = {"int_type": "an integer", "int_from_float": "an integer", "int_parsing": "an integer",
+                "float_type": "a number", "float_parsing": "a number", "string_type": "a string",
+                "bool_type": "true or false", "bool_parsing": "true or false", "list_type": "a list"}
+    if kind in expected:
+        return f"{key}: expected {expected[kind]}, got {value!r}"
+    if kind == "greater_than_equal":
+        return f"{key}: {value!r} is below the minimum {ctx['ge']}"
+    if kind == "greater_than":
+        return f"{key}: {value!r} must be above {ctx['gt']}"
+    if kind == "less_than_equal":
+        return f"{key}: {value!r} is above the maximum {ctx['le']}"
+    if kind == "less_than":
+        low = _lower_bound(loc)
+        return f"{key}: {value!r} is out of range; allowed: [{low if low is not None else '-inf'}, {ctx['lt']})"
+    msg = str(err.get("msg", kind)).removeprefix("Value error, ")
+    return f"{key}: {msg}" if key else msg
+
+
+def _no_duplicates(key: str, values: list | None) -> None:
+    if values and len(set(values)) != len(values):
+        raise ParamsError(f"{key}: duplicate entries in {values}")
+
+
+def _check_consistency(p: Params) -> None:
+    """Rules that tie two keys together."""
+    if len(set(p.seeds)) != len(p.seeds):
+        raise ParamsError(f"seeds: need distinct non-negative integers, got {p.seeds}")
+    for key in ("methods", "reprs", "sweep.methods", "sweep.sparsities", "ablation.fb_inits", "ablation.shares"):
+        value: Any = p
+        for part in key.split("."):
+            value = getattr(value, part)
+        _no_duplicates(key, value)
+    if "lt" in registered_methods() and p.prune.options_for("lt").rewind_epoch >= p.train.epochs:
+        raise ParamsError(f"prune.lt.rewind_epoch: {p.prune.options_for('lt').rewind_epoch} must be below "
+                          f"train.epochs ({p.train.epochs})")
+    if p.data.name in STREAMED and p.data.root is None:
+        raise ParamsError(f"data.root: required for {p.data.name} (an ImageFolder directory with train/ and val/)")
+    if p.train.world_size > 1 and p.train.batch_size % p.train.world_size:
+        raise ParamsError(f"train.batch_size: {p.train.batch_size} must be a multiple of train.world_size "
+                          f"({p.train.world_size})")
+
+
+def validate(raw: Any) -> Params:
+    """``raw`` (params.yaml as loaded) as :class:`Params`, or :class:`ParamsError`."""
+    if raw is not None and not isinstance(raw, dict):
+        raise ParamsError(f"params: expected a mapping, got {raw!r}")
+    try:
+        params = Params.model_validate(raw or {})
+    except ValidationError as exc:
+        raise ParamsError(_message(exc.errors()[0])) from None
+    _check_consistency(params)
+    return params
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    path = Path(path)
+    if not path.exists():
+        raise ParamsError(f"{path} not found; run from the repository root")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+    return validate(raw)
+
+
+def load_or_exit(path: str | Path = "params.yaml") -> Params:
+    """Validated params, or a one-line error on stderr and exit code 2."""
+    try:
+        return load_params(path)
+    except ParamsError as exc:
+        print(f"error: params.yaml: {exc}", file=sys.stderr)
+        raise SystemExit(2)
