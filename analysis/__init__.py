@@ -1,7 +1,9 @@
 """Analysis layer of the study: tidy tables -> claim verdicts, figures and REPORT.md.
 
 - :mod:`analysis.tables`      loaders with a fixed schema (docs/results.md) and SP/IP pairing
-- :mod:`analysis.stats`       the one rule that decides every IP-vs-SP comparison, and how parts combine
+- :mod:`analysis.stats`       the one rule that decides every IP-vs-SP comparison (paired t intervals, Holm over a
+  claim's parts), and how parts combine
+- :mod:`analysis.collect`     the tidy tables and results/metrics.json the aggregate stage writes
 - :mod:`analysis.formatting`  how numbers are written in verdicts and the report
 - :mod:`analysis.paper`       the paper's citation, its claims C1..C9 and the numbers it states
 - :mod:`analysis.claims`      one function per claim (package: accuracy, costs, filters, trainability, theorem1)
@@ -9,5 +11,6 @@
 - :mod:`analysis.verdicts`    every claim's verdict, C1..C9, in order
 - :mod:`analysis.figures`     which figure is which file and supports which claim (``python -m analysis.figures``);
   the drawing code is in :mod:`analysis.plots`
+- :mod:`analysis.answer`      the report's opening: which claims hold, and the headline table
 - :mod:`analysis.report`      paper_figures/REPORT.md (``python -m analysis.report``)
 """

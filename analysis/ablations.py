@@ -1,14 +1,15 @@
 """Ablation variants of IP, each compared with its SP baseline by the rule of :mod:`analysis.stats`.
 
 Used by the report's ablation table and by the ablation figure, which must agree on
-which SP runs a variant is compared with (:func:`sp_baseline`).
+which SP runs a variant is compared with (:func:`sp_baseline`).  The variants of the
+ablation table are one family for the Holm adjustment.
 """
 from __future__ import annotations
 
 import pandas as pd
 
 from . import tables as T
-from .stats import compare_runs
+from .stats import alpha_of, compare_runs, decide_family
 
 
 def sp_baseline(ablation: pd.DataFrame, method: str, variant=None) -> pd.DataFrame:
@@ -22,17 +23,18 @@ def sp_baseline(ablation: pd.DataFrame, method: str, variant=None) -> pd.DataFra
 
 
 def ablation_comparisons(t: T.Tables, metric: str = "test_acc") -> pd.DataFrame:
-    """Each IP ablation variant against the SP runs of the same (method, seed, sparsity), by the same rule."""
+    """Each IP ablation variant against the SP runs of the same (method, seed, sparsity), by the same rule;
+    the variants of the table are one family for the Holm adjustment."""
     ab = t.ablation
-    cols = ["method", "variant", "repr", "n", "mean", "sd", "sp_n", "sp_mean", "sp_sd", "diff_mean", "diff_sd",
-            "n_pairs", "p_value", "verdict"]
+    cols = ["method", "variant", "repr", "n", "mean", "sd", "sp_n", "sp_mean", "sp_sd", "comparison", "verdict"]
     if ab.empty:
         return pd.DataFrame(columns=cols)
-    rows = []
+    labelled = []
     for (method, variant), g in ab[ab["repr"] == "ip"].groupby(["method", "variant"], sort=False, dropna=False):
         runs = pd.concat([g, sp_baseline(ab, method, variant)])
-        c = compare_runs(runs, metric, keys=["method", "seed", "sparsity"])
-        rows.append({"method": method, "variant": variant, "repr": "ip", "n": c.a.n, "mean": c.a.mean, "sd": c.a.sd,
-                     "sp_n": c.b.n, "sp_mean": c.b.mean, "sp_sd": c.b.sd, "diff_mean": c.diff.mean,
-                     "diff_sd": c.diff.sd, "n_pairs": c.diff.n, "p_value": c.p_value, "verdict": c.verdict})
+        labelled.append((method, variant, compare_runs(runs, metric, keys=["method", "seed", "sparsity"])))
+    decided = decide_family([c for _, _, c in labelled], alpha_of(t.meta))
+    rows = [{"method": method, "variant": variant, "repr": "ip", "n": c.a.n, "mean": c.a.mean, "sd": c.a.sd,
+             "sp_n": c.b.n, "sp_mean": c.b.mean, "sp_sd": c.b.sd, "comparison": c, "verdict": c.verdict}
+            for (method, variant, _), c in zip(labelled, decided)]
     return pd.DataFrame(rows, columns=cols)

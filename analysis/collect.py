@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+from . import tables as T
+from .stats import CONFIDENCE, compare_runs, t_interval
+
 
 def sweep_table(sweep_rows: list[dict], summary: pd.DataFrame, sweep_methods: list[str]) -> pd.DataFrame:
     """The sweep's runs plus the main runs of the sweep methods (the headline sparsity's points);
@@ -33,8 +36,12 @@ def ablation_table(ablation_rows: list[dict], summary: pd.DataFrame, method: str
     return pd.concat(parts, ignore_index=True).assign(experiment="ablation") if parts else pd.DataFrame()
 
 
-def headline_metrics(summary: pd.DataFrame) -> dict:
-    """Mean test accuracy per method and representation, and the IP - SP difference."""
+def headline_metrics(summary: pd.DataFrame, alpha: float = 1 - CONFIDENCE) -> dict:
+    """Per method: mean test accuracy per representation (``test_acc_sp``, ``test_acc_ip``[, ``test_acc_ip_eq``])
+    and, per representation compared with SP, the mean paired difference over connected seed pairs with its
+    Student-t interval at confidence 1 − ``alpha`` (``ip_minus_sp``, ``ip_minus_sp_ci_low``,
+    ``ip_minus_sp_ci_high``, ``ip_minus_sp_n_pairs``; likewise ``ip_eq_minus_sp``).  Rounded to 4 decimals;
+    an interval that needs 2 pairs is left out with fewer."""
     out: dict = {}
     if summary.empty:
         return out
@@ -42,8 +49,17 @@ def headline_metrics(summary: pd.DataFrame) -> dict:
     for (method, repr_), v in means.items():
         out.setdefault(method, {})[f"test_acc_{repr_}"] = round(float(v), 4)
     for method, d in out.items():
-        if "test_acc_sp" in d and "test_acc_ip" in d:
-            d["ip_minus_sp"] = round(d["test_acc_ip"] - d["test_acc_sp"], 4)
+        runs = summary[summary["method"] == method]
+        for against in T.reprs_present(runs)[1:]:
+            diff = compare_runs(runs, "test_acc", keys=["method", "seed"], against=against).diff
+            if diff.n == 0:
+                continue
+            key = f"{against}_minus_sp"
+            d[key] = round(diff.mean, 4)
+            d[f"{key}_n_pairs"] = diff.n
+            if diff.testable:
+                low, high = t_interval(diff.values, 1 - alpha)
+                d[f"{key}_ci_low"], d[f"{key}_ci_high"] = round(low, 4), round(high, 4)
     return out
 
 

@@ -63,7 +63,7 @@ def draw_all(tables: T.Tables, out_dir) -> dict[str, Drawn]:
         "accuracy": lambda p: fig_accuracy(t.summary, p, s),
         "sweep": lambda p: fig_sweep(t.sweep, p, t.summary),
         "filters": lambda p: fig_filters(t.filters, t.filter_density, p, t.summary, sparsity=s),
-        "gradient_flow": lambda p: fig_gradient_flow(t.history, t.gf_layers, p),
+        "gradient_flow": lambda p: fig_gradient_flow(t.history, t.gf_layers, p, t.summary),
         "hessian": lambda p: fig_hessian(t.hessian, t.density, p),
         "generalisation": lambda p: fig_generalisation(t.sweep, p),
         "theorem1": lambda p: fig_theorem1(t.checks, t.one_step, p, gf_masks=t.gf_masks),

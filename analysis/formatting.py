@@ -1,17 +1,27 @@
 """How numbers are written in verdicts and in the report.
 
-Plain number formats (:func:`fmt`, :func:`fmt_signed`, :func:`fmt_sci`, :func:`fmt_p`,
-:func:`fmt_sparsity`), which print a missing value as "n/a" rather than "nan";
-:class:`Scale`, which prints a metric with its factor and unit (accuracy stored as a
-fraction is printed in %, its differences in pp); and :func:`describe`, the one
-sentence that states a :class:`~analysis.stats.Comparison` and the rule's outcome.
+Plain number formats (:func:`fmt`, :func:`fmt_signed`, :func:`fmt_sci`, :func:`fmt_sparsity`),
+which print a missing value as "n/a" rather than "nan"; :class:`Scale`, which prints a
+metric with its factor and unit (accuracy stored as a fraction is printed in %, its
+differences in pp) and a paired difference with its confidence intervals; and
+:func:`describe`, the one sentence that states a decided :class:`~analysis.stats.Comparison`.
 """
 from __future__ import annotations
 
 import pandas as pd
 
 from . import tables as T
-from .stats import MIN_SEEDS, Comparison, Stats, is_missing
+from .stats import (
+    CONFIDENCE,
+    INCONCLUSIVE,
+    NOT_TESTED,
+    SUPPORTED,
+    TARGET_POWER,
+    Comparison,
+    PairedDifferences,
+    Stats,
+    is_missing,
+)
 
 
 def fmt(value, digits: int = 2) -> str:
@@ -32,14 +42,13 @@ def fmt_sci(value, digits: int = 2) -> str:
     return f"{float(value):.{digits}e}"
 
 
-def fmt_p(p: float) -> str:
-    if is_missing(p):
-        return "p n/a"
-    return f"p={p:.3g}"
-
-
 def fmt_sparsity(s) -> str:
     return "n/a" if is_missing(s) else f"{float(s):g}"
+
+
+def fmt_level(confidence: float) -> str:
+    """A confidence level in %, with as many digits as it needs (95 %, 97.5 %, 99.17 %)."""
+    return f"{100 * confidence:.4g} %"
 
 
 class Scale:
@@ -47,6 +56,9 @@ class Scale:
 
     def __init__(self, factor: float = 1.0, unit: str = "", digits: int = 2, sci: bool = False):
         self.factor, self.unit, self.digits, self.sci = factor, unit, digits, sci
+
+    def _signed(self, value) -> str:
+        return (fmt_sci if self.sci else fmt_signed)(value * self.factor, self.digits)
 
     def mean_sd(self, s: Stats) -> str:
         f = fmt_sci if self.sci else fmt
@@ -56,11 +68,27 @@ class Scale:
         return f"{f(s.mean * self.factor, self.digits)} ± {sd}{self.unit} (n={s.n})"
 
     def diff(self, s: Stats) -> str:
-        f = fmt_sci if self.sci else fmt_signed
+        """Mean ± sd of a difference (information only; decisions use :meth:`with_ci`)."""
         if s.n == 0:
             return "no pairs"
         sd = (fmt_sci if self.sci else fmt)(s.sd * self.factor, self.digits) if not is_missing(s.sd) else "n/a"
-        return f"{f(s.mean * self.factor, self.digits)} ± {sd}{self.unit}"
+        return f"{self._signed(s.mean)} ± {sd}{self.unit}"
+
+    def interval(self, interval) -> str:
+        low, high = interval
+        if is_missing(low) or is_missing(high):
+            return "[n/a]"
+        return f"[{self._signed(low)}, {self._signed(high)}]"
+
+    def with_ci(self, d: PairedDifferences) -> str:
+        """Mean difference with its 95 % t interval, e.g. '+8.20 pp [95 % CI +5.10, +11.30]'."""
+        if d.n == 0:
+            return "no pairs"
+        if not d.testable:
+            return f"{self._signed(d.mean)}{self.unit} (1 pair, no CI)"
+        low, high = d.ci
+        level = fmt_level(CONFIDENCE)
+        return f"{self._signed(d.mean)}{self.unit} [{level} CI {self._signed(low)}, {self._signed(high)}]"
 
 
 def accuracy_scale(*frames: pd.DataFrame, column: str = "test_acc", diff: bool = False) -> Scale:
@@ -68,14 +96,42 @@ def accuracy_scale(*frames: pd.DataFrame, column: str = "test_acc", diff: bool =
     return Scale(factor, " pp" if diff else " %", 2)
 
 
+def difference_scale(scale: Scale) -> Scale:
+    """The scale of differences of a metric printed with ``scale`` (% becomes pp)."""
+    return Scale(scale.factor, " pp" if scale.unit.strip() == "%" else scale.unit, scale.digits, scale.sci)
+
+
+def side_label(label: str) -> str:
+    """How a compared side is named: representations in capitals (SP, IP, IP_eq), anything else as given."""
+    return {"sp": "SP", "ip": "IP", T.EQUAL_STORAGE: "IP_eq"}.get(label, label)
+
+
+def decision_text(c: Comparison, scale: Scale, better: str = "higher") -> str:
+    """The Holm-adjusted interval and the verdict it gives, e.g. '99.17 % CI [+2.10, +14.30] → supported'."""
+    d = c.decision
+    if d.verdict == NOT_TESTED:
+        return f"→ not tested here ({d.reason})"
+    text = f"Holm {d.holm_rank}/{d.holm_m}: {fmt_level(1 - d.level)} CI {scale.interval(d.adjusted_ci)} → {d.verdict}"
+    if d.verdict == SUPPORTED:
+        return text + f" ({side_label(c.a_label)} {better})"
+    if d.verdict != INCONCLUSIVE:
+        return text + f" ({side_label(c.b_label)} {better})"
+    stop = f" ({d.reason})" if d.reason else ""
+    need = (f"{d.seeds_needed} seeds would give {100 * TARGET_POWER:.0f} % power" if d.seeds_needed
+            else f"no seed count gives {100 * TARGET_POWER:.0f} % power at this mean and sd")
+    return text + f"{stop}; {need}"
+
+
+def excluded_text(c: Comparison) -> str:
+    n = c.excluded_disconnected
+    return f"; {n} pair{'s' if n != 1 else ''} excluded: disconnected" if n else ""
+
+
 def describe(c: Comparison, scale: Scale, what: str, better: str = "higher") -> str:
-    """One sentence with the numbers of a comparison and the rule's outcome."""
-    outcome = {"a_better": f"{c.a_label.upper()} {better} (±1 sd intervals do not overlap)",
-               "b_better": f"{c.b_label.upper()} {better} (±1 sd intervals do not overlap)",
-               "overlap": "±1 sd intervals overlap",
-               "too_few_seeds": f"fewer than {MIN_SEEDS} seeds",
-               "missing": "missing"}[c.outcome]
-    diff_scale = Scale(scale.factor, " pp" if scale.unit.strip() == "%" else scale.unit, scale.digits, scale.sci)
-    return (f"{what}: {c.a_label.upper()} {scale.mean_sd(c.a)}, {c.b_label.upper()} {scale.mean_sd(c.b)}; "
-            f"paired {c.a_label.upper()}−{c.b_label.upper()} {diff_scale.diff(c.diff)} "
-            f"(n={c.diff.n} pairs, {fmt_p(c.p_value)}) → {outcome}")
+    """One sentence with the numbers of a decided comparison and its verdict."""
+    ds = difference_scale(scale)
+    a, b = side_label(c.a_label), side_label(c.b_label)
+    sides = f"{a} {scale.mean_sd(c.a)}, {b} {scale.mean_sd(c.b)}; " if c.diff.n else ""
+    boot = f" (bootstrap {ds.interval(c.diff.bootstrap)})" if c.diff.testable else ""
+    return (f"{what}: {sides}paired {a}−{b} {ds.with_ci(c.diff)}{boot} (n={c.diff.n} pairs{excluded_text(c)}); "
+            f"{decision_text(c, ds, better)}")

@@ -16,11 +16,13 @@ from typing import Sequence
 
 from . import tables as T
 from .ablations import ablation_comparisons
+from .answer import answer_section, dense_accuracy, headline_table
 from .claims import STEP_TIME_RATIO_MAX, ClaimResult
+from .claims.costs import paper_network_overheads
 from .figures import FIGURES
-from .formatting import Scale, accuracy_scale, fmt_p, fmt_sparsity
-from .paper import PAPER
-from .stats import MIN_SEEDS, Stats, is_missing
+from .formatting import Scale, decision_text, excluded_text, fmt_sparsity
+from .paper import PAPER, PAPER_FB_OVERHEAD_PERCENT
+from .stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, CONFIDENCE, MIN_SEEDS, TARGET_POWER, Stats, alpha_of, is_missing
 from .verdicts import all_verdicts
 
 REPORT_NAME = "REPORT.md"
@@ -98,15 +100,19 @@ def setting_section(t: T.Tables) -> str:
         ("model", _value(T.meta_value(m, "model", "model.name"))),
         ("width", _value(T.meta_value(m, "width", "model.width"))),
         ("epochs", _value(T.meta_value(m, "epochs", "train.epochs"))),
+        ("batch size", _value(T.meta_value(m, "train.batch_size"))),
+        ("training steps per run (epochs × ⌈training subset / batch size⌉)", _value(T.steps_per_run(m))),
+        ("dense accuracy (test)", dense_accuracy(t.summary)),
         ("seeds", _value(seeds)),
         ("headline sparsity", fmt_sparsity(T.headline_sparsity(t)) if T.headline_sparsity(t) is not None
          else "missing"),
         ("methods run", ", ".join(T.ordered_methods(t.summary["method"].dropna().unique())) or "missing"),
         ("hardware", hardware),
     ]
-    # recorded durations (e.g. training time of the main runs), named by their meta.json key
+    # recorded durations, named by their meta.json key; the main runs' training time is always listed
+    rows.append(("training time of the main runs (sum over runs)", _duration(m.get("training_seconds_main_runs"))))
     rows += [(key.replace("_", " "), _duration(value)) for key, value in m.items()
-             if "seconds" in key and isinstance(value, (int, float))]
+             if "seconds" in key and key != "training_seconds_main_runs" and isinstance(value, (int, float))]
     if isinstance(m.get("runs_main"), (int, float)) and isinstance(m.get("runs_expected_main"), (int, float)):
         rows.append(("main runs in the summary", f"{int(m['runs_main'])} of {int(m['runs_expected_main'])} expected"))
     rows.append(("torch", _value(m.get("torch_version", m.get("torch")))))
@@ -119,63 +125,73 @@ def setting_section(t: T.Tables) -> str:
     return text
 
 
-def rule_section() -> str:
+def rule_section(t: T.Tables) -> str:
+    alpha = alpha_of(t.meta)
     return (
         "## How a verdict is decided\n\n"
-        "One rule for every comparison of IP with SP over seeds (`analysis/verdicts.py`, `compare`): with the "
-        "per-seed values, **IP is better** if mean_IP − sd_IP > mean_SP + sd_SP (the ±1 sd intervals do not "
-        "overlap), **SP is better** if mean_SP − sd_SP > mean_IP + sd_IP, otherwise the comparison is "
-        f"**inconclusive**; with fewer than {MIN_SEEDS} seeds on a side it is inconclusive as well (sd: sample "
-        "standard deviation). For a generalisation gap lower is better. The paired difference IP − SP (same "
-        "method, seed and sparsity) is reported as mean ± sd with a paired t-test p-value, as extra information "
-        "that does not change the verdict. A claim tested on several parts (methods, phases) is *supported* only "
-        "if every part is, *not supported* if any part is, *not tested here* if no part could be tested "
-        "(data missing, or outside this study), and *inconclusive* otherwise. Accuracies are printed in % "
-        "and differences in percentage points (pp)."
+        "Every comparison of IP with SP is paired: the SP and IP runs of one seed share the initial weights, data "
+        "order and pruning data (`analysis/stats.py`: `compare_runs`, `decide`). For one part of a claim (a "
+        "method, a sparsity, a phase) the per-seed differences d = IP − SP give a mean and a "
+        f"{100 * CONFIDENCE:.0f} % Student-t interval with n − 1 degrees of freedom; a percentile bootstrap "
+        f"interval ({BOOTSTRAP_RESAMPLES} resamples, fixed seed {BOOTSTRAP_SEED}) is printed beside it and does "
+        "not decide. The parts of one claim are adjusted with Holm–Bonferroni at α = "
+        f"{alpha:g} (`analysis.alpha`): ordered by their two-sided t-test p-value, the k-th of m testable parts "
+        "gets a t interval at confidence 1 − α/(m − k + 1); Holm steps down, so once a part is not rejected the "
+        "later ones are not either. A part is **supported** if its adjusted interval lies entirely on the claimed "
+        "side of 0 (above 0; below 0 for a generalisation gap, where lower is better), **not supported** if it "
+        "lies entirely on the other side, **inconclusive** otherwise, and *not tested here* with fewer than "
+        f"{MIN_SEEDS} pairs. For an inconclusive part the report gives the number of seeds that would give "
+        f"{100 * TARGET_POWER:.0f} % power for a two-sided paired t-test at its adjusted level, at the observed "
+        "mean and sd. A claim is *supported* if every part is, *not supported* if any part is, *not tested here* if no "
+        "part could be tested, *inconclusive* otherwise. A pair in which either run is disconnected (no path "
+        "from input to output) is left out of every IP-vs-SP comparison and counted (\"n pairs excluded: "
+        "disconnected\"). C4 compares costs with thresholds instead (below), and C9 counts pass/fail checks. "
+        "Accuracies are printed in % and differences in percentage points (pp)."
     )
 
 
+def _verdict_cell(r: ClaimResult) -> str:
+    sets = "; ".join(f"{name}: {v}" for name, v in r.group_verdicts.items())
+    return f"**{r.verdict}**" + (f" ({sets})" if sets else "")
+
+
 def claims_table(results: Sequence[ClaimResult]) -> str:
-    rows = [(r.claim_id, r.claim, f"**{r.verdict}**", r.key_numbers or "—",
+    rows = [(r.claim_id, r.claim, _verdict_cell(r), r.key_numbers or "—",
              ", ".join(f"[{f}]({FIGURE_DIR}/{f}.png)" for f in r.figures) or "—") for r in results]
     return "## Claims\n\n" + _table(("id", "claim (abstract/introduction)", "verdict", "key numbers", "figure"),
                                     rows)
 
 
-def claim_section(r: ClaimResult, out_dir: Path) -> str:
+def fb_overhead_table(t: T.Tables) -> str:
+    """The FB overhead of the paper's networks per FB-sharing mode, and which pairs meet the paper's 0.01 %."""
+    ref = paper_network_overheads(t)
+    if ref.empty:
+        return ""
+    rows = [(r.model, "" if is_missing(r.width) else int(r.width), r.share, f"{int(r.dense_params):,}",
+             f"{int(r.fb_overhead_params):,}", f"{r.fb_overhead_percent:.4g} %", "yes" if r.meets_paper else "no")
+            for r in ref.itertuples()]
+    meets = [f"{r.model} share={r.share}" for r in ref.itertuples() if r.meets_paper]
+    return (f"FB overhead of the paper's networks (share = layer: one FB per conv layer; network: one FB per "
+            f"kernel size). Within the paper's {PAPER_FB_OVERHEAD_PERCENT} %: "
+            f"{', '.join(meets) if meets else 'none'}.\n\n"
+            + _table(("model", "width", "FB sharing", "dense parameters", "FB entries", "FB / dense",
+                      f"≤ {PAPER_FB_OVERHEAD_PERCENT} %"), rows))
+
+
+def claim_section(r: ClaimResult, out_dir: Path, t: T.Tables) -> str:
     detailed = len(r.parts) > 1
-    text = [f"## {r.claim_id}: {r.claim}", f"**Verdict: {r.verdict}.**",
-             (r.summary or r.explanation) if detailed else r.explanation]
+    text = [f"## {r.claim_id}: {r.claim}", f"**Verdict: {r.verdict}.**"]
+    if r.group_verdicts:
+        text.append("\n".join(f"- {name}: **{v}**" for name, v in r.group_verdicts.items()))
+    text.append((r.summary or r.explanation) if detailed else r.explanation)
     if detailed:
         text.append("\n".join(f"- **{p.label}** — {p.verdict}" + (f": {p.note}" if p.note else "")
                               for p in r.parts))
+    if r.claim_id == "C4" and fb_overhead_table(t):
+        text.append(fb_overhead_table(t))
     for name in r.figures:
         text.append(_figure_md(name, out_dir, f"{r.claim_id} evidence: {name}"))
     return "\n\n".join(text)
-
-
-def accuracy_section(t: T.Tables) -> str:
-    s = T.headline_sparsity(t)
-    runs = T.at_sparsity(t.summary, s)
-    table = T.accuracy_table(runs, "test_acc")
-    scale = accuracy_scale(runs)
-    if table.empty:
-        return "## Accuracy per method and representation\n\nmissing (no summary table)."
-
-    def cell(row, rep):
-        return Scale(scale.factor, "", 2).mean_sd(Stats(int(row[f"{rep}_n"]), row[f"{rep}_mean"], row[f"{rep}_sd"]))
-
-    def paired_cell(method):
-        diffs = T.paired(runs[runs["method"] == method], "test_acc", keys=["method", "seed"])["diff"]
-        return Scale(scale.factor, "", 2).diff(Stats.of(diffs)) + (f" (n={len(diffs)})" if len(diffs) else "")
-
-    rows = [(r["method"], cell(r, "sp"), cell(r, "ip"), paired_cell(r["method"])) for _, r in table.iterrows()]
-    unit = "%" if scale.factor == 100 else "fraction"
-    return (f"## Accuracy per method and representation\n\nTest accuracy ({unit}), mean ± sd over seeds (n = "
-            f"number of seeds), sparsity {fmt_sparsity(s) if s is not None else 'n/a'} (dense: none). "
-            f"\"missing\" means the run is not in the summary table.\n\n"
-            + _table(("method", "SP test accuracy", "IP test accuracy", "IP−SP paired (pp)" if unit == "%"
-                      else "IP−SP paired"), rows))
 
 
 def ablation_section(t: T.Tables, out_dir: Path) -> str:
@@ -191,13 +207,13 @@ def ablation_section(t: T.Tables, out_dir: Path) -> str:
             infeasible[(r.method, r.variant)] = f"infeasible: {r.infeasible}"
     rows = [(r.method, r.variant, sc.mean_sd(Stats(int(r.n), r.mean, r.sd)),
              sc.mean_sd(Stats(int(r.sp_n), r.sp_mean, r.sp_sd)),
-             Scale(factor, "", 2).diff(Stats(int(r.n_pairs), r.diff_mean, r.diff_sd)), fmt_p(r.p_value),
-             infeasible.get((r.method, r.variant))
-             or {"supported": "IP better", "not supported": "SP better"}.get(r.verdict, r.verdict))
+             sc.with_ci(r.comparison.diff) + excluded_text(r.comparison),
+             infeasible.get((r.method, r.variant)) or decision_text(r.comparison, sc).removeprefix("→ "))
             for r in comp.itertuples()]
-    return ("## Ablations\n\nEach IP variant against the SP runs of the same method and seeds (same rule as the "
-            "claims). Test accuracy in " + ("%" if factor == 100 else "fractions") + ".\n\n"
-            + _table(("method", "IP variant", "IP", "SP", "IP−SP (paired)", "t-test", "outcome"), rows)
+    return ("## Ablations\n\nEach IP variant against the SP runs of the same method and seeds, by the same rule "
+            "as the claims (the variants are one Holm family). Test accuracy in "
+            + ("%, differences in pp" if factor == 100 else "fractions") + ".\n\n"
+            + _table(("method", "IP variant", "IP", "SP", "IP−SP (paired)", "outcome"), rows)
             + "\n\n" + _figure_md(FIGURES["ablation"], out_dir, "ablations"))
 
 
@@ -209,8 +225,9 @@ def choices_section(t: T.Tables) -> str:
         value = T.meta_value(t.meta, key, *fallbacks)
         lines.append(f"- {label} (`{key}`): {_value(value) if value is not None else 'missing'}")
     lines += [
-        f"- the verdict rule (±1 sd non-overlap over seeds, ≥ {MIN_SEEDS} seeds; see above) and, for C4, "
-        f"\"equal runtime\" read as a median IP/SP training-step-time ratio ≤ {STEP_TIME_RATIO_MAX:.2f}",
+        f"- the verdict rule (paired t intervals, Holm–Bonferroni over a claim's parts at α = "
+        f"{alpha_of(t.meta):g}, ≥ {MIN_SEEDS} seed pairs; see above) and, for C4, \"equal runtime\" read as a "
+        f"median IP/SP training-step-time ratio ≤ {STEP_TIME_RATIO_MAX:.2f}",
         "- Theorem 1: the paper's statement was not available; the checks use our formalisation, "
         "[docs/theorem1.md](../docs/theorem1.md) (STUDY_SPEC §4)",
         "- the method definitions (score, schedule, rewinding, DST update) follow the cited originals as "
@@ -247,12 +264,13 @@ def build_report(t: T.Tables, out_dir: Path, presets_dir: Path = Path("presets")
         "# Interspace pruning: reproduction report",
         f"Reproduction of {PAPER}. Generated by `python -m analysis.report` from the tables in "
         f"`{t.results_dir}`; every number below is computed from those tables, none is typed by hand.",
+        answer_section(t, results),
+        headline_table(t),
         setting_section(t),
-        rule_section(),
+        rule_section(t),
         claims_table(results),
     ]
-    parts += [claim_section(r, out_dir) for r in results]
-    parts += [accuracy_section(t)]
+    parts += [claim_section(r, out_dir, t) for r in results]
     parts.append(ablation_section(t, out_dir))
     parts += [choices_section(t), rerun_section(presets_dir)]
     return "\n\n".join(parts) + "\n"

@@ -1,24 +1,35 @@
-"""The decision rule: how per-seed numbers of IP and SP become a verdict.
+"""The decision rule: how per-seed numbers of IP and SP become a verdict (STUDY_SPEC section 5).
 
-One rule decides every IP-vs-SP comparison over seeds (:func:`compare`):
+Every IP-vs-SP comparison is paired: the SP and IP runs of one seed share the initial
+weights, data order and pruning data.  One *part* of a claim (a method, a sparsity, a
+phase) is decided from its per-seed differences d = IP − SP:
 
-* per-seed values of IP and of SP give mean and sample sd (ddof = 1);
-* **IP better** if ``mean_IP - sd_IP > mean_SP + sd_SP`` (the +-1 sd intervals do not
-  overlap), **SP better** if ``mean_SP - sd_SP > mean_IP + sd_IP``; otherwise the result
-  is **inconclusive**; with fewer than 2 seeds on either side it is inconclusive too.
-  For a metric where lower is better (generalisation gap) the roles of the bounds swap.
-* the paired difference IP - SP (same method, seed, ...) is reported as mean +- sd with a
-  paired t-test p-value (scipy) as extra information; it does not change the verdict.
+* :class:`PairedDifferences` gives their mean, sample sd (ddof = 1), a Student-t
+  confidence interval with n − 1 degrees of freedom (:func:`t_interval`), a percentile
+  bootstrap interval for the mean (:func:`bootstrap_interval`; printed beside the t
+  interval, it never decides) and the two-sided t-test p-value (which only orders the
+  parts for Holm).
+* :func:`decide` adjusts the parts of one claim with Holm–Bonferroni at ``alpha``
+  (:func:`holm_levels`): the part with the k-th smallest p-value of m testable parts gets
+  a two-sided t interval at confidence 1 − alpha/(m − k + 1).  A part is *supported* if
+  that interval lies entirely on the claimed side of 0 (above 0 where higher is better,
+  below 0 for a generalisation gap), *not supported* if entirely on the other side,
+  *inconclusive* otherwise; a part with fewer than :data:`MIN_SEEDS` pairs is *not tested
+  here*.  For each inconclusive part :func:`seeds_for_power` gives the number of seeds
+  that would give 80 % power at the observed mean and sd.
+* :func:`combine` gives the claim's verdict from its parts: supported if every part is,
+  not supported if any part is, not tested here if no part could be tested, inconclusive
+  otherwise.
 
-Per part (a method, a phase): IP better -> supported, SP better -> not supported,
-otherwise inconclusive; no data -> not tested here.  Parts are combined by
-:func:`combine`: supported only if every part is supported, not supported if any part
-is, not tested here if no part was tested, inconclusive otherwise.
+:func:`compare_runs` builds a :class:`Comparison` (IP and SP side summaries plus the paired
+differences, with pairs that contain a disconnected run left out and counted) and
+:func:`decide_family` applies :func:`decide` to the comparisons of one claim.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -33,8 +44,19 @@ INCONCLUSIVE = "inconclusive"
 NOT_TESTED = "not tested here"
 VERDICTS = (SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_TESTED)
 
-#: fewer seeds than this on either side make a comparison inconclusive
+#: fewer pairs than this leave no sd, so no interval: the part is not tested
 MIN_SEEDS = 2
+#: family-wise error rate of a claim's parts when results/meta.json's params lack ``analysis.alpha``
+DEFAULT_ALPHA = 0.05
+#: the unadjusted interval printed for every difference (and in results/metrics.json)
+CONFIDENCE = 0.95
+#: the power the seed-count advice aims for
+TARGET_POWER = 0.80
+#: a fixed resampling stream, so the printed bootstrap interval does not change between runs of the report
+BOOTSTRAP_SEED = 0
+BOOTSTRAP_RESAMPLES = 9999
+#: the seed-count advice stops searching here (an effect this small is "not reachable")
+MAX_SEEDS_SEARCHED = 100_000
 
 
 def is_missing(value) -> bool:
@@ -45,88 +67,199 @@ def is_missing(value) -> bool:
         return True
 
 
+def _clean(values: Iterable[float]) -> np.ndarray:
+    return np.asarray([v for v in values if v is not None and not is_missing(v)], dtype=float)
+
+
+def alpha_of(meta: dict) -> float:
+    """``analysis.alpha`` of the params snapshot in meta.json (:data:`DEFAULT_ALPHA` when absent)."""
+    return float(T.meta_value(meta, "analysis.alpha", default=DEFAULT_ALPHA))
+
+
 @dataclass(frozen=True)
 class Stats:
+    """Mean and sample sd (ddof = 1) of one side's per-seed values."""
     n: int
     mean: float
     sd: float
 
     @classmethod
-    def of(cls, values: Iterable[float]) -> "Stats":
-        arr = np.asarray([v for v in values if v is not None and not is_missing(v)], dtype=float)
+    def of(cls, values: Iterable[float]) -> Stats:
+        arr = _clean(values)
         if arr.size == 0:
             return cls(0, math.nan, math.nan)
         return cls(int(arr.size), float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else math.nan)
 
 
+# --------------------------------------------------------------------------- intervals of one sample of differences
+
+def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Two-sided Student-t interval of the mean: mean ± t_{(1+c)/2, n−1} · sd/√n (NaN for n < 2)."""
+    arr = _clean(values)
+    if arr.size < MIN_SEEDS:
+        return math.nan, math.nan
+    standard_error = arr.std(ddof=1) / math.sqrt(arr.size)
+    half_width = scipy_stats.t.ppf(0.5 + confidence / 2, arr.size - 1) * standard_error
+    return float(arr.mean() - half_width), float(arr.mean() + half_width)
+
+
+def bootstrap_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean (one sample: the paired differences), fixed seed."""
+    arr = _clean(values)
+    if arr.size < MIN_SEEDS:
+        return math.nan, math.nan
+    if np.ptp(arr) == 0:        # every resample has the same mean
+        return float(arr[0]), float(arr[0])
+    res = scipy_stats.bootstrap((arr,), np.mean, confidence_level=confidence, method="percentile",
+                                n_resamples=BOOTSTRAP_RESAMPLES, random_state=BOOTSTRAP_SEED, vectorized=True)
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def t_p_value(values: Sequence[float]) -> float:
+    """Two-sided one-sample t-test of the mean against 0; a difference without spread is exact (p 0 or 1)."""
+    arr = _clean(values)
+    if arr.size < MIN_SEEDS:
+        return math.nan
+    if np.ptp(arr) == 0:        # no spread: the sign of the (exact) difference is certain
+        return 1.0 if arr[0] == 0 else 0.0
+    t_stat = arr.mean() / (arr.std(ddof=1) / math.sqrt(arr.size))
+    return float(2 * scipy_stats.t.sf(abs(t_stat), arr.size - 1))
+
+
+def seeds_for_power(mean: float, sd: float, alpha: float, power: float = TARGET_POWER) -> int | None:
+    """Smallest n ≥ 2 at which a two-sided paired t-test at level ``alpha`` has ``power`` if the true mean
+    difference is ``mean`` with per-seed sd ``sd`` (noncentral t, noncentrality mean/sd·√n).
+
+    None when no number of seeds helps: a zero observed mean, no spread to plan with, or more than
+    :data:`MAX_SEEDS_SEARCHED` seeds needed.
+    """
+    if is_missing(mean) or is_missing(sd) or sd <= 0 or mean == 0:
+        return None
+
+    def achieved(n: int) -> float:
+        dof, shift = n - 1, abs(mean) / sd * math.sqrt(n)
+        critical = scipy_stats.t.ppf(1 - alpha / 2, dof)
+        power_nct = float(scipy_stats.nct.sf(critical, dof, shift) + scipy_stats.nct.cdf(-critical, dof, shift))
+        if math.isfinite(power_nct):
+            return power_nct
+        # scipy's noncentral t returns NaN far in its tail (large shift), where the normal limit is exact enough
+        return float(scipy_stats.norm.sf(critical - shift) + scipy_stats.norm.cdf(-critical - shift))
+
+    if achieved(MAX_SEEDS_SEARCHED) < power:
+        return None
+    low, high = 2, MAX_SEEDS_SEARCHED        # power grows with n: bisect for the first n that reaches it
+    while low < high:
+        mid = (low + high) // 2
+        if achieved(mid) >= power:
+            high = mid
+        else:
+            low = mid + 1
+    return low
+
+
 @dataclass(frozen=True)
-class Comparison:
-    """Outcome of the rule for ``a`` (IP, or the high-sparsity advantage) against ``b`` (SP, ...)."""
-    metric: str
-    a_label: str
-    b_label: str
-    a: Stats
-    b: Stats
-    diff: Stats            # paired a - b
-    p_value: float         # paired t-test of the differences (NaN if not computable)
-    higher_is_better: bool
-    outcome: str           # "a_better" | "b_better" | "overlap" | "too_few_seeds" | "missing"
+class PairedDifferences:
+    """The per-seed differences of one part (IP − SP, or high − low sparsity advantage) and what they show."""
+    values: tuple
+    higher_is_better: bool = True
+
+    @classmethod
+    def of(cls, values: Iterable[float], higher_is_better: bool = True) -> PairedDifferences:
+        return cls(tuple(float(v) for v in _clean(values)), higher_is_better)
 
     @property
-    def verdict(self) -> str:
-        return {"a_better": SUPPORTED, "b_better": NOT_SUPPORTED, "overlap": INCONCLUSIVE,
-                "too_few_seeds": INCONCLUSIVE, "missing": NOT_TESTED}[self.outcome]
+    def n(self) -> int:
+        return len(self.values)
 
-    def as_numbers(self, prefix: str = "") -> dict:
-        a, b = self.a_label, self.b_label
-        return {f"{prefix}{a}_mean": self.a.mean, f"{prefix}{a}_sd": self.a.sd, f"{prefix}{a}_n": self.a.n,
-                f"{prefix}{b}_mean": self.b.mean, f"{prefix}{b}_sd": self.b.sd, f"{prefix}{b}_n": self.b.n,
-                f"{prefix}diff_mean": self.diff.mean, f"{prefix}diff_sd": self.diff.sd,
-                f"{prefix}n_pairs": self.diff.n, f"{prefix}p_value": self.p_value}
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.values)) if self.values else math.nan
 
+    @property
+    def sd(self) -> float:
+        return float(np.std(self.values, ddof=1)) if self.n >= MIN_SEEDS else math.nan
 
-def rule(a: Stats, b: Stats, higher_is_better: bool = True) -> str:
-    """The non-overlap rule (module docstring): 'a_better', 'b_better', 'overlap', 'too_few_seeds' or 'missing'."""
-    if a.n == 0 or b.n == 0:
-        return "missing"
-    if a.n < MIN_SEEDS or b.n < MIN_SEEDS:
-        return "too_few_seeds"
-    sign = 1.0 if higher_is_better else -1.0
-    a_lo, a_hi = sorted((sign * a.mean - a.sd, sign * a.mean + a.sd))
-    b_lo, b_hi = sorted((sign * b.mean - b.sd, sign * b.mean + b.sd))
-    if a_lo > b_hi:
-        return "a_better"
-    if b_lo > a_hi:
-        return "b_better"
-    return "overlap"
+    @cached_property
+    def ci(self) -> tuple[float, float]:
+        return t_interval(self.values, CONFIDENCE)
 
+    @cached_property
+    def bootstrap(self) -> tuple[float, float]:
+        return bootstrap_interval(self.values, CONFIDENCE)
 
-def paired_p_value(diffs: Sequence[float]) -> float:
-    """Two-sided paired t-test of the differences against 0 (NaN for < 2 pairs or zero spread)."""
-    arr = np.asarray([d for d in diffs if not is_missing(d)], dtype=float)
-    if arr.size < 2 or np.allclose(arr, arr[0]):
-        return math.nan
-    return float(scipy_stats.ttest_1samp(arr, 0.0).pvalue)
+    @cached_property
+    def p_value(self) -> float:
+        return t_p_value(self.values)
+
+    @property
+    def testable(self) -> bool:
+        return self.n >= MIN_SEEDS
 
 
-def compare(a_values, b_values, diffs=(), *, metric: str = "", a_label: str = "ip", b_label: str = "sp",
-            higher_is_better: bool = True) -> Comparison:
-    a, b = Stats.of(a_values), Stats.of(b_values)
-    diff = Stats.of(diffs)
-    return Comparison(metric, a_label, b_label, a, b, diff, paired_p_value(diffs), higher_is_better,
-                      rule(a, b, higher_is_better))
+# --------------------------------------------------------------------------- Holm over the parts of one claim
+
+@dataclass(frozen=True)
+class Decision:
+    """The verdict of one part after the Holm adjustment, and what it rests on."""
+    verdict: str
+    reason: str = ""                       # why a part is not tested, or why Holm stopped before it
+    holm_rank: int | None = None           # 1 = smallest p-value among the testable parts
+    holm_m: int = 0                        # number of testable parts of the claim
+    level: float = math.nan                # alpha/(m − k + 1): the adjusted interval has confidence 1 − level
+    adjusted_ci: tuple = (math.nan, math.nan)
+    seeds_needed: int | None = None        # for an inconclusive part: seeds for 80 % power at its level
 
 
-def compare_runs(runs: pd.DataFrame, metric: str, higher_is_better: bool = True,
-                 keys: Sequence[str] | None = None) -> Comparison:
-    """IP vs SP on ``metric`` over the runs in ``runs`` (one method, one sparsity, ...)."""
-    ip = runs.loc[runs["repr"] == "ip", metric] if metric in runs else []
-    sp = runs.loc[runs["repr"] == "sp", metric] if metric in runs else []
-    pairs = T.paired(runs, metric, keys=keys) if len(runs) else pd.DataFrame(columns=["diff"])
-    return compare(ip, sp, pairs["diff"], metric=metric, higher_is_better=higher_is_better)
+def holm_levels(p_values: Sequence[float], alpha: float) -> list[tuple[int, float]]:
+    """(rank, alpha/(m − rank + 1)) per p-value, rank 1 = smallest; ties keep the input order."""
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    m = len(p_values)
+    out: list = [None] * m
+    for k, i in enumerate(order, start=1):
+        out[i] = (k, alpha / (m - k + 1))
+    return out
+
+
+def _side(interval: tuple[float, float], higher_is_better: bool) -> str:
+    """SUPPORTED if ``interval`` lies on the claimed side of 0, NOT_SUPPORTED on the other, else INCONCLUSIVE."""
+    low, high = interval
+    if low > 0 or high < 0:
+        above = low > 0
+        return SUPPORTED if above == higher_is_better else NOT_SUPPORTED
+    return INCONCLUSIVE
+
+
+def decide(parts: Sequence[PairedDifferences], alpha: float) -> list[Decision]:
+    """Verdicts of the parts of one claim: exactly Holm's step-down procedure on the paired t-tests.
+
+    The m parts with at least :data:`MIN_SEEDS` pairs are ordered by two-sided p-value (ties in input
+    order).  Going up from the smallest, the k-th part is rejected (its interval at confidence
+    1 − alpha/(m − k + 1) excludes 0; the side of 0 gives supported / not supported) only if every part
+    before it was rejected; at the first part that is not rejected Holm stops, and it and every later
+    part are inconclusive, whatever their own interval shows.  This keeps the family-wise error rate
+    of the claim at ``alpha``.
+    """
+    testable = [i for i, p in enumerate(parts) if p.testable]
+    ranks = dict(zip(testable, holm_levels([parts[i].p_value for i in testable], alpha)))
+    decisions: dict[int, Decision] = {}
+    stopped = False
+    for i in sorted(testable, key=lambda j: ranks[j][0]):
+        part, (rank, level) = parts[i], ranks[i]
+        interval = t_interval(part.values, 1 - level)
+        side = INCONCLUSIVE if stopped else _side(interval, part.higher_is_better)
+        reason = "Holm stopped at a part with a smaller p-value" if stopped else ""
+        stopped = stopped or side == INCONCLUSIVE
+        needed = seeds_for_power(part.mean, part.sd, level) if side == INCONCLUSIVE else None
+        decisions[i] = Decision(side, reason, rank, len(testable), level, interval, needed)
+    for i, part in enumerate(parts):
+        if i not in decisions:
+            why = "no pairs" if part.n == 0 else f"{part.n} pair(s), fewer than {MIN_SEEDS}"
+            decisions[i] = Decision(NOT_TESTED, why)
+    return [decisions[i] for i in range(len(parts))]
 
 
 def combine(verdicts: Iterable[str]) -> str:
+    """A claim's verdict from its parts' verdicts."""
     verdicts = list(verdicts)
     if not verdicts or all(v == NOT_TESTED for v in verdicts):
         return NOT_TESTED
@@ -135,3 +268,68 @@ def combine(verdicts: Iterable[str]) -> str:
     if all(v == SUPPORTED for v in verdicts):
         return SUPPORTED
     return INCONCLUSIVE
+
+
+# --------------------------------------------------------------------------- comparisons of runs
+
+@dataclass(frozen=True)
+class Comparison:
+    """``a`` (IP, IP_eq, or the high-sparsity advantage) against ``b`` (SP, ...) over paired seeds."""
+    metric: str
+    a_label: str
+    b_label: str
+    a: Stats
+    b: Stats
+    diff: PairedDifferences
+    excluded_disconnected: int = 0
+    decision: Decision | None = None
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.diff.higher_is_better
+
+    @property
+    def verdict(self) -> str:
+        if self.decision is None:
+            raise ValueError("a comparison gets its verdict from decide_family (Holm over the claim's parts)")
+        return self.decision.verdict
+
+    def as_numbers(self, prefix: str = "") -> dict:
+        a, b, d = self.a_label, self.b_label, self.diff
+        out = {f"{prefix}{a}_mean": self.a.mean, f"{prefix}{a}_n": self.a.n,
+               f"{prefix}{b}_mean": self.b.mean, f"{prefix}{b}_n": self.b.n,
+               f"{prefix}diff_mean": d.mean, f"{prefix}diff_sd": d.sd, f"{prefix}n_pairs": d.n,
+               f"{prefix}ci_low": d.ci[0], f"{prefix}ci_high": d.ci[1],
+               f"{prefix}bootstrap_low": d.bootstrap[0], f"{prefix}bootstrap_high": d.bootstrap[1],
+               f"{prefix}excluded_disconnected": self.excluded_disconnected}
+        if self.decision is not None:
+            out.update({f"{prefix}holm_level": self.decision.level,
+                        f"{prefix}adjusted_ci_low": self.decision.adjusted_ci[0],
+                        f"{prefix}adjusted_ci_high": self.decision.adjusted_ci[1],
+                        f"{prefix}seeds_needed": self.decision.seeds_needed})
+        return out
+
+
+def compare(a_values, b_values, diffs, *, metric: str = "", a_label: str = "ip", b_label: str = "sp",
+            higher_is_better: bool = True, excluded_disconnected: int = 0) -> Comparison:
+    """An undecided comparison from the two sides' values and the paired differences a − b."""
+    return Comparison(metric, a_label, b_label, Stats.of(a_values), Stats.of(b_values),
+                      PairedDifferences.of(diffs, higher_is_better), excluded_disconnected)
+
+
+def compare_runs(runs: pd.DataFrame, metric: str, higher_is_better: bool = True,
+                 keys: Sequence[str] | None = None, against: str = "ip") -> Comparison:
+    """``against`` (IP or IP_eq) vs SP on ``metric`` over ``runs``; pairs with a disconnected run are left out
+    of both sides and counted."""
+    pairs = T.paired(runs, metric, keys=keys, against=against)
+    excluded = int(pairs["disconnected"].sum()) if len(pairs) else 0
+    connected = pairs[~pairs["disconnected"].astype(bool)] if len(pairs) else pairs
+    return compare(connected.get(f"{metric}_{against}", []), connected.get(f"{metric}_sp", []), connected["diff"],
+                   metric=metric, a_label=against, higher_is_better=higher_is_better,
+                   excluded_disconnected=excluded)
+
+
+def decide_family(comparisons: Sequence[Comparison], alpha: float) -> list[Comparison]:
+    """The comparisons of one claim's parts with their Holm-adjusted decisions (:func:`decide`)."""
+    decisions = decide([c.diff for c in comparisons], alpha)
+    return [replace(c, decision=d) for c, d in zip(comparisons, decisions)]

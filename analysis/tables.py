@@ -24,6 +24,10 @@ from ip.pruning import METHODS
 #: during/after training), so a method added to ``ip.pruning`` is ordered without editing this file
 METHOD_ORDER = METHODS
 REPRS = ("sp", "ip")
+#: IP under equal storage: kept λ plus every FB entry ≤ SP's kept weights (STUDY_SPEC section 6, accounting ii)
+EQUAL_STORAGE = "ip_eq"
+#: the two cost accountings, by the representation compared with SP under each
+ACCOUNTINGS = {"ip": "paper's accounting: equal sparsity, FBs as overhead", EQUAL_STORAGE: "equal storage"}
 
 #: one row per run (summary, sweep); ablation adds ``variant``
 RUN_COLUMNS = [
@@ -31,9 +35,10 @@ RUN_COLUMNS = [
     "test_acc", "train_acc", "test_loss", "train_loss", "gap_acc", "gap_loss",
     "sparsity_actual", "kept_params", "fb_overhead_params", "stored_params", "total_params",
     "flops_dense", "flops_sparse",
-    "gf_init", "gf_init_shared", "gf_final", "gf_final_shared",
+    "gf_init", "gf_init_shared", "gf_final", "gf_final_shared", "gf_rewind",
     "collapsed_layers", "epochs", "seconds", "step_seconds", "filter_density",
     "hessian_top1_init", "hessian_top1_final", "hessian_trace_init", "hessian_trace_final",
+    "disconnected", "unconnected_outputs",
 ]
 
 #: name -> (path under the results folder, columns)
@@ -54,7 +59,7 @@ SCHEMAS: dict[str, tuple[str, list[str]]] = {
     "one_step": ("theorem1/one_step.csv", ["method", "sparsity", "seed", "eta", "loss_sp", "loss_ip", "pred_sp",
                                            "pred_ip"]),
     "gf_masks": ("theorem1/gf_masks.csv", ["method", "sparsity", "seed", "gf_sp", "gf_ip"]),
-    "costs_reference": ("costs_reference.csv", ["model", "width", "dense_params", "fb_overhead_params",
+    "costs_reference": ("costs_reference.csv", ["model", "width", "share", "dense_params", "fb_overhead_params",
                                                 "fb_overhead_percent"]),
 }
 META_FILE = "meta.json"
@@ -62,7 +67,7 @@ META_FILE = "meta.json"
 #: columns read as text; every other schema column is numeric (``passed`` is boolean)
 TEXT_COLUMNS = {"experiment", "method", "repr", "when", "kind", "layer", "check", "detail", "model", "variant",
                 "dataset", "share"}
-BOOL_COLUMNS = {"passed"}
+BOOL_COLUMNS = {"passed", "disconnected"}
 #: sparsities are compared after rounding, so 0.98 written as 0.9800000001 still pairs
 SPARSITY_DECIMALS = 6
 
@@ -253,18 +258,28 @@ def default_pair_keys(df: pd.DataFrame) -> list[str]:
     return keys
 
 
-def paired(df: pd.DataFrame, metric: str, keys: Sequence[str] | None = None) -> pd.DataFrame:
-    """SP/IP pairs of ``metric``: one row per key with ``<metric>_sp``, ``<metric>_ip`` and ``diff`` = IP - SP.
+def is_disconnected(df: pd.DataFrame) -> pd.Series:
+    """True for runs recorded as disconnected; a blank or absent column (older results) means connected."""
+    if "disconnected" not in df.columns:
+        return pd.Series(False, index=df.index)
+    return df["disconnected"].map(lambda v: _as_bool(v) is True).astype(bool)
+
+
+def paired(df: pd.DataFrame, metric: str, keys: Sequence[str] | None = None, against: str = "ip") -> pd.DataFrame:
+    """SP pairs of ``metric`` with ``against`` (IP, or IP_eq): one row per key with ``<metric>_sp``,
+    ``<metric>_<against>``, ``diff`` = against − SP and ``disconnected`` (either run of the pair is).
 
     Keys default to (method, seed[, sparsity, variant]).  A run whose twin is missing, or
     whose metric is NaN, gives no pair (it is never paired with a zero).  Duplicate runs
-    under one key are an error of the writer and raise ``ValueError``.
+    under one key are an error of the writer and raise ``ValueError``.  Pairs with a
+    disconnected run are kept and flagged: a comparison leaves them out and counts them.
     """
     keys = list(keys) if keys is not None else default_pair_keys(df)
-    out_cols = keys + [f"{metric}_sp", f"{metric}_ip", "diff"]
+    out_cols = keys + [f"{metric}_sp", f"{metric}_{against}", "diff", "disconnected"]
     if df.empty or metric not in df.columns:
         return pd.DataFrame(columns=out_cols)
     work = df[keys + ["repr", metric]].copy()
+    work["disconnected"] = is_disconnected(df)
     # NaN keys (e.g. the sparsity of a dense run) must still match each other
     fill = {}
     for key in keys:
@@ -274,20 +289,57 @@ def paired(df: pd.DataFrame, metric: str, keys: Sequence[str] | None = None) -> 
             fill[key] = "__nan__" if work[key].dtype == object else -1.0e300
             work[key] = work[key].fillna(fill[key])
     sides = {}
-    for rep in REPRS:
+    for rep in ("sp", against):
         side = work[(work["repr"] == rep) & work[metric].notna()].drop(columns="repr")
         dup = side.duplicated(subset=keys, keep=False)
         if dup.any():
             first = side[dup].iloc[0][keys].to_dict()
             raise ValueError(f"paired({metric}): several {rep} runs share the key {first}")
-        sides[rep] = side.rename(columns={metric: f"{metric}_{rep}"})
-    out = sides["sp"].merge(sides["ip"], on=keys, how="inner")
-    out["diff"] = out[f"{metric}_ip"] - out[f"{metric}_sp"]
+        sides[rep] = side.rename(columns={metric: f"{metric}_{rep}", "disconnected": f"disconnected_{rep}"})
+    out = sides["sp"].merge(sides[against], on=keys, how="inner")
+    out["diff"] = out[f"{metric}_{against}"] - out[f"{metric}_sp"]
+    out["disconnected"] = out["disconnected_sp"] | out[f"disconnected_{against}"]
     for key, value in fill.items():
         out[key] = out[key].replace(value, np.nan)
     sort_keys = [k for k in keys if k != "method"]
     out["_order"] = out["method"].map({m: i for i, m in enumerate(ordered_methods(out["method"].unique()))})
     return out.sort_values(["_order"] + sort_keys).drop(columns="_order").reset_index(drop=True)[out_cols]
+
+
+def reprs_present(df: pd.DataFrame) -> tuple[str, ...]:
+    """SP and IP, plus IP_eq when the table has equal-storage runs."""
+    has_eq = "repr" in df.columns and (df["repr"] == EQUAL_STORAGE).any()
+    return REPRS + ((EQUAL_STORAGE,) if has_eq else ())
+
+
+def starts_at_rewind(df: pd.DataFrame) -> pd.Series:
+    """Runs whose training starts at a rewind point (LT): ``gf_rewind`` measured, ``gf_init`` blank.
+
+    Their first gradient flow is not "at initialisation" and SP and IP tickets differ there, so it
+    is never a Theorem 1 comparison (STUDY_SPEC section 3).
+    """
+    if "gf_rewind" not in df.columns:
+        return pd.Series(False, index=df.index)
+    return df["gf_rewind"].notna() & df["gf_init"].isna()
+
+
+def with_share(costs_reference: pd.DataFrame) -> pd.DataFrame:
+    """The paper-scale FB-overhead table with ``share`` filled: a file without it was written for share=layer."""
+    ref = costs_reference.copy()
+    if "share" not in ref.columns:
+        ref["share"] = np.nan
+    ref["share"] = ref["share"].astype(object).where(ref["share"].notna(), "layer")
+    return ref
+
+
+def steps_per_run(meta: dict) -> int | None:
+    """Optimisation steps of one run: epochs × ceil(train_subset / batch_size); None if a number is missing."""
+    epochs = meta_value(meta, "epochs", "train.epochs")
+    subset = meta_value(meta, "train_subset", "data.train_subset")
+    batch = meta_value(meta, "train.batch_size", "batch_size")
+    if not all(isinstance(v, (int, float)) and v > 0 for v in (epochs, subset, batch)):
+        return None
+    return int(epochs) * math.ceil(subset / batch)
 
 
 def seed_stats(df: pd.DataFrame, metric: str, by: Sequence[str]) -> pd.DataFrame:
@@ -304,13 +356,15 @@ def seed_stats(df: pd.DataFrame, metric: str, by: Sequence[str]) -> pd.DataFrame
 
 
 def accuracy_table(summary: pd.DataFrame, metric: str = "test_acc") -> pd.DataFrame:
-    """method x repr table of mean, sd and n of ``metric`` over seeds; a missing cell has n = 0 and NaN."""
+    """method x repr (SP, IP[, IP_eq]) table of mean, sd and n of ``metric`` over seeds (every run, connected
+    or not); a missing cell has n = 0 and NaN."""
     methods = ordered_methods(summary["method"].dropna().unique())
     stats = seed_stats(summary, metric, ["method", "repr"])
+    reprs = reprs_present(summary)
     rows = []
     for method in methods:
         row = {"method": method}
-        for rep in REPRS:
+        for rep in reprs:
             hit = stats[(stats["method"] == method) & (stats["repr"] == rep)]
             if hit.empty:
                 row.update({f"{rep}_mean": np.nan, f"{rep}_sd": np.nan, f"{rep}_n": 0})
@@ -318,7 +372,7 @@ def accuracy_table(summary: pd.DataFrame, metric: str = "test_acc") -> pd.DataFr
                 row.update({f"{rep}_mean": float(hit["mean"].iloc[0]), f"{rep}_sd": float(hit["sd"].iloc[0]),
                             f"{rep}_n": int(hit["n"].iloc[0])})
         rows.append(row)
-    return pd.DataFrame(rows, columns=["method"] + [f"{r}_{s}" for r in REPRS for s in ("mean", "sd", "n")])
+    return pd.DataFrame(rows, columns=["method"] + [f"{r}_{s}" for r in reprs for s in ("mean", "sd", "n")])
 
 
 def percent_scale(*series: pd.Series) -> float:

@@ -4,7 +4,7 @@ This module gathers the claims in order (:data:`CLAIM_FUNCTIONS`, :func:`all_ver
 and is the entry point the report uses.  Where the pieces live:
 
 - :mod:`analysis.stats`       the one rule that decides every IP-vs-SP comparison
-  (:func:`compare`, re-exported here because the report cites it from this module)
+  (paired t intervals, Holm–Bonferroni over a claim's parts: :func:`~analysis.stats.decide`)
   and how verdicts of several parts combine
 - :mod:`analysis.claims`      one function per claim
 - :mod:`analysis.formatting`  how the numbers are written
@@ -13,9 +13,18 @@ and is the entry point the report uses.  Where the pieces live:
 from __future__ import annotations
 
 from . import tables as T
-from .claims import (ClaimResult, claim_c1, claim_c2, claim_c3, claim_c4, claim_c5, claim_c6, claim_c7, claim_c8,
-                     claim_c9)
-from .stats import compare  # noqa: F401  (the report's rule section names analysis/verdicts.py, compare)
+from .claims import (
+    ClaimResult,
+    claim_c1,
+    claim_c2,
+    claim_c3,
+    claim_c4,
+    claim_c5,
+    claim_c6,
+    claim_c7,
+    claim_c8,
+    claim_c9,
+)
 
 CLAIM_FUNCTIONS = {"C1": claim_c1, "C2": claim_c2, "C3": claim_c3, "C4": claim_c4, "C5": claim_c5,
                    "C6": claim_c6, "C7": claim_c7, "C8": claim_c8, "C9": claim_c9}

@@ -19,6 +19,8 @@ from .data import PreparedData, RunData, StreamedData, batches_of
 from .interspace import InterspaceConfig, to_interspace
 from .masks import Masks, cost_report, mask_summary
 from .metrics.generalisation import evaluate_batches, generalisation_gaps
+from .connectivity import connectivity_report
+from .metrics.batchnorm import DEFAULT_BN_MODE, recalibrate_bn, resolve_bn_mode
 from .metrics.gradient_flow import gradient_flow
 from .models import get_model
 from .pruning import MethodOptions, find_masks, make_train_hook, method_info, resolve_options
@@ -48,6 +50,7 @@ class RunSpec:
     train: TrainConfig = field(default_factory=TrainConfig)
     augment: bool = True
     gf_every_epoch: bool = True
+    metric_bn_mode: str = DEFAULT_BN_MODE   # BN while measuring gradient flow: batch | running statistics
 
     def __post_init__(self):
         if self.repr not in ("sp", "ip"):
@@ -133,18 +136,37 @@ def compute_masks(spec: RunSpec, model: nn.Module, data: Data) -> tuple[Masks, d
     return masks, start_state
 
 
+def recalibrate(model: nn.Module, spec: RunSpec, data: Data) -> None:
+    """Re-estimate BN running statistics on the first ``bn_recalibration_batches`` unaugmented
+    training batches (fixed, the same for SP and IP).  Every evaluation in eval mode runs
+    after it: pruning, rewinding or a DST update change the weights without updating the
+    running statistics, and momentum averages lag behind the weights (STUDY_SPEC section 3)."""
+    size = spec.train.batch_size
+    if spec.train.bn_recalibration_batches:
+        recalibrate_bn(model, data.eval_batches("train", spec.train.bn_recalibration_batches * size, size))
+
+
+def measure_gradient_flow(model: nn.Module, spec: RunSpec, data: Data, masks: Masks) -> dict:
+    """Gradient flow on the metric slice with the run's BN mode (running statistics only
+    after a recalibration: they are meaningless at initialisation and stale after changes)."""
+    if resolve_bn_mode(spec.metric_bn_mode) == "running":
+        recalibrate(model, spec, data)
+    return gradient_flow(model, data.metric_batches(), masks, bn_mode=spec.metric_bn_mode)
+
+
 def epoch_evaluator(spec: RunSpec, data: Data):
-    """Per-epoch record: losses and accuracies on fixed train/test slices, gradient flow."""
+    """Per-epoch record: losses and accuracies on fixed train/test slices (after a BN
+    recalibration), gradient flow."""
     n = data.eval_samples
-    batches = data.metric_batches()
 
     def epoch_end(epoch, model, enforcer):
+        recalibrate(model, spec, data)
         train_loss, train_acc = evaluate_batches(model, data.eval_batches("train", n))
         test_loss, test_acc = evaluate_batches(model, data.eval_batches("test", n))
         record = {"train_loss": train_loss, "train_acc": train_acc, "test_loss": test_loss, "test_acc": test_acc,
                   **generalisation_gaps(train_loss, train_acc, test_loss, test_acc)}
         if spec.gf_every_epoch:
-            gf = gradient_flow(model, batches, enforcer.masks)
+            gf = measure_gradient_flow(model, spec, data, enforcer.masks)
             record.update({"gf": gf["total"], "gf_shared": gf["shared"], "gf_fb": gf["fb"]})
         return record
     return epoch_end
@@ -164,17 +186,24 @@ def train_run(spec: RunSpec, model: nn.Module, masks: Masks, data: Data,
                       keep_dense_grad=info.needs_dense_grad, checkpoint=checkpoint,
                       epoch_end=epoch_evaluator(spec, data), log=log, progress=progress, desc=spec.run_id,
                       interspace=spec.interspace)
-    gf_init = gradient_flow(model, data.metric_batches(), masks)  # after the enforcer zeroed pruned entries
+    # at the start of sparse training (after the enforcer zeroed pruned entries); a lottery
+    # ticket starts at its rewind point, so its value is gf_rewind, not a GF at initialisation
+    gf_start = measure_gradient_flow(model, spec, data, masks)
+    start_epoch = spec.options.start_epoch
     start = time.perf_counter()
-    history = trainer.fit()
+    history = trainer.fit(start_epoch=start_epoch)
     seconds = time.perf_counter() - start
     final_masks = trainer.masks
     trainer.enforcer.remove()
+    recalibrate(model, spec, data)
     train_loss, train_acc = evaluate_batches(model, data.eval_batches("train"))
     test_loss, test_acc = evaluate_batches(model, data.eval_batches("test"))
-    gf_final = gradient_flow(model, data.metric_batches(), final_masks)
+    gf_final = measure_gradient_flow(model, spec, data, final_masks)
     costs = cost_report(model, final_masks, data.input_shape)
     summary = mask_summary(final_masks)
+    connectivity = connectivity_report(model, final_masks, data.input_shape)
+    at_init = start_epoch == 0
+    nan = float("nan")
     metrics = {
         "method": spec.method, "repr": spec.repr, "seed": spec.seed, "sparsity": spec.sparsity,
         "test_acc": test_acc, "train_acc": train_acc, "test_loss": test_loss, "train_loss": train_loss,
@@ -183,8 +212,12 @@ def train_run(spec: RunSpec, model: nn.Module, masks: Masks, data: Data,
         "fb_overhead_params": costs["fb_overhead_params"], "stored_params": costs["stored_params"],
         "total_params": costs["total_params"], "flops_dense": costs["flops_dense"],
         "flops_sparse": costs["flops_sparse"],
-        "gf_init": gf_init["total"], "gf_init_shared": gf_init["shared"], "gf_final": gf_final["total"],
+        "gf_init": gf_start["total"] if at_init else nan, "gf_init_shared": gf_start["shared"] if at_init else nan,
+        "gf_rewind": nan if at_init else gf_start["total"], "gf_final": gf_final["total"],
         "gf_final_shared": gf_final["shared"], "collapsed_layers": len(summary.collapsed_layers),
+        # a logit that no kept path reaches from the input: two such networks are no evidence either way
+        "disconnected": connectivity["unconnected_outputs"] > 0,
+        "unconnected_outputs": connectivity["unconnected_outputs"], "start_epoch": start_epoch,
         "epochs": cfg.epochs, "seconds": seconds,
         "step_seconds": float(torch.tensor(trainer.step_seconds).median()) if trainer.step_seconds else float("nan"),
     }

@@ -60,6 +60,9 @@ class TrainConfig(BaseModel):
     milestones: list[float] = Field([0.5, 0.75], description="fractions of training (step schedule)")
     gamma: float = Field(0.1, ge=0.0)
     label_smoothing: float = Field(0.0, ge=0.0, le=1.0)
+    # BN running statistics are re-estimated on this many fixed training batches before every
+    # evaluation (0: never); see ip.metrics.batchnorm.recalibrate_bn and STUDY_SPEC section 3
+    bn_recalibration_batches: int = Field(20, ge=0)
     device: Device = Field("cpu", description="cpu, cuda, or auto (a GPU when there is one)")
     precision: Precision = Field("fp32", description="fp32, or bf16 autocast of forward and loss "
                                                      "(weights, gradients and optimizer stay fp32)")

@@ -57,18 +57,18 @@ def main() -> None:
     for name in ("filters.csv", "filter_density.csv"):
         if (TRAINABILITY_DIR / name).exists():
             shutil.copyfile(TRAINABILITY_DIR / name, RESULTS / name)
-    pd.DataFrame(fb_overhead_table()).to_csv(RESULTS / "costs_reference.csv", index=False)
-    stage_seconds = float(summary["seconds"].sum()) if not summary.empty else 0.0
+    pd.DataFrame([{"share": share, **row} for share in ("layer", "network") for row in fb_overhead_table(share)]) \
+        .to_csv(RESULTS / "costs_reference.csv", index=False)
     meta = {"dataset": p.data.name, "model": p.model.name, "width": p.model.width, "epochs": p.train.epochs,
             "seeds": p.seeds, "methods": p.methods, "train_subset": p.data.train_subset,
             "test_subset": p.data.test_subset, "sparsity": p.sparsity, "torch": torch.__version__,
             "hardware": {"cpu": platform.processor() or platform.machine(), "threads": p.train.threads,
                          "workers": p.train.workers},
-            "training_seconds_main_runs": stage_seconds, "runs_main": int(len(summary)),
-            "runs_expected_main": len(p.methods) * len(p.reprs) * len(p.seeds),
+            "training_seconds_main_runs": float(summary["seconds"].sum()) if not summary.empty else 0.0,
+            "runs_main": int(len(summary)), "runs_expected_main": len(p.methods) * len(p.reprs) * len(p.seeds),
             "params": p.model_dump()}
     write_json(RESULTS / "meta.json", meta)
-    write_json(RESULTS / "metrics.json", headline_metrics(summary))
+    write_json(RESULTS / "metrics.json", headline_metrics(summary, p.analysis.alpha))
     print(f"aggregated {len(summary)} main runs, {len(history)} epoch records")
 
 

@@ -1,5 +1,4 @@
-"""Shared plumbing of the stage entry points: paths, params -> a run's spec, loading a run's
-files, one-line errors, JSON I/O, spreading independent runs over processes."""
+"""Shared plumbing of the stages: paths, params -> a run's spec, a run's files, one-line errors, JSON."""
 from __future__ import annotations
 
 import argparse
@@ -84,7 +83,8 @@ def run_spec(p: Params, method: str, repr_: str, seed: int, sparsity: float | No
                    scope=p.prune.scope, distribution=p.prune.distribution, prune_batches=p.prune.batches,
                    prune_batch_size=p.prune.batch_size, options=p.prune.options_for(method),
                    train=p.train if epochs is None else p.train.model_copy(update={"epochs": epochs}),
-                   augment=p.data.augment, gf_every_epoch=p.train.gf_every_epoch)
+                   augment=p.data.augment, gf_every_epoch=p.train.gf_every_epoch,
+                   metric_bn_mode=p.trainability.bn_mode)
 
 
 @functools.lru_cache(maxsize=1)

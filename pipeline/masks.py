@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from ip.connectivity import connectivity_report
 from ip.experiment import compute_masks
 from ip.masks import mask_summary
 from ip.run import Run
@@ -28,7 +29,8 @@ def main(argv=None) -> None:
     tmp.replace(out)
     write_json(MASK_DIR / f"{name}.json", {"kept_params": summary.kept_params, "prunable_params": summary.prunable_params,
                                           "sparsity": summary.sparsity, "collapsed_layers": summary.collapsed_layers,
-                                          "per_layer": summary.per_layer})
+                                          "per_layer": summary.per_layer,
+                                          **connectivity_report(model, masks, prepared().input_shape)})
     print(f"{name}: kept {summary.kept_params}/{summary.prunable_params} (sparsity {summary.sparsity:.4f}); "
           f"collapsed layers: {summary.collapsed_layers or 'none'}")
 

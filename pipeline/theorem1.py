@@ -1,14 +1,12 @@
-"""Stage `theorem1`: the numerical checks of Thm 1 (formalised in docs/theorem1.md) on the
-SP mask of every main method at the headline sparsity and of every sweep method at every
-sweep sparsity.  Each check uses the SP network at the start of sparse training and its
-interspace twin with F = I and lambda = w.  The masks are checked in `train.workers`
-processes."""
+"""Stage `theorem1`: the numerical checks of Thm 1 (docs/theorem1.md) on the SP mask of every
+main method at the headline sparsity and of every sweep method at every sweep sparsity: the SP
+network at the start of sparse training and its interspace twin with F = I and lambda = w."""
 from __future__ import annotations
 
 import pandas as pd
 
 from analysis.collect import theorem1_tables
-from ip.experiment import compute_masks
+from ip.experiment import compute_masks, recalibrate
 from ip.parallel import run_jobs
 from ip.pruning import method_info
 from ip.theory import run_theorem1
@@ -32,10 +30,12 @@ def theorem1_case(p, method: str, sparsity: float, seed: int) -> dict:
         masks, start = compute_masks(run.spec, model, run.data)
         if start is not None:
             model.load_state_dict(start)
+    if p.trainability.bn_mode == "running":   # the same measurement as the trainability metrics
+        recalibrate(model, run.spec, run.data)
     # every check on the headline masks; the sweep's masks skip the general-F comparison and
     # check fewer FB entries by finite differences, to keep the stage cheap
     result = run_theorem1(model, masks, run.data.metric_batches(t.batch_size), etas=t.etas, seed=seed,
-                          fd_eps=t.fd_eps, fd_samples=t.fd_samples,
+                          fd_eps=t.fd_eps, fd_samples=t.fd_samples, bn_mode=p.trainability.bn_mode,
                           general_fb_init=t.general_fb_init if headline else None,
                           fd_entries_per_fb=t.fd_entries_per_fb if headline else t.sweep_fd_entries_per_fb)
     holds = result["summary"]["holds"]

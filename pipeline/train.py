@@ -7,9 +7,8 @@ removed once the run has finished and its outputs are written.  Its name carries
 of the run's inputs (spec, masks, initial weights, data), so a checkpoint left by a killed
 run is never resumed after any of them changed (it is deleted instead).
 
-With ``train.world_size`` > 1 the stage re-launches itself under torchrun (one process per
-rank on this machine; dvc.yaml's command stays the same) and trains with DDP, see
-ip/distributed.py; only rank 0 writes outputs.  Started by torchrun already (several
+With ``train.world_size`` > 1 the stage re-launches itself under torchrun and trains with DDP
+(ip/distributed.py); only rank 0 writes outputs.  Started by torchrun already (several
 machines: ``torchrun --nnodes ... -m pipeline.train ...``), it joins the process group.
 """
 from __future__ import annotations

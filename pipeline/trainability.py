@@ -1,13 +1,13 @@
-"""Stage `trainability`: Hessian spectra (top eigenvalues, trace, spectral density) and
-per-layer gradient flow of every main run at the start of sparse training and after it,
-plus the trained filters for the Fig. 1 analogue (spatial filter density).  The runs are
-measured in `train.workers` processes."""
+"""Stage `trainability`: Hessian spectra (top eigenvalues, trace, spectral density) and per-layer
+gradient flow of every main run at the start of sparse training and after it, plus the trained
+filters for the Fig. 1 analogue (spatial filter density), in `train.workers` processes."""
 from __future__ import annotations
 
 import pandas as pd
 
 from ip.masks import MaskEnforcer
-from ip.metrics import gradient_flow, hessian_summary
+from ip.experiment import measure_gradient_flow
+from ip.metrics import hessian_summary
 from ip.metrics.filters import filter_density, filters_to_draw, spatial_filters
 from ip.parallel import run_jobs
 
@@ -28,13 +28,13 @@ def measure_run(p, method: str, repr_: str, seed: int) -> dict:
     name = run_id(method, repr_, seed)
     key = dict(method=method, repr=repr_, seed=seed)
     for when, model, masks in (("init", start, masks0), ("final", final, masks1)):
-        gf = gradient_flow(model, run.data.metric_batches(), masks)
+        gf = measure_gradient_flow(model, run.spec, run.data, masks)   # recalibrates first for running stats
         out["gf_layers"] += [{**key, "when": when, "layer": layer, "gf": v} for layer, v in gf["per_layer"].items()]
         if seed not in (t.seeds or p.seeds):
             continue
         h = hessian_summary(model, batches, masks, top_k=t.hessian_top_k, tol=t.hessian_tol,
                             trace_probes=t.hutchinson_probes, slq_probes=t.slq_probes,
-                            lanczos_steps=t.slq_steps, generator=seed)
+                            lanczos_steps=t.slq_steps, generator=seed, bn_mode=t.bn_mode)
         out["hessian"] += [{**key, "when": when, "kind": "eigenvalue", "rank": i + 1, "value": v}
                            for i, v in enumerate(sorted(h["top_eigenvalues"], reverse=True))]
         out["hessian"].append({**key, "when": when, "kind": "trace", "rank": None, "value": h["trace"]})

@@ -57,7 +57,8 @@ class PruneBase(Section):
     """Options every score-based method shares; each method's own options are added as the
     section of its registry entry (``prune.lt``, ``prune.dst``...), see :data:`PruneParams`."""
     scope: Literal["global", "layer"] = "global"
-    distribution: Literal["uniform", "erk"] = "uniform"   # layer densities of random pruning
+    # layer densities of random pruning: ERK (Evci et al. 2020); uniform at >= 0.98 disconnects small layers
+    distribution: Literal["uniform", "erk"] = "erk"
     batches: int = Field(1, ge=1)                    # mini-batches for data-dependent scores
     batch_size: int = Field(256, ge=1)
 
@@ -81,6 +82,9 @@ class TrainParams(TrainConfig):
 
 
 class TrainabilityParams(Section):
+    # BN while measuring GF, Hessians and the Thm 1 checks: the batch statistics of the metric slice
+    # (what a training step sees), or running statistics after a recalibration (STUDY_SPEC section 3)
+    bn_mode: Literal["batch", "running"] = "batch"
     seeds: list[Seed] | None = None       # Hessian spectra for these seeds (None: all)
     samples: int = Field(128, ge=1)       # first samples of the metric slice used for Hessians
     hessian_top_k: int = Field(3, ge=1)

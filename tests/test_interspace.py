@@ -3,7 +3,6 @@ factorised path, gradients, export, basis sharing, and IP-with-frozen-identity =
 from __future__ import annotations
 
 import copy
-import math
 
 import numpy as np
 import pytest

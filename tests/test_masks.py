@@ -2,7 +2,6 @@
 persistence, summaries and the cost model (hand-computed on tiny nets)."""
 from __future__ import annotations
 
-import copy
 
 import pytest
 import torch

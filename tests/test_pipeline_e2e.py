@@ -89,6 +89,37 @@ def test_repro_writes_every_result(project):
     assert set(metrics) == {"snip", "rigl"} and "test_acc_ip" in metrics["snip"]
 
 
+# The tiny study's results, pinned: a refactor must reproduce them exactly (timing fields aside).
+# A change that is meant to change results regenerates them: IP_UPDATE_PINNED=1 pytest tests/test_pipeline_e2e.py
+PINNED = ROOT / "tests" / "data" / "tiny_study"
+TIMING_FIELDS = ("seconds", "step_seconds")
+
+
+def _without_timing(csv_text: str) -> list[list[str]]:
+    import csv
+    rows = list(csv.reader(csv_text.splitlines()))
+    keep = [i for i, name in enumerate(rows[0]) if name not in TIMING_FIELDS]
+    return [[row[i] for i in keep] for row in rows]
+
+
+def test_tiny_study_reproduces_its_pinned_results(project):
+    """Runs before the tests that change the study (dvc exp run), on the first repro's results."""
+    dest, _ = project
+    runs = sorted((dest / "results" / "runs").glob("*/metrics.json"))
+    if os.environ.get("IP_UPDATE_PINNED") == "1":
+        (PINNED / "runs").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(dest / "results" / "summary.csv", PINNED / "summary.csv")
+        for path in runs:
+            shutil.copyfile(path, PINNED / "runs" / f"{path.parent.name}.json")
+    summary = (dest / "results" / "summary.csv").read_text()
+    assert _without_timing(summary) == _without_timing((PINNED / "summary.csv").read_text())
+    assert [p.parent.name for p in runs] == sorted(p.stem for p in (PINNED / "runs").glob("*.json"))
+    for path in runs:
+        got = {k: v for k, v in json.loads(path.read_text()).items() if k not in TIMING_FIELDS}
+        pinned = json.loads((PINNED / "runs" / f"{path.parent.name}.json").read_text())
+        assert got == {k: v for k, v in pinned.items() if k not in TIMING_FIELDS}, path.parent.name
+
+
 def test_second_repro_runs_nothing(project):
     dest, env = project
     out = run(["dvc", "repro"], dest, env)
@@ -106,32 +137,3 @@ def test_exp_run_changes_the_headline_sparsity(project):
     shown = run(["dvc", "exp", "show", "--no-pager", "--csv"], dest, env)
     assert "test_acc_ip" in shown or "snip.test_acc_ip" in shown
 
-
-# The tiny study's results, pinned: a refactor must reproduce them exactly (timing fields aside).
-# A change that is meant to change results regenerates them: IP_UPDATE_PINNED=1 pytest tests/test_pipeline_e2e.py
-PINNED = ROOT / "tests" / "data" / "tiny_study"
-TIMING_FIELDS = ("seconds", "step_seconds")
-
-
-def _without_timing(csv_text: str) -> list[list[str]]:
-    import csv
-    rows = list(csv.reader(csv_text.splitlines()))
-    keep = [i for i, name in enumerate(rows[0]) if name not in TIMING_FIELDS]
-    return [[row[i] for i in keep] for row in rows]
-
-
-def test_tiny_study_reproduces_its_pinned_results(project):
-    dest, _ = project
-    runs = sorted((dest / "results" / "runs").glob("*/metrics.json"))
-    if os.environ.get("IP_UPDATE_PINNED") == "1":
-        (PINNED / "runs").mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(dest / "results" / "summary.csv", PINNED / "summary.csv")
-        for path in runs:
-            shutil.copyfile(path, PINNED / "runs" / f"{path.parent.name}.json")
-    summary = (dest / "results" / "summary.csv").read_text()
-    assert _without_timing(summary) == _without_timing((PINNED / "summary.csv").read_text())
-    assert [p.parent.name for p in runs] == sorted(p.stem for p in (PINNED / "runs").glob("*.json"))
-    for path in runs:
-        got = {k: v for k, v in json.loads(path.read_text()).items() if k not in TIMING_FIELDS}
-        pinned = json.loads((PINNED / "runs" / f"{path.parent.name}.json").read_text())
-        assert got == {k: v for k, v in pinned.items() if k not in TIMING_FIELDS}, path.parent.name

@@ -7,76 +7,110 @@
 """
 from __future__ import annotations
 
+import pandas as pd
+
 from .. import tables as T
 from ..figures import CLAIM_FIGURES
-from ..formatting import Scale, accuracy_scale, describe, fmt, fmt_p, fmt_sparsity
+from ..formatting import Scale, accuracy_scale, fmt, fmt_sparsity
 from ..paper import CLAIMS
-from ..stats import MIN_SEEDS, NOT_TESTED, combine, compare, compare_runs
-from .evidence import ClaimResult, Part, missing_runs, numbers_of, per_method_parts, tally
+from ..stats import NOT_TESTED, alpha_of, combine, compare
+from .evidence import ClaimResult, Part, Pending, decide_parts, numbers_of, per_method_parts, tally, verdicts_by_group
+
+#: what an equal-storage set of parts says when the study has no IP_eq runs
+EQUAL_STORAGE_NOT_RUN = "not run"
+
+
+def accounting_label(against: str) -> str:
+    """'IP vs SP (paper's accounting: …)' or 'IP_eq vs SP (equal storage)'."""
+    return f"{against.upper().replace('IP_EQ', 'IP_eq')} vs SP ({T.ACCOUNTINGS[against]})"
+
+
+def accounting_verdicts(parts, runs: pd.DataFrame) -> dict:
+    """The verdict under each accounting; equal storage is 'not run' without IP_eq runs."""
+    groups = [accounting_label(a) for a in T.ACCOUNTINGS]
+    out = verdicts_by_group(parts, groups)
+    if T.EQUAL_STORAGE not in T.reprs_present(runs):
+        out[accounting_label(T.EQUAL_STORAGE)] = EQUAL_STORAGE_NOT_RUN
+    return out
 
 
 def claim_c1(t: T.Tables) -> ClaimResult:
-    """C1: at the headline sparsity, IP better than SP in test accuracy for every sparse method."""
+    """C1: at the headline sparsity, IP better than SP in test accuracy for every sparse method, under the
+    paper's accounting and, where IP_eq runs exist, under equal storage (one Holm family over both sets)."""
     s = T.headline_sparsity(t)
     runs = T.at_sparsity(t.summary, s)
     methods = T.sparse_methods(runs)
     scale = accuracy_scale(runs)
-    parts = per_method_parts(runs, methods, "test_acc", scale, "test accuracy")
+    pending = []
+    for against in T.reprs_present(runs)[1:]:
+        suffix = "" if against == "ip" else " (equal storage)"
+        pending += per_method_parts(runs, methods, "test_acc", scale, f"test accuracy{suffix}", against=against,
+                                    group=accounting_label(against), label_suffix=suffix)
+    parts = decide_parts(pending, alpha_of(t.meta))
     verdict = combine(p.verdict for p in parts)
+    by_accounting = accounting_verdicts(parts, runs)
     if not parts:
-        expl = f"missing: no sparse runs in {t.path_of('summary')}"
+        expl = summary = f"missing: no sparse runs in {t.path_of('summary')}"
     else:
-        summary = (f"At sparsity {fmt_sparsity(s)}, test accuracy over seeds, methods: {tally(parts)}. "
-                   f"Supported only if every method is.")
+        summary = (f"At sparsity {fmt_sparsity(s)}, test accuracy, paired over seeds, per method; "
+                   + "; ".join(f"{g}: {v}" for g, v in by_accounting.items())
+                   + f" (parts: {tally(parts)}). Supported only if every method is, under every accounting run.")
         expl = summary + " Per method: " + "; ".join(p.note for p in parts) + "."
     diff_scale = Scale(scale.factor, " pp", 2)
-    key = "; ".join(f"{p.label} {diff_scale.diff(p.comparison.diff)} ({p.verdict})" for p in parts) or "missing"
+    key = "; ".join(f"{p.label} {diff_scale.with_ci(p.comparison.diff)} ({p.verdict})" for p in parts) or "missing"
     numbers = {"sparsity": s, **numbers_of(parts)}
     return ClaimResult("C1", CLAIMS["C1"], verdict, numbers, CLAIM_FIGURES["C1"], expl, parts,
-                       f"IP−SP test acc. at s={fmt_sparsity(s)}: {key}", summary if parts else expl)
+                       f"IP−SP test acc. at s={fmt_sparsity(s)}: {key}", summary, by_accounting)
+
+
+def advantage_by_seed(sweep: pd.DataFrame, method: str) -> tuple[pd.DataFrame, int]:
+    """Per seed (rows) and sweep sparsity (columns): the paired IP−SP test-accuracy difference of ``method``,
+    pairs with a disconnected run left out; and how many such pairs were left out."""
+    pairs = T.paired(sweep[sweep["method"] == method], "test_acc", keys=["method", "seed", "sparsity"])
+    excluded = int(pairs["disconnected"].sum()) if len(pairs) else 0
+    connected = pairs[~pairs["disconnected"].astype(bool)] if len(pairs) else pairs
+    if connected.empty:
+        return pd.DataFrame(), excluded
+    return connected.pivot_table(index="seed", columns="sparsity", values="diff", aggfunc="first"), excluded
 
 
 def claim_c2(t: T.Tables) -> ClaimResult:
-    """C2: per method, the paired IP−SP advantage at the highest sweep sparsity against that at the lowest."""
+    """C2: per method, the paired IP−SP advantage at the highest sweep sparsity minus that at the lowest,
+    per seed; supported if that change is above 0."""
     sweep = t.sweep
     methods = T.sparse_methods(sweep)
-    parts = []
     scale = Scale(T.percent_scale(sweep["test_acc"]), " pp", 2)
+    pending, not_tested, compared_levels = [], {}, {}
     for method in methods:
-        pairs = T.paired(sweep[sweep["method"] == method], "test_acc", keys=["method", "seed", "sparsity"])
-        levels = sorted(pairs["sparsity"].dropna().unique())
+        adv, excluded = advantage_by_seed(sweep, method)
+        levels = sorted(adv.columns) if len(adv) else []
         if len(levels) < 2:
-            parts.append(Part(method, NOT_TESTED, {}, None,
-                              f"{method}: SP/IP pairs at fewer than two sparsities"))
+            not_tested[method] = f"{method}: connected SP/IP pairs at fewer than two sparsities"
             continue
         lo, hi = levels[0], levels[-1]
-        d_lo = pairs[pairs["sparsity"] == lo].set_index("seed")["diff"]
-        d_hi = pairs[pairs["sparsity"] == hi].set_index("seed")["diff"]
-        common = d_hi.index.intersection(d_lo.index)
-        c = compare(d_hi, d_lo, (d_hi[common] - d_lo[common]).to_numpy(), metric="test_acc IP−SP",
-                    a_label=f"s={fmt_sparsity(hi)}", b_label=f"s={fmt_sparsity(lo)}")
-        outcome = {"a_better": "advantage larger at the highest sparsity",
-                   "b_better": "advantage larger at the lowest sparsity",
-                   "overlap": "±1 sd intervals overlap", "too_few_seeds": f"fewer than {MIN_SEEDS} seeds",
-                   "missing": "missing"}[c.outcome]
-        note = (f"{method}: IP−SP at s={fmt_sparsity(hi)} {scale.diff(c.a)} (n={c.a.n}) vs at "
-                f"s={fmt_sparsity(lo)} {scale.diff(c.b)} (n={c.b.n}); change {scale.diff(c.diff)} "
-                f"({fmt_p(c.p_value)}) → {outcome}")
-        numbers = {"sparsity_low": lo, "sparsity_high": hi, "adv_high_mean": c.a.mean, "adv_high_sd": c.a.sd,
-                   "adv_low_mean": c.b.mean, "adv_low_sd": c.b.sd, "change_mean": c.diff.mean,
-                   "p_value": c.p_value}
-        parts.append(Part(method, c.verdict, numbers, c, note))
+        compared_levels[method] = (lo, hi)
+        c = compare(adv[hi], adv[lo], (adv[hi] - adv[lo]).dropna(), metric="test_acc IP−SP",
+                    a_label=f"s={fmt_sparsity(hi)}", b_label=f"s={fmt_sparsity(lo)}", excluded_disconnected=excluded)
+        pending.append(Pending(method, c, scale, f"{method}: IP−SP advantage at s={fmt_sparsity(hi)} vs "
+                                                 f"s={fmt_sparsity(lo)}", "advantage"))
+    parts = decide_parts(pending, alpha_of(t.meta))
+    for p in parts:
+        lo, hi = compared_levels[p.label]
+        p.numbers.update({"sparsity_low": lo, "sparsity_high": hi, "adv_high_mean": p.comparison.a.mean,
+                          "adv_low_mean": p.comparison.b.mean, "change_mean": p.comparison.diff.mean})
+    parts += [Part(m, NOT_TESTED, {}, None, why) for m, why in not_tested.items()]
     verdict = combine(p.verdict for p in parts)
     if not parts:
-        expl = f"missing: no sweep runs in {t.path_of('sweep')}"
+        expl = summary = f"missing: no sweep runs in {t.path_of('sweep')}"
     else:
-        summary = ("IP−SP test-accuracy advantage at the highest vs the lowest sweep sparsity, per method "
-                   f"(same ±1 sd rule on the per-seed paired differences); methods: {tally(parts)}.")
+        summary = ("Change of the paired IP−SP test-accuracy advantage from the lowest to the highest sweep "
+                   f"sparsity, per method and seed (above 0: the advantage grows); methods: {tally(parts)}.")
         expl = summary + " Per method: " + "; ".join(p.note for p in parts) + "."
-    key = "; ".join(f"{p.label} {scale.diff(p.comparison.b)} → {scale.diff(p.comparison.a)} ({p.verdict})"
+    key = "; ".join(f"{p.label} {scale.diff(p.comparison.b)} → {scale.diff(p.comparison.a)}, change "
+                    f"{scale.with_ci(p.comparison.diff)} ({p.verdict})"
                     for p in parts if p.comparison is not None) or "missing"
     return ClaimResult("C2", CLAIMS["C2"], verdict, numbers_of(parts), CLAIM_FIGURES["C2"], expl, parts,
-                       f"IP−SP lowest → highest sparsity: {key}", summary if parts else expl)
+                       f"IP−SP lowest → highest sparsity: {key}", summary)
 
 
 def claim_c3(t: T.Tables) -> ClaimResult:
@@ -96,28 +130,29 @@ def claim_c3(t: T.Tables) -> ClaimResult:
     sp_acc = runs[runs["repr"] == "sp"].groupby("dataset")["test_acc"].mean()
     hardest, easiest = sp_acc.idxmin(), sp_acc.idxmax()
     pairs = T.paired(runs, "test_acc", keys=["dataset", "method", "seed"])
-    d_hard = pairs.loc[pairs["dataset"] == hardest, "diff"]
-    d_easy = pairs.loc[pairs["dataset"] == easiest, "diff"]
-    c = compare(d_hard, d_easy, (), metric="test_acc IP−SP", a_label=str(hardest), b_label=str(easiest))
+    excluded = int(pairs["disconnected"].sum())
+    pairs = pairs[~pairs["disconnected"].astype(bool)]
+    # the same method and seed on both datasets pair the two advantages
+    adv = pairs.pivot_table(index=["method", "seed"], columns="dataset", values="diff", aggfunc="first")
+    d_hard, d_easy = adv.get(hardest, pd.Series(dtype=float)), adv.get(easiest, pd.Series(dtype=float))
+    c = compare(d_hard, d_easy, (d_hard - d_easy).dropna(), metric="test_acc IP−SP", a_label=str(hardest),
+                b_label=str(easiest), excluded_disconnected=excluded)
     scale = Scale(T.percent_scale(runs["test_acc"]), " pp", 2)
+    [part] = decide_parts([Pending("datasets", c, scale, f"IP−SP advantage {hardest} vs {easiest}",
+                                   "advantage")], alpha_of(t.meta))
     expl = (f"Harder = lower mean SP test accuracy: {hardest} (SP {fmt(sp_acc[hardest] * scale.factor)} %) vs "
-            f"{easiest} (SP {fmt(sp_acc[easiest] * scale.factor)} %). IP−SP over methods and seeds: {hardest} "
-            f"{scale.diff(c.a)} (n={c.a.n}), {easiest} {scale.diff(c.b)} (n={c.b.n}).")
-    return ClaimResult("C3", CLAIMS["C3"], c.verdict, c.as_numbers(), CLAIM_FIGURES["C3"], expl,
-                       [Part("datasets", c.verdict, c.as_numbers(), c, expl)],
-                       f"IP−SP {hardest} {scale.diff(c.a)} vs {easiest} {scale.diff(c.b)}")
+            f"{easiest} (SP {fmt(sp_acc[easiest] * scale.factor)} %); per method and seed, the IP−SP advantage "
+            f"on {hardest} minus that on {easiest}. {part.note}.")
+    return ClaimResult("C3", CLAIMS["C3"], part.verdict, part.numbers, CLAIM_FIGURES["C3"], expl, [part],
+                       f"IP−SP {hardest} {scale.diff(c.a)} vs {easiest} {scale.diff(c.b)}; "
+                       f"change {scale.with_ci(c.diff)}")
 
 
 def claim_c8(t: T.Tables) -> ClaimResult:
     """C8: dense (unpruned) networks, IP better than SP in test accuracy."""
     dense = t.summary[t.summary["method"] == "dense"]
     scale = accuracy_scale(t.summary)
-    c = compare_runs(dense, "test_acc")
-    if c.outcome == "missing":
-        expl = f"missing: dense {missing_runs(dense) or 'runs'} not in {t.path_of('summary')}"
-    else:
-        expl = describe(c, scale, "dense test accuracy")
-    diff_scale = Scale(scale.factor, " pp", 2)
-    return ClaimResult("C8", CLAIMS["C8"], c.verdict, c.as_numbers(), CLAIM_FIGURES["C8"], expl,
-                       [Part("dense", c.verdict, c.as_numbers(), c, expl)],
-                       f"dense IP−SP {diff_scale.diff(c.diff)}" if c.outcome != "missing" else "missing")
+    [part] = decide_parts(per_method_parts(dense, ["dense"], "test_acc", scale, "test accuracy"), alpha_of(t.meta))
+    key = f"dense IP−SP {Scale(scale.factor, ' pp', 2).with_ci(part.comparison.diff)}" \
+        if part.comparison.diff.n else "missing"
+    return ClaimResult("C8", CLAIMS["C8"], part.verdict, part.numbers, CLAIM_FIGURES["C8"], part.note, [part], key)

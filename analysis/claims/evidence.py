@@ -1,8 +1,11 @@
 """What a claim function returns, and the building blocks the claims share.
 
-A claim is tested on one or more :class:`Part` (a method, a phase, a paper net), each
-with its own verdict by the rule of :mod:`analysis.stats`; the claim's verdict combines
-them (:func:`analysis.stats.combine`) and comes back as a :class:`ClaimResult`.
+A claim is tested on one or more :class:`Part` (a method, a phase, a paper net).  The
+comparisons of a claim's parts are collected first (:class:`Pending`, e.g. from
+:func:`per_method_parts`) and decided together by :func:`decide_parts`, because the
+Holm adjustment of :mod:`analysis.stats` depends on every part of the claim; the
+claim's verdict combines the parts (:func:`analysis.stats.combine`) and comes back as
+a :class:`ClaimResult`.
 """
 from __future__ import annotations
 
@@ -11,9 +14,8 @@ from typing import Sequence
 
 import pandas as pd
 
-from .. import tables as T
 from ..formatting import Scale, describe
-from ..stats import VERDICTS, Comparison, compare_runs
+from ..stats import VERDICTS, Comparison, combine, compare_runs, decide_family
 
 
 @dataclass
@@ -24,6 +26,7 @@ class Part:
     numbers: dict = field(default_factory=dict)
     comparison: Comparison | None = None
     note: str = ""
+    group: str = ""              # the set of parts it belongs to (an accounting, a phase); "" if one set
 
 
 @dataclass
@@ -37,31 +40,60 @@ class ClaimResult:
     parts: list = field(default_factory=list)
     key_numbers: str = ""        # one line for the claims table
     summary: str = ""            # the explanation without the per-part details (which are in ``parts``)
+    group_verdicts: dict = field(default_factory=dict)   # verdict per set of parts, e.g. per accounting
 
     @property
     def figure(self) -> str:
         return self.figures[0] if self.figures else ""
 
 
-def missing_runs(runs: pd.DataFrame) -> str:
-    """The representations (SP, IP) with no run in ``runs``, e.g. 'IP'."""
+def missing_runs(runs: pd.DataFrame, against: str = "ip") -> str:
+    """The representations (SP and ``against``) with no run in ``runs``, e.g. 'IP'."""
     have = set(runs["repr"].dropna().unique())
-    gone = [r.upper() for r in T.REPRS if r not in have]
+    gone = [r.upper() for r in ("sp", against) if r not in have]
     return ", ".join(gone)
 
 
+@dataclass
+class Pending:
+    """A part whose comparison waits for the Holm adjustment over all parts of its claim."""
+    label: str
+    comparison: Comparison
+    scale: Scale
+    what: str
+    better: str = "higher"
+    group: str = ""
+    missing_note: str = ""       # said instead of the numbers when no pair could be formed
+
+
 def per_method_parts(runs: pd.DataFrame, methods: Sequence[str], metric: str, scale: Scale, what: str,
-                     higher_is_better: bool = True, better: str = "higher") -> list[Part]:
-    """One part per method: IP vs SP on ``metric`` over the method's runs."""
-    parts = []
+                     higher_is_better: bool = True, better: str = "higher", against: str = "ip",
+                     group: str = "", label_suffix: str = "") -> list[Pending]:
+    """One pending part per method: ``against`` (IP or IP_eq) vs SP on ``metric`` over the method's runs."""
+    pending = []
     for method in methods:
         sub = runs[runs["method"] == method]
-        c = compare_runs(sub, metric, higher_is_better)
-        note = describe(c, scale, f"{method} {what}", better)
-        if c.outcome == "missing":
-            note = f"{method}: {missing_runs(sub) or 'values'} missing for {metric}"
-        parts.append(Part(method, c.verdict, c.as_numbers(), c, note))
+        c = compare_runs(sub, metric, higher_is_better, against=against)
+        gone = missing_runs(sub, against)
+        missing = f"{method}: {gone or 'values'} missing for {metric}" if c.diff.n == 0 and \
+            not c.excluded_disconnected else ""
+        pending.append(Pending(f"{method}{label_suffix}", c, scale, f"{method} {what}", better, group, missing))
+    return pending
+
+
+def decide_parts(pending: Sequence[Pending], alpha: float) -> list[Part]:
+    """The parts of one claim, decided together (Holm over all of them) and described."""
+    decided = decide_family([p.comparison for p in pending], alpha)
+    parts = []
+    for p, c in zip(pending, decided):
+        note = p.missing_note or describe(c, p.scale, p.what, p.better)
+        parts.append(Part(p.label, c.verdict, c.as_numbers(), c, note, p.group))
     return parts
+
+
+def verdicts_by_group(parts: Sequence[Part], groups: Sequence[str]) -> dict:
+    """The combined verdict of each named set of parts; a set without parts is not tested."""
+    return {g: combine(p.verdict for p in parts if p.group == g) for g in groups}
 
 
 def tally(parts: Sequence[Part]) -> str:

@@ -14,8 +14,10 @@ from .. import tables as T
 from ..figures import CLAIM_FIGURES
 from ..formatting import Scale, fmt, fmt_sparsity
 from ..paper import CLAIMS
-from ..stats import NOT_TESTED, combine, compare_runs
-from .evidence import ClaimResult, Part, numbers_of, per_method_parts, tally
+from ..stats import NOT_TESTED, alpha_of, combine, compare_runs
+from .evidence import ClaimResult, Part, decide_parts, numbers_of, per_method_parts, tally, verdicts_by_group
+
+INIT, TRAINING = "at initialisation", "during training"
 
 
 def _hessian_info(t: T.Tables) -> str:
@@ -46,56 +48,68 @@ def _median_gf_ratio(parts) -> str:
     return f"median IP/SP {fmt(np.median(vals), 2)} over {len(vals)} method{'s' if len(vals) != 1 else ''}"
 
 
+def rewind_methods(runs: pd.DataFrame) -> list[str]:
+    """Methods whose training starts at a rewind point (``gf_rewind``, no ``gf_init``): LT."""
+    return T.ordered_methods(runs.loc[T.starts_at_rewind(runs), "method"].dropna().unique())
+
+
 def claim_c6(t: T.Tables) -> ClaimResult:
-    """C6: per method, IP's gradient flow above SP's at initialisation and as the mean over training epochs."""
+    """C6: per method, IP's gradient flow above SP's at initialisation and as the mean over training epochs.
+
+    A method whose first measurement is at a rewind point (``gf_rewind``: LT) has no at-init part: SP and IP
+    tickets differ there, so it is not a Theorem 1 / "GF at init" comparison.
+    """
     s = T.headline_sparsity(t)
     runs = T.at_sparsity(t.summary, s)
-    methods = T.sparse_methods(runs)
+    rewound = rewind_methods(runs)
     gf_scale = Scale(1.0, "", 2, sci=True)
-    parts = []
-    for p in per_method_parts(runs, methods, "gf_init", gf_scale, "GF at init"):
-        p.label = f"{p.label} @init"
-        parts.append(p)
-    train = T.history_means(t.history, "gf")
-    for p in per_method_parts(train, T.sparse_methods(train) if len(train) else [], "gf", gf_scale,
-                              "mean GF over training epochs"):
-        p.label = f"{p.label} @training"
-        parts.append(p)
+    at_init = [m for m in T.sparse_methods(runs) if m not in rewound]
+    pending = per_method_parts(runs, at_init, "gf_init", gf_scale, "GF at init", group=INIT, label_suffix=" @init")
+    # the history has no connectivity flag: each run's flag comes from the summary
+    flags = runs[["method", "repr", "seed", "disconnected"]].drop_duplicates(["method", "repr", "seed"])
+    train = T.history_means(t.history, "gf").merge(flags, on=["method", "repr", "seed"], how="left")
+    pending += per_method_parts(train, T.sparse_methods(train) if len(train) else [], "gf", gf_scale,
+                                "mean GF over training epochs", group=TRAINING, label_suffix=" @training")
+    parts = decide_parts(pending, alpha_of(t.meta))
     if not len(train):
-        parts.append(Part("training", NOT_TESTED, {}, None, f"GF during training: missing ({t.path_of('history')})"))
+        parts.append(Part("training", NOT_TESTED, {}, None, f"GF during training: missing ({t.path_of('history')})",
+                          TRAINING))
     verdict = combine(p.verdict for p in parts)
-    init_parts = [p for p in parts if p.label.endswith("@init")]
-    train_parts = [p for p in parts if p.label.endswith("@training")]
+    init_parts = [p for p in parts if p.group == INIT]
+    train_parts = [p for p in parts if p.group == TRAINING]
+    rewind_note = (f" {', '.join(rewound)}: first measured at the rewind point (gf_rewind), not at initialisation; "
+                   f"SP and IP tickets differ there, so no at-init part." if rewound else "")
     summary = ("Gradient flow ‖g‖² over all trainable unpruned coordinates (IP: λ and F), at initialisation and "
-               f"as the mean over training epochs ≥ 1; parts (method × phase): {tally(parts)}. "
-               + _hessian_info(t))
+               f"as the mean over training epochs ≥ 1; parts (method × phase): {tally(parts)}." + rewind_note
+               + " " + _hessian_info(t))
     expl = (summary + " At initialisation: " + ("; ".join(p.note for p in init_parts) or "missing")
             + ". During training: " + ("; ".join(p.note for p in train_parts) or "missing") + ".")
     key = f"GF init: {_median_gf_ratio(init_parts)} ({tally(init_parts) or 'missing'}); training: " \
           f"{_median_gf_ratio(train_parts)} ({tally(train_parts) or 'missing'})"
     return ClaimResult("C6", CLAIMS["C6"], verdict, numbers_of(parts), CLAIM_FIGURES["C6"], expl, parts, key,
-                       summary)
+                       summary, verdicts_by_group(parts, (INIT, TRAINING)))
 
 
 def claim_c7(t: T.Tables) -> ClaimResult:
-    """C7: at the lowest sweep sparsity, per method, IP's train − test accuracy gap smaller than SP's."""
-    sweep = t.sweep.dropna(subset=["sparsity"])
+    """C7: at the LOWEST sweep sparsity, per method, IP's train − test accuracy gap smaller than SP's."""
+    sweep = t.sweep[t.sweep["method"] != "dense"].dropna(subset=["sparsity"])
     if sweep.empty:
         return ClaimResult("C7", CLAIMS["C7"], NOT_TESTED, {}, CLAIM_FIGURES["C7"],
                            f"missing: no sweep runs ({t.path_of('sweep')})", [], "missing")
     lowest = float(sweep["sparsity"].min())
     runs = T.at_sparsity(sweep, lowest, keep_dense=False)
     scale = Scale(T.percent_scale(runs["train_acc"], runs["test_acc"]), " pp", 2)
-    parts = per_method_parts(runs, T.sparse_methods(runs), "gap_acc", scale,
-                             "gap train−test acc.", higher_is_better=False, better="smaller gap")
+    methods = T.sparse_methods(runs)
+    parts = decide_parts(per_method_parts(runs, methods, "gap_acc", scale, "gap train−test acc.",
+                                          higher_is_better=False, better="smaller gap"), alpha_of(t.meta))
     verdict = combine(p.verdict for p in parts)
-    loss = [compare_runs(runs[runs["method"] == m], "gap_loss", False) for m in T.sparse_methods(runs)]
-    loss_txt = "; ".join(f"{m} IP−SP {Scale(1, '', 3).diff(c.diff)}" for m, c in zip(T.sparse_methods(runs), loss))
+    loss = [compare_runs(runs[runs["method"] == m], "gap_loss", False) for m in methods]
+    loss_txt = "; ".join(f"{m} IP−SP {Scale(1, '', 3).with_ci(c.diff)}" for m, c in zip(methods, loss))
     summary = (f"Generalisation gap (train acc − test acc) at the lowest sweep sparsity {fmt_sparsity(lowest)}, "
-               f"smaller is better; methods: {tally(parts)}. Loss gap (test − train loss) IP−SP, for "
-               f"information: {loss_txt or 'missing'}.")
+               f"smaller is better (the claimed side of IP−SP is below 0); methods: {tally(parts)}. Loss gap "
+               f"(test − train loss) IP−SP, for information: {loss_txt or 'missing'}.")
     expl = summary + " Per method: " + "; ".join(p.note for p in parts) + "."
-    key = "; ".join(f"{p.label} {scale.diff(p.comparison.diff)}" for p in parts if p.comparison) or "missing"
+    key = "; ".join(f"{p.label} {scale.with_ci(p.comparison.diff)}" for p in parts if p.comparison) or "missing"
     numbers = {"sparsity": lowest, **numbers_of(parts)}
     return ClaimResult("C7", CLAIMS["C7"], verdict, numbers, CLAIM_FIGURES["C7"], expl, parts,
                        f"IP−SP acc. gap at s={fmt_sparsity(lowest)}: {key}", summary)

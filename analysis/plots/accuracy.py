@@ -15,28 +15,49 @@ from matplotlib.lines import Line2D
 from .. import tables as T
 from ..ablations import sp_baseline
 from ..formatting import fmt_sparsity
-from .style import (COLORS, MARKERS, RC, Drawn, draw_method_points, draw_vs_sparsity, has_values, no_data,
-                    panel_grid, repr_legend, save)
-
+from .style import (
+    COLORS,
+    MARKERS,
+    RC,
+    Drawn,
+    disconnected_handle,
+    draw_method_points,
+    draw_vs_sparsity,
+    has_values,
+    no_data,
+    panel_grid,
+    repr_legend,
+    save,
+)
 
 # --------------------------------------------------------------------------- (1) accuracy at the headline sparsity
+
+def _legend(fig, reprs, hollow: bool, extra=()) -> None:
+    handles = repr_legend(reprs, extra=list(extra) + ([disconnected_handle()] if hollow else []))
+    fig.legend(handles=handles, loc="outside lower center", ncol=2 if len(handles) > 3 else len(handles),
+               frameon=False)
+
 
 def fig_accuracy(summary: pd.DataFrame, out_stem, sparsity: float | None = None) -> Drawn:
     runs = T.at_sparsity(summary, sparsity)
     methods = T.ordered_methods(runs["method"].dropna().unique())
+    reprs = T.reprs_present(runs)
     with plt.rc_context(RC):
-        fig, ax = plt.subplots(figsize=(max(6.0, 0.95 * len(methods) + 2.5), 4.4), layout="constrained")
+        fig, ax = plt.subplots(figsize=(max(6.0, (0.95 + 0.35 * (len(reprs) - 2)) * len(methods) + 2.5), 4.6),
+                               layout="constrained")
         title = f"Test accuracy at sparsity {fmt_sparsity(sparsity)}: SP vs IP"
+        if T.EQUAL_STORAGE in reprs:
+            title += " (paper's accounting) and IP_eq (equal storage)"
         if not has_values(runs, "test_acc"):
             no_data(ax, "summary table has no test accuracy")
         else:
             factor = T.percent_scale(runs["test_acc"])
-            draw_method_points(ax, runs, "test_acc", factor, diff_label="IP−SP ")
+            hollow = draw_method_points(ax, runs, "test_acc", factor, diff_label="IP−SP ")
             ax.set_ylabel("test accuracy (%)" if factor == 100 else "test accuracy")
-            ax.set_xlabel("pruning method (dense: no pruning); under each: mean paired IP−SP difference"
-                          + (" (pp)" if factor == 100 else ""))
+            ax.set_xlabel("pruning method (dense: no pruning); under each: mean paired difference over connected "
+                          "seeds" + (" (pp)" if factor == 100 else ""))
             ax.grid(axis="y", alpha=0.3)
-            fig.legend(handles=repr_legend(), loc="outside lower center", ncol=2, frameon=False)
+            _legend(fig, reprs, hollow)
             n_seeds = runs["seed"].nunique()
             title += f"\npoints: {n_seeds} seed(s); bars: mean ± 1 sd over seeds"
         ax.set_title(title)
@@ -56,9 +77,9 @@ def fig_sweep(sweep: pd.DataFrame, out_stem, summary: pd.DataFrame | None = None
         factor = T.percent_scale(sweep["test_acc"])
         fig, axes = panel_grid(len(methods), 3, sharey=True)
         dense = summary[summary["method"] == "dense"] if summary is not None and len(summary) else pd.DataFrame()
-        extra = []
+        extra, hollow = [], False
         for ax, method in zip(axes, methods):
-            draw_vs_sparsity(ax, sweep[sweep["method"] == method], "test_acc", factor)
+            hollow |= draw_vs_sparsity(ax, sweep[sweep["method"] == method], "test_acc", factor)
             for rep in T.REPRS:
                 vals = dense.loc[dense["repr"] == rep, "test_acc"].dropna() if len(dense) else []
                 if len(vals):
@@ -68,9 +89,9 @@ def fig_sweep(sweep: pd.DataFrame, out_stem, summary: pd.DataFrame | None = None
             ax.set_ylabel("test accuracy (%)" if factor == 100 else "test accuracy")
         if len(dense):
             extra = [Line2D([], [], color="k", linestyle=":", label="dense network (same colour: SP / IP)")]
-        fig.legend(handles=repr_legend(extra=extra), loc="outside lower center", ncol=3, frameon=False)
-        fig.suptitle("Test accuracy vs sparsity (sweep): SP vs IP\nmean ± 1 sd over seeds, points = seeds; "
-                     "dotted: dense network")
+        _legend(fig, T.reprs_present(sweep), hollow, extra)
+        fig.suptitle("Test accuracy vs sparsity (sweep): SP vs IP\nmean ± 1 sd over connected seeds, points = "
+                     "seeds; dotted: dense network")
         return save(fig, out_stem)
 
 

@@ -23,10 +23,15 @@ from matplotlib.transforms import blended_transform_factory  # noqa: E402
 from .. import tables as T  # noqa: E402
 
 # one colour pair for SP and IP in every figure (Okabe-Ito blue / vermillion, colour-blind safe)
-COLORS = {"sp": "#0072B2", "ip": "#D55E00"}
-MARKERS = {"sp": "o", "ip": "s"}
-LABELS = {"sp": "SP (standard pruning)", "ip": "IP (interspace pruning)"}
+COLORS = {"sp": "#0072B2", "ip": "#D55E00", T.EQUAL_STORAGE: "#009E73"}
+MARKERS = {"sp": "o", "ip": "s", T.EQUAL_STORAGE: "D"}
+LABELS = {"sp": "SP (standard pruning)", "ip": "IP (interspace pruning; paper's accounting: FBs as overhead)",
+          T.EQUAL_STORAGE: "IP_eq (IP under equal storage: λ + FB entries ≤ SP's weights)"}
 OFFSETS = {"sp": -0.18, "ip": 0.18}
+#: with IP_eq as a third column per method
+OFFSETS_3 = {"sp": -0.26, "ip": 0.0, T.EQUAL_STORAGE: 0.26}
+#: how a disconnected run (no path from input to output) is drawn: hollow, and named in the legend
+DISCONNECTED_LABEL = "disconnected run (hollow; left out of IP-vs-SP comparisons)"
 MISSING_COLOR = "#777777"
 DPI = 150
 RC = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8, "xtick.labelsize": 8,
@@ -70,6 +75,28 @@ def repr_legend(reprs=T.REPRS, extra: Sequence = ()) -> list:
     return handles + list(extra)
 
 
+def disconnected_handle() -> Line2D:
+    return Line2D([], [], color="k", marker="o", markerfacecolor="none", linestyle="", label=DISCONNECTED_LABEL)
+
+
+def scatter_runs(ax, x, rows: pd.DataFrame, metric: str, rep: str, factor: float, size: float = 14,
+                 alpha: float = 0.55) -> bool:
+    """Per-seed points of ``rows`` at ``x`` (scalar or per row), connected runs filled, disconnected ones hollow.
+
+    Returns whether a disconnected run was drawn (the caller then adds :func:`disconnected_handle`).
+    """
+    values = rows[metric].to_numpy(dtype=float) * factor
+    xs = np.broadcast_to(np.asarray(x, dtype=float), values.shape)
+    hollow = T.is_disconnected(rows).to_numpy()
+    if (~hollow).any():
+        ax.scatter(xs[~hollow], values[~hollow], s=size, color=COLORS[rep], alpha=alpha, marker=MARKERS[rep],
+                   linewidths=0, zorder=3)
+    if hollow.any():
+        ax.scatter(xs[hollow], values[hollow], s=size * 1.6, facecolors="none", edgecolors=COLORS[rep],
+                   marker=MARKERS[rep], linewidths=1.0, zorder=3)
+    return bool(hollow.any())
+
+
 def panel_grid(n: int, ncols: int, panel=(3.4, 2.8), **kwargs):
     """A figure with ``n`` panels on rows of ``ncols``; the unused cells are hidden."""
     ncols = max(1, min(ncols, n))
@@ -93,42 +120,48 @@ def all_positive(values) -> bool:
     return arr.size > 0 and bool((arr > 0).all())
 
 
-def draw_method_points(ax, runs: pd.DataFrame, metric: str, factor: float = 1.0, diff_label: str = "") -> None:
-    """Per method: SP and IP seeds as points and mean ± 1 sd; a missing side is labelled 'missing'.
+def draw_method_points(ax, runs: pd.DataFrame, metric: str, factor: float = 1.0, diff_label: str = "") -> bool:
+    """Per method: SP, IP (and IP_eq when run) seeds as points and mean ± 1 sd; a missing side is labelled
+    'missing', a disconnected run is hollow.  Returns whether a disconnected run was drawn.
 
-    With ``diff_label``, each tick also shows the mean paired IP − SP difference.
+    With ``diff_label``, each tick also shows the mean paired IP − SP difference over connected pairs
+    (and IP_eq − SP when run).
     """
+    reprs = T.reprs_present(runs)
+    offsets = OFFSETS_3 if len(reprs) > 2 else OFFSETS
     categories = [(m, runs[runs["method"] == m]) for m in T.ordered_methods(runs["method"].dropna().unique())]
     trans = blended_transform_factory(ax.transData, ax.transAxes)
-    ticks = []
+    ticks, any_hollow = [], False
     for i, (label, rows) in enumerate(categories):
-        means = {}
-        for rep in T.REPRS:
-            vals = rows.loc[rows["repr"] == rep, metric].dropna().to_numpy(dtype=float) * factor
-            x = i + OFFSETS[rep]
-            if vals.size == 0:
+        for rep in reprs:
+            side = rows[(rows["repr"] == rep) & rows[metric].notna()]
+            x = i + offsets[rep]
+            if side.empty:
                 ax.text(x, 0.03, f"{rep.upper()} missing", rotation=90, ha="center", va="bottom", fontsize=7,
                         color=MISSING_COLOR, transform=trans)
                 continue
-            jitter = np.linspace(-0.05, 0.05, vals.size) if vals.size > 1 else np.zeros(1)
-            ax.scatter(x + jitter, vals, s=14, color=COLORS[rep], alpha=0.55, marker=MARKERS[rep], linewidths=0,
-                       zorder=3)
+            jitter = np.linspace(-0.05, 0.05, len(side)) if len(side) > 1 else np.zeros(1)
+            any_hollow |= scatter_runs(ax, x + jitter, side, metric, rep, factor)
+            vals = side[metric].to_numpy(dtype=float) * factor
             sd = vals.std(ddof=1) if vals.size > 1 else 0.0
-            ax.errorbar(x + 0.11 * (1 if rep == "ip" else -1), vals.mean(), yerr=sd, color=COLORS[rep],
+            ax.errorbar(x + 0.08 * np.sign(offsets[rep] or 1), vals.mean(), yerr=sd, color=COLORS[rep],
                         marker="_", markersize=12, capsize=3, elinewidth=1.4, zorder=4)
-            means[rep] = vals.mean()
         tick = str(label)
-        if diff_label and len(means) == 2:
-            pairs = T.paired(rows, metric, keys=[k for k in ("method", "seed", "sparsity")
-                                                 if k in rows and rows[k].notna().any()])
-            if len(pairs):
-                tick += f"\n{diff_label}{pairs['diff'].mean() * factor:+.2f}"
+        if diff_label:
+            keys = [k for k in ("method", "seed", "sparsity") if k in rows and rows[k].notna().any()]
+            for against in reprs[1:]:
+                pairs = T.paired(rows, metric, keys=keys, against=against)
+                pairs = pairs[~pairs["disconnected"].astype(bool)]
+                if len(pairs):
+                    name = diff_label if against == "ip" else diff_label.replace("IP", "IP_eq")
+                    tick += f"\n{name}{pairs['diff'].mean() * factor:+.2f}"
         ticks.append(tick)
     ax.set_xticks(range(len(categories)))
     rotate = len(categories) > 6
     ax.set_xticklabels(ticks, rotation=30 if rotate else 0, ha="right" if rotate else "center",
                        fontsize=7 if diff_label else 8)
     ax.set_xlim(-0.6, len(categories) - 0.4)
+    return any_hollow
 
 
 def mean_sd_by(df: pd.DataFrame, x: str, metric: str) -> pd.DataFrame:
@@ -147,14 +180,17 @@ def sparsity_axis(ax, sparsities) -> None:
     ax.set_xlabel("sparsity")
 
 
-def draw_vs_sparsity(ax, runs: pd.DataFrame, metric: str, factor: float = 1.0) -> None:
-    """SP and IP lines of mean ± 1 sd over seeds against sparsity; seeds as faint points."""
-    for rep in T.REPRS:
+def draw_vs_sparsity(ax, runs: pd.DataFrame, metric: str, factor: float = 1.0) -> bool:
+    """SP, IP (and IP_eq) lines of mean ± 1 sd over connected seeds against sparsity; every seed as a faint
+    point, a disconnected run hollow.  Returns whether a disconnected run was drawn."""
+    any_hollow = False
+    for rep in T.reprs_present(runs):
         rows = runs[runs["repr"] == rep].dropna(subset=[metric, "sparsity"])
         if rows.empty:
             continue
-        st = mean_sd_by(rows, "sparsity", metric).sort_values("sparsity")
-        ax.scatter(rows["sparsity"], rows[metric] * factor, s=8, color=COLORS[rep], alpha=0.35, linewidths=0)
+        any_hollow |= scatter_runs(ax, rows["sparsity"], rows, metric, rep, factor, size=8, alpha=0.35)
+        st = mean_sd_by(rows[~T.is_disconnected(rows)], "sparsity", metric).sort_values("sparsity")
         ax.errorbar(st["sparsity"], st["mean"] * factor, yerr=st["sd"].fillna(0) * factor, color=COLORS[rep],
                     marker=MARKERS[rep], markersize=4, capsize=3, linewidth=1.4)
     sparsity_axis(ax, runs["sparsity"].dropna().unique())
+    return any_hollow

@@ -13,14 +13,13 @@ import pandas as pd
 from matplotlib.lines import Line2D
 
 from .. import tables as T
-from .style import (COLORS, MARKERS, OFFSETS, RC, Drawn, all_positive, has_values, mean_sd_by, no_data,
-                    repr_legend, save)
-
+from .style import COLORS, MARKERS, OFFSETS, RC, Drawn, all_positive, has_values, mean_sd_by, no_data, repr_legend, save
 
 # --------------------------------------------------------------------------- (4) gradient flow
 
-def _method_panels(subfig, methods, rows, ncols, df, draw, no_data_message: str) -> None:
-    """One panel per method on a rows x ncols grid of ``subfig``, drawn by ``draw(ax, rows_of_method)``."""
+def _method_panels(subfig, methods, rows, ncols, df, draw, no_data_message: str, rewound=frozenset()) -> None:
+    """One panel per method on a rows x ncols grid of ``subfig``, drawn by ``draw(ax, rows_of_method)``;
+    a method in ``rewound`` is titled as measured first at its rewind point (gf_rewind)."""
     if not methods:
         no_data(subfig.add_subplot(1, 1, 1), no_data_message)
         return
@@ -29,14 +28,18 @@ def _method_panels(subfig, methods, rows, ncols, df, draw, no_data_message: str)
         ax.set_visible(False)
     for ax, method in zip(axes, methods):
         draw(ax, df[df["method"] == method])
-        ax.set_title(method)
+        ax.set_title(f"{method} (first point: gf_rewind)" if method in rewound else method)
 
 
-def fig_gradient_flow(history: pd.DataFrame, gf_layers: pd.DataFrame, out_stem) -> Drawn:
+def fig_gradient_flow(history: pd.DataFrame, gf_layers: pd.DataFrame, out_stem,
+                      summary: pd.DataFrame | None = None) -> Drawn:
     # history.sparsity is the sparsity measured at each epoch (it ramps up under GMP): not a selector
     hist = history
     methods_h = T.ordered_methods(hist["method"].dropna().unique()) if has_values(hist, "gf") else []
-    init = gf_layers[gf_layers["when"] == "init"] if len(gf_layers) else gf_layers
+    # a method that starts training at a rewind point (LT) is measured there, not at initialisation
+    rewound = set(summary.loc[T.starts_at_rewind(summary), "method"]) if summary is not None and len(summary) \
+        else set()
+    init = gf_layers[gf_layers["when"].isin(("init", "rewind"))] if len(gf_layers) else gf_layers
     methods_l = T.ordered_methods(init["method"].dropna().unique()) if has_values(init, "gf") else []
     ncols = 4
     rows_h = max(1, math.ceil(len(methods_h) / ncols))
@@ -44,11 +47,14 @@ def fig_gradient_flow(history: pd.DataFrame, gf_layers: pd.DataFrame, out_stem) 
     with plt.rc_context(RC):
         fig = plt.figure(figsize=(3.4 * ncols, 2.7 * (rows_h + rows_l) + 1.6), layout="constrained")
         top, bottom = fig.subfigures(2, 1, height_ratios=[rows_h + 0.35, rows_l + 0.6])
-        _method_panels(top, methods_h, rows_h, ncols, hist, _draw_gf_curves, "history table has no gradient flow")
+        _method_panels(top, methods_h, rows_h, ncols, hist, _draw_gf_curves, "history table has no gradient flow",
+                       rewound)
         top.suptitle("Gradient flow ‖g‖² during training (log scale): line = mean over seeds, band = min–max; "
                      "dashed: IP on the coordinates it shares with SP (λ only, no FB)")
-        _method_panels(bottom, methods_l, rows_l, ncols, init, _draw_gf_layers, "gf_layers table has no 'init' rows")
-        bottom.suptitle("Gradient flow per layer at initialisation (mean over seeds, log scale)")
+        _method_panels(bottom, methods_l, rows_l, ncols, init, _draw_gf_layers, "gf_layers table has no 'init' rows",
+                       rewound | set(init.loc[init["when"] == "rewind", "method"]) if len(init) else rewound)
+        bottom.suptitle("Gradient flow per layer at initialisation (mean over seeds, log scale); methods marked "
+                        "gf_rewind: at the rewind point instead")
         extra = [Line2D([], [], color=COLORS["ip"], linestyle="--", label="IP, shared coordinates (λ) only")]
         bottom.legend(handles=repr_legend(extra=extra), loc="outside lower center", ncol=3, frameon=False)
         return save(fig, out_stem)
@@ -177,10 +183,16 @@ def _draw_trace(ax, trace: pd.DataFrame) -> None:
     ax.grid(axis="y", alpha=0.3)
 
 
+#: the density axis shows this many decades below the highest density: SLQ's Gaussian tails reach 1e-300,
+#: and an axis that follows them squeezes the bulk of the spectrum into a line
+DENSITY_DECADES = 6
+
+
 def _draw_density(ax, d: pd.DataFrame) -> None:
     if not has_values(d, "density", "grid"):
         no_data(ax)
         return
+    peak = 0.0
     for rep in T.REPRS:
         rows = d[d["repr"] == rep]
         if rows.empty:
@@ -188,7 +200,10 @@ def _draw_density(ax, d: pd.DataFrame) -> None:
         st = mean_sd_by(rows, "grid", "density").sort_values("grid")
         st = st[st["mean"] > 0]
         ax.plot(st["grid"], st["mean"], color=COLORS[rep], linewidth=1.2)
+        peak = max(peak, float(st["mean"].max()) if len(st) else 0.0)
     ax.set_yscale("log")
+    if peak > 0:
+        ax.set_ylim(peak * 10.0 ** -DENSITY_DECADES, peak * 2)
     ax.set_xlabel("eigenvalue")
-    ax.set_ylabel("density")
+    ax.set_ylabel(f"density (down to peak × 1e-{DENSITY_DECADES})")
     ax.grid(alpha=0.3)

@@ -36,7 +36,7 @@ from torch import nn
 
 from ..interspace import filter_bases
 from ..masks import Masks, layer_name, prunable_parameters
-from .batchnorm import BN_MODE_NAMES, BN_MODES, DEFAULT_BN_MODE, bn_context, resolve_bn_mode  # noqa: F401
+from .batchnorm import DEFAULT_BN_MODE, bn_context, resolve_bn_mode  # noqa: F401  (re-exported)
 
 KINDS = ("prunable", "fb", "norm", "bias", "other")
 Batches = Sequence[tuple[torch.Tensor, torch.Tensor]]
@@ -238,7 +238,7 @@ def subset_loss_terms(model: nn.Module, batches: Batches, loss_fn: LossFn = F.cr
 
 
 def subset_loss(model: nn.Module, batches: Batches, loss_fn: LossFn = F.cross_entropy,
-                bn_mode: str = "eval") -> float:
+                bn_mode: str = DEFAULT_BN_MODE) -> float:
     """Mean data loss over the whole subset (no gradient), BN in ``bn_mode`` (see :func:`bn_context`)."""
     batches = as_batches(batches)
     with bn_context(model, bn_mode), torch.no_grad():
@@ -246,7 +246,7 @@ def subset_loss(model: nn.Module, batches: Batches, loss_fn: LossFn = F.cross_en
 
 
 def full_gradient(model: nn.Module, batches: Batches, coords: CoordinateSet, loss_fn: LossFn = F.cross_entropy,
-                  bn_mode: str = "eval") -> tuple[float, torch.Tensor]:
+                  bn_mode: str = DEFAULT_BN_MODE) -> tuple[float, torch.Tensor]:
     """(mean subset loss, flat full-subset gradient over ``coords``), data loss only.
 
     BN is in ``bn_mode`` (see :func:`bn_context`); in ``"batch"`` mode every batch is
@@ -267,7 +267,7 @@ def full_gradient(model: nn.Module, batches: Batches, coords: CoordinateSet, los
 
 
 def gradient_flow(model: nn.Module, batches: Batches, masks: Masks | None = None,
-                  loss_fn: LossFn = F.cross_entropy, bn_mode: str = "eval",
+                  loss_fn: LossFn = F.cross_entropy, bn_mode: str = DEFAULT_BN_MODE,
                   coords: CoordinateSet | None = None) -> dict:
     """Gradient flow ||g||^2 of the data loss over the trainable unpruned coordinates.
 

@@ -42,7 +42,7 @@ from scipy.sparse.linalg import LinearOperator, aslinearoperator, eigsh
 from torch import nn
 
 from ..masks import Masks
-from .batchnorm import bn_context, resolve_bn_mode
+from .batchnorm import DEFAULT_BN_MODE, bn_context, resolve_bn_mode
 from .gradient_flow import (Batches, CoordinateSet, LossFn, as_batches, check_pruned_zero, full_gradient,
                             subset_loss_terms, trainable_coordinates)
 
@@ -60,7 +60,7 @@ class HessianOperator:
     """
 
     def __init__(self, model: nn.Module, batches: Batches, masks: Masks | None = None,
-                 loss_fn: LossFn = F.cross_entropy, coords: CoordinateSet | None = None, bn_mode: str = "eval"):
+                 loss_fn: LossFn = F.cross_entropy, coords: CoordinateSet | None = None, bn_mode: str = DEFAULT_BN_MODE):
         self.model = model
         self.batches = as_batches(batches)
         self.loss_fn = loss_fn
@@ -326,7 +326,7 @@ def slq_density(op, num_probes: int = 10, lanczos_steps: int = 80, grid: np.ndar
 def hessian_summary(model: nn.Module, batches: Batches, masks: Masks | None = None,
                     loss_fn: LossFn = F.cross_entropy, top_k: int = 5, tol: float = 1e-3,
                     trace_probes: int = 50, slq_probes: int = 5, lanczos_steps: int = 60,
-                    generator: int = 0, bn_mode: str = "eval") -> dict:
+                    generator: int = 0, bn_mode: str = DEFAULT_BN_MODE) -> dict:
     """Top eigenvalues, Hutchinson trace and SLQ density of one network, JSON-able.
 
     One call per (network, time point) for the pipeline; every estimator runs on the

@@ -31,6 +31,12 @@ class LotteryOptions(MethodOptions):
     rounds: int = Field(3, ge=1, description="train-prune-rewind rounds")
     rewind_epoch: int = Field(1, ge=0, description="rewind point in epochs (0: the initialisation)")
 
+    @property
+    def start_epoch(self) -> int:
+        # the ticket's final training continues the schedule from the rewind point, so that it
+        # trains for as many epochs in all as the other methods (Frankle et al. 2020)
+        return self.rewind_epoch
+
 
 def masked_state(model: nn.Module, masks: Masks) -> dict:
     """A copy of the model's state dict with pruned entries set to exactly zero."""

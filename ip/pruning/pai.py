@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
+from ..metrics.batchnorm import DEFAULT_BN_MODE, resolve_bn_mode
 from ..masks import Masks, dense_masks, erk_densities, exact_counts, prunable_parameters
 from .registry import MethodOptions, PruneRequest, register_method, select_top, select_with_counts, schedule_keep
 
@@ -34,8 +35,8 @@ class RandomOptions(MethodOptions):
 
 
 class ScoreOptions(MethodOptions):
-    bn_mode: Literal["train", "eval"] = Field(
-        "train", description="BN while scoring: 'train' uses batch statistics (scoring runs on a copy)")
+    bn_mode: Literal["batch", "running"] = Field(
+        "batch", description="BN while scoring: batch statistics, as the first training step (scoring runs on a copy)")
 
 
 class GraspOptions(ScoreOptions):
@@ -52,16 +53,16 @@ Batches = Sequence[tuple[torch.Tensor, torch.Tensor]]
 # ---------------------------------------------------------------------------------------
 # helpers
 
-def scoring_copy(model: nn.Module, bn_mode: str = "train", dtype: torch.dtype | None = None) -> nn.Module:
+def scoring_copy(model: nn.Module, bn_mode: str = DEFAULT_BN_MODE, dtype: torch.dtype | None = None) -> nn.Module:
     """A detached deep copy of ``model`` to compute scores on (the original is never touched).
 
-    ``bn_mode='train'`` makes BN use batch statistics (what the first training step sees);
-    ``'eval'`` uses the running statistics.
+    ``bn_mode='batch'`` makes BN use batch statistics (what the first training step sees);
+    ``'running'`` uses the running statistics.
     """
     net = copy.deepcopy(model)
     if dtype is not None:
         net = net.to(dtype)
-    net.train(bn_mode == "train")
+    net.train(resolve_bn_mode(bn_mode) == "batch")
     for p in net.parameters():
         p.grad = None
         p.requires_grad_(True)
@@ -113,7 +114,7 @@ def magnitude_scores(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def snip_scores(model: nn.Module, batches: Batches, loss_fn: Callable = F.cross_entropy,
-                bn_mode: str = "train") -> dict[str, torch.Tensor]:
+                bn_mode: str = DEFAULT_BN_MODE) -> dict[str, torch.Tensor]:
     """SNIP connection sensitivity |theta * dL/dtheta| (Lee et al. 2019).
 
     The gradient is summed over all ``batches`` (each batch's loss as ``loss_fn``
@@ -132,7 +133,7 @@ def snip_scores(model: nn.Module, batches: Batches, loss_fn: Callable = F.cross_
 
 
 def grasp_scores(model: nn.Module, batches: Batches, loss_fn: Callable = F.cross_entropy,
-                 temperature: float = 200.0, bn_mode: str = "train") -> dict[str, torch.Tensor]:
+                 temperature: float = 200.0, bn_mode: str = DEFAULT_BN_MODE) -> dict[str, torch.Tensor]:
     """GraSP score S = -theta * (H g) (Wang et al. 2020, Eq. 8).
 
     g = sum_b grad L_b and H g = sum_b grad (g . grad L_b), with g held constant and

@@ -34,6 +34,12 @@ class MethodOptions(BaseModel):
     field.  Unknown keys are an error, so a typo cannot silently fall back to a default."""
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
+    @property
+    def start_epoch(self) -> int:
+        """The epoch of the schedule the run's training starts at (its start weights were
+        trained that far: a lottery ticket's rewind point); 0 for training from scratch."""
+        return 0
+
 
 class NoOptions(MethodOptions):
     """A method without options."""

@@ -13,9 +13,10 @@ from torch import nn
 
 from ..interspace import to_interspace
 from ..masks import Masks, layer_name, prunable_parameters
+from ..metrics.batchnorm import DEFAULT_BN_MODE
 
 #: BN in train mode (batch statistics) for every check; why, see the package docstring ("BN mode")
-THEORY_BN_MODE = "train"
+THEORY_BN_MODE = DEFAULT_BN_MODE
 #: step sizes of the one-gradient-step comparison
 DEFAULT_ETAS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0)
 

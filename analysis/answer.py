@@ -1,0 +1,105 @@
+"""The opening of the report: which claims hold at this scale, under which accounting, with the
+intervals they rest on, and the headline table of test accuracy per method.
+
+Both are generated from the claim results (:mod:`analysis.verdicts`) and the summary table;
+the details follow later in the report (:mod:`analysis.report`).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import pandas as pd
+
+from . import tables as T
+from .claims import ClaimResult
+from .formatting import Scale, accuracy_scale, fmt_sparsity
+from .stats import CONFIDENCE, VERDICTS, Stats, compare_runs
+
+HEADLINE_TITLE = "## Headline: test accuracy per method"
+
+
+def _scale_text(t: T.Tables) -> str:
+    """'fashion_mnist, resnet20 (width 8), 4 epochs, 3 seeds, sparsity 0.98'."""
+    m = t.meta
+    bits = [str(T.meta_value(m, "dataset", "data.name") or "dataset missing")]
+    model = T.meta_value(m, "model", "model.name")
+    width = T.meta_value(m, "width", "model.width")
+    if model:
+        bits.append(f"{model}" + (f" (width {width})" if width is not None else ""))
+    epochs = T.meta_value(m, "epochs", "train.epochs")
+    if epochs is not None:
+        bits.append(f"{epochs} epochs")
+    seeds = t.summary["seed"].dropna().nunique()
+    if seeds:
+        bits.append(f"{seeds} seed{'s' if seeds != 1 else ''}")
+    s = T.headline_sparsity(t)
+    if s is not None:
+        bits.append(f"sparsity {fmt_sparsity(s)}")
+    return ", ".join(bits)
+
+
+def answer_section(t: T.Tables, results: Sequence[ClaimResult]) -> str:
+    """A short generated summary: the claims grouped by verdict, then one line per claim with its evidence."""
+    by_verdict = {v: [r.claim_id for r in results if r.verdict == v] for v in VERDICTS}
+    counts = "; ".join(f"{v}: {', '.join(ids)}" for v, ids in by_verdict.items() if ids)
+    lines = ["## The answer",
+             f"At this scale ({_scale_text(t)}) the claims come out as follows ({counts}). Each IP-vs-SP part is "
+             f"decided by its Holm-adjusted paired t interval (see \"How a verdict is decided\"); the intervals "
+             f"below are the unadjusted {100 * CONFIDENCE:.0f} % ones.", ""]
+    for r in results:
+        sets = "; ".join(f"{name}: {v}" for name, v in r.group_verdicts.items())
+        lines.append(f"- **{r.claim_id}** {r.claim}: **{r.verdict}**" + (f" ({sets})" if sets else "")
+                     + (f". {r.key_numbers}" if r.key_numbers else ""))
+    return "\n".join(lines)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def headline_table(t: T.Tables) -> str:
+    """Per method at the headline sparsity: SP, IP, IP−SP [95 % CI] and, when run, IP_eq, IP_eq−SP [CI]."""
+    s = T.headline_sparsity(t)
+    runs = T.at_sparsity(t.summary, s)
+    table = T.accuracy_table(runs, "test_acc")
+    if table.empty:
+        return f"{HEADLINE_TITLE}\n\nmissing (no summary table)."
+    scale = accuracy_scale(runs)
+    unit = "%" if scale.factor == 100 else "fraction"
+    cell_scale, diff_scale = Scale(scale.factor, "", 2), Scale(scale.factor, "", 2)
+    reprs = T.reprs_present(runs)
+
+    def cell(row, rep):
+        return cell_scale.mean_sd(Stats(int(row[f"{rep}_n"]), row[f"{rep}_mean"], row[f"{rep}_sd"]))
+
+    def paired_cell(method, against):
+        c = compare_runs(runs[runs["method"] == method], "test_acc", keys=["method", "seed"], against=against)
+        text = diff_scale.with_ci(c.diff) + (f" (n={c.diff.n})" if c.diff.n else "")
+        return text + (f"; {c.excluded_disconnected} excluded: disconnected" if c.excluded_disconnected else "")
+
+    header = ["method", "SP", "IP", "IP−SP"]
+    if T.EQUAL_STORAGE in reprs:
+        header += ["IP_eq", "IP_eq−SP"]
+    rows = []
+    for _, r in table.iterrows():
+        row = [r["method"], cell(r, "sp"), cell(r, "ip"), paired_cell(r["method"], "ip")]
+        if T.EQUAL_STORAGE in reprs:
+            row += [cell(r, T.EQUAL_STORAGE), paired_cell(r["method"], T.EQUAL_STORAGE)]
+        rows.append(row)
+    accountings = (f"IP: {T.ACCOUNTINGS['ip']}. " + (f"IP_eq: {T.ACCOUNTINGS[T.EQUAL_STORAGE]} (kept λ plus every FB "
+                   "entry ≤ SP's kept weights)." if T.EQUAL_STORAGE in reprs else "Equal storage: not run."))
+    return (f"{HEADLINE_TITLE}\n\nTest accuracy ({unit}) at sparsity {fmt_sparsity(s)} (dense: none), mean ± sd "
+            f"over seeds (n = seeds, every run); differences in {'pp' if unit == '%' else 'fractions'}: mean of the "
+            f"paired per-seed differences over connected pairs with its {100 * CONFIDENCE:.0f} % Student-t interval. "
+            f"{accountings} \"missing\" means the run is not in the summary table.\n\n" + _table(header, rows))
+
+
+def dense_accuracy(summary: pd.DataFrame) -> str:
+    """Mean SP test accuracy of the dense runs (the unpruned reference), e.g. '71.90 % (3 seeds)'."""
+    dense = summary[(summary["method"] == "dense") & (summary["repr"] == "sp")]["test_acc"].dropna()
+    if dense.empty:
+        return "missing"
+    factor = T.percent_scale(dense)
+    return f"{dense.mean() * factor:.2f}{' %' if factor == 100 else ''} (SP, mean of {len(dense)} seeds)"

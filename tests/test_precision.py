@@ -1,0 +1,150 @@
+"""Training precision (fp32 / bf16 autocast) and memory format (channels_last) of the Trainer,
+and the GPU check's behaviour on a machine without CUDA."""
+import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pydantic
+import pytest
+import torch
+import yaml
+
+from ip.data import TensorLoader
+from ip.interspace import to_interspace
+from ip.masks import prunable_parameters
+from ip.models import get_model
+from ip.pruning import find_masks
+from ip.train import TrainConfig, Trainer, autocast_context
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny(representation="sp"):
+    torch.manual_seed(0)
+    model = get_model("resnet20", num_classes=10, in_channels=1, width=4)
+    return to_interspace(model) if representation == "ip" else model
+
+
+def loader(seed=0):
+    g = torch.Generator().manual_seed(123)
+    x, y = torch.randn(32, 1, 8, 8, generator=g), torch.randint(0, 10, (32,), generator=g)
+    return TensorLoader(x, y, batch_size=16, seed=seed, augment=False)
+
+
+def train(model, masks, epochs=2, **cfg):
+    trainer = Trainer(model, masks, loader(), TrainConfig(epochs=epochs, batch_size=16, lr=0.05, **cfg))
+    trainer.fit()
+    return trainer
+
+
+def random_masks(model):
+    return find_masks("random", model, 0.9, generator=torch.Generator().manual_seed(3))[0]
+
+
+def test_defaults_are_fp32_contiguous_and_strict():
+    cfg = TrainConfig()
+    assert cfg.precision == "fp32" and cfg.channels_last is False
+    with pytest.raises(pydantic.ValidationError):
+        TrainConfig(precision="fp16")
+    with pytest.raises(pydantic.ValidationError):
+        TrainConfig(channels_last=1)     # strict: no int-as-bool
+
+
+def test_params_yaml_and_presets_name_both_settings():
+    for path in [ROOT / "params.yaml", *sorted((ROOT / "presets").glob("*.yaml"))]:
+        train = yaml.safe_load(path.read_text())["train"]
+        assert train["precision"] in ("fp32", "bf16") and isinstance(train["channels_last"], bool), path
+
+
+def test_fp32_context_does_nothing():
+    assert not torch.is_autocast_enabled("cpu")
+    with autocast_context(torch.device("cpu"), "fp32"):
+        assert not torch.is_autocast_enabled("cpu")
+    with autocast_context(torch.device("cpu"), "bf16"):
+        assert torch.is_autocast_enabled("cpu")
+    with pytest.raises(ValueError):
+        autocast_context(torch.device("cpu"), "fp16")
+
+
+def test_explicit_fp32_trains_bit_for_bit_like_the_default():
+    default = tiny()
+    masks = random_masks(default)
+    explicit = copy.deepcopy(default)
+    train(default, masks)
+    train(explicit, masks, precision="fp32", channels_last=False)
+    for (name, a), b in zip(default.state_dict().items(), explicit.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+@pytest.mark.parametrize("representation", ["sp", "ip"])
+def test_bf16_autocasts_forward_but_keeps_fp32_weights_and_optimizer(representation):
+    model = tiny(representation)
+    masks = random_masks(model)
+    logits_dtypes = []
+    model.fc.register_forward_hook(lambda module, inputs, output: logits_dtypes.append(output.dtype))
+    trainer = train(model, masks, precision="bf16")
+    assert logits_dtypes and all(d == torch.bfloat16 for d in logits_dtypes)
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    for state in trainer.optimizer.state.values():
+        assert state["momentum_buffer"].dtype == torch.float32
+    params = prunable_parameters(model)
+    for name, mask in trainer.masks.items():
+        assert torch.all(params[name][~mask] == 0), name
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    # evaluation outside the Trainer is plain fp32
+    logits_dtypes.clear()
+    model.eval()
+    with torch.no_grad():
+        model(torch.randn(4, 1, 8, 8))
+    assert logits_dtypes == [torch.float32]
+
+
+@pytest.mark.parametrize("representation", ["sp", "ip"])
+def test_channels_last_trains_the_same_function(representation):
+    contiguous = tiny(representation)
+    masks = random_masks(contiguous)
+    channels_last = copy.deepcopy(contiguous)
+    inputs_seen = []
+    channels_last.conv1.register_forward_pre_hook(lambda module, inputs: inputs_seen.append(inputs[0]))
+    # one epoch (two steps): this tiny BN net amplifies round-off chaotically over more steps
+    train(contiguous, masks, epochs=1)
+    trainer = train(channels_last, masks, epochs=1, channels_last=True)
+    assert inputs_seen and all(x.is_contiguous(memory_format=torch.channels_last) for x in inputs_seen)
+    four_d = [p for p in channels_last.parameters() if p.dim() == 4]
+    assert four_d and all(p.is_contiguous(memory_format=torch.channels_last) for p in four_d)
+    assert trainer.optimizer.param_groups[0]["params"][0] is next(channels_last.parameters())
+    # another memory layout changes the order of float sums only
+    for (name, a), b in zip(contiguous.state_dict().items(), channels_last.state_dict().values()):
+        if a.is_floating_point():
+            torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4, msg=name)
+    params = prunable_parameters(channels_last)
+    for name, mask in trainer.masks.items():
+        assert torch.all(params[name][~mask] == 0), name
+
+
+def test_checkpoint_of_a_bf16_channels_last_run_resumes(tmp_path):
+    def make(checkpoint):
+        model = tiny("ip")
+        return model, Trainer(model, random_masks(model), loader(),
+                              TrainConfig(epochs=2, batch_size=16, lr=0.05, precision="bf16", channels_last=True),
+                              checkpoint=checkpoint)
+
+    whole_model, whole = make(None)
+    whole.fit()
+    part_model, part = make(tmp_path / "run.pt")
+    part.fit(end_epoch=1)
+    resumed_model, resumed = make(tmp_path / "run.pt")
+    resumed.fit()
+    for (name, a), b in zip(whole_model.state_dict().items(), resumed_model.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_gpu_check_without_cuda_says_so_and_succeeds():
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py")], capture_output=True,
+                          text=True, env=env, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 1 and "no CUDA" in lines[0]
