@@ -44,27 +44,42 @@ def small_net(representation: str) -> tuple[nn.Module, dict, list]:
     return net, masks, batches
 
 
-def exact_kept_hessian(net: nn.Module, masks: dict, batches: list) -> np.ndarray:
-    """Exact Hessian over every parameter entry, then rows/columns of kept coordinates."""
+def flat_parameters(net: nn.Module):
+    """All parameters as one flat vector, and the function mapping such a vector back to a
+    name -> tensor dict (for ``functional_call``)."""
     names = [n for n, _ in net.named_parameters()]
     shapes = [p.shape for _, p in net.named_parameters()]
     theta0 = torch.cat([p.detach().reshape(-1) for _, p in net.named_parameters()])
-    x = torch.cat([b[0] for b in batches])
-    y = torch.cat([b[1] for b in batches])
-    buffers = dict(net.named_buffers())
 
-    def loss(theta):
+    def unflatten(theta):
         params, start = {}, 0
         for name, shape in zip(names, shapes):
             size = int(np.prod(shape))
             params[name] = theta[start:start + size].reshape(shape)
             start += size
-        return F.cross_entropy(functional_call(net, {**params, **buffers}, (x,)), y)
+        return params
+    return theta0, unflatten
+
+
+def kept_mask(net: nn.Module, masks: dict) -> torch.Tensor:
+    """Which entries of the flat parameter vector are kept (unpruned)."""
+    return torch.cat([masks[n].reshape(-1) if n in masks else torch.ones(p.numel(), dtype=torch.bool)
+                      for n, p in net.named_parameters()])
+
+
+def exact_kept_hessian(net: nn.Module, masks: dict, batches: list) -> np.ndarray:
+    """Exact Hessian over every parameter entry, then rows/columns of kept coordinates."""
+    theta0, unflatten = flat_parameters(net)
+    x = torch.cat([b[0] for b in batches])
+    y = torch.cat([b[1] for b in batches])
+    buffers = dict(net.named_buffers())
+
+    def loss(theta):
+        return F.cross_entropy(functional_call(net, {**unflatten(theta), **buffers}, (x,)), y)
 
     net.eval()
     full = torch.func.hessian(loss)(theta0)
-    keep = torch.cat([masks[n].reshape(-1) if n in masks else torch.ones(p.numel(), dtype=torch.bool)
-                      for n, p in net.named_parameters()])
+    keep = kept_mask(net, masks)
     return full[keep][:, keep].numpy(), int(keep.sum()), theta0.numel()
 
 
@@ -253,23 +268,16 @@ def exact_kept_hessian_batch_statistics(net: nn.Module, masks: dict, batches: li
     for i, module in enumerate(ref):
         if isinstance(module, nn.BatchNorm2d):
             ref[i] = BatchStatisticsNorm(module)
-    names = [n for n, _ in ref.named_parameters()]
-    assert names == [n for n, _ in net.named_parameters()]
-    shapes = [p.shape for _, p in ref.named_parameters()]
-    theta0 = torch.cat([p.detach().reshape(-1) for _, p in ref.named_parameters()])
+    assert [n for n, _ in ref.named_parameters()] == [n for n, _ in net.named_parameters()]
+    theta0, unflatten = flat_parameters(ref)
     total = sum(len(y) for _, y in batches)
 
     def loss(theta):
-        params, start = {}, 0
-        for name, shape in zip(names, shapes):
-            size = int(np.prod(shape))
-            params[name] = theta[start:start + size].reshape(shape)
-            start += size
+        params = unflatten(theta)
         return sum(F.cross_entropy(functional_call(ref, params, (x,)), y) * (len(y) / total) for x, y in batches)
 
     full = torch.func.hessian(loss)(theta0)
-    keep = torch.cat([masks[n].reshape(-1) if n in masks else torch.ones(p.numel(), dtype=torch.bool)
-                      for n, p in ref.named_parameters()])
+    keep = kept_mask(ref, masks)
     return full[keep][:, keep].detach().numpy()
 
 
