@@ -30,8 +30,11 @@ data:
 repro: setup
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(DVC) repro
 
+# the suite's files are spread over TEST_WORKERS processes (one file stays in one process:
+# module fixtures such as the end-to-end study are built once); TEST_WORKERS=0 runs it in one
+TEST_WORKERS ?= 2
 test: setup
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 bench: setup
 	$(PY) benchmarks/step_time.py

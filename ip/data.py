@@ -12,6 +12,8 @@ sharding included).
 """
 from __future__ import annotations
 
+import dataclasses
+
 import gzip
 import hashlib
 import os
@@ -77,6 +79,8 @@ class RunData(Protocol):
     def sample_train(self, n: int, generator: torch.Generator) -> Batch: ...
 
     def metric_batches(self, batch_size: int = 256) -> Iterable[Batch]: ...
+
+    def astype(self, dtype: torch.dtype) -> "RunData": ...
 
 
 def _check_shardable(n_samples: int, batch_size: int, drop_last: bool, world_size: int) -> None:
@@ -481,6 +485,16 @@ class PreparedData:
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.x_train.shape[1:])
 
+    def astype(self, dtype: torch.dtype) -> "PreparedData":
+        """This data with its images in ``dtype`` (itself when they already are; copies are kept)."""
+        if self.x_train.dtype == dtype:
+            return self
+        copies = self.__dict__.setdefault("_copies", {})
+        if dtype not in copies:
+            copies[dtype] = dataclasses.replace(self, x_train=self.x_train.to(dtype), x_test=self.x_test.to(dtype),
+                                                x_metric=self.x_metric.to(dtype))
+        return copies[dtype]
+
     def metric_batches(self, batch_size: int = 256):
         return batches_of(self.x_metric, self.y_metric, batch_size)
 
@@ -518,6 +532,13 @@ class StreamedData:
     @property
     def input_shape(self) -> tuple[int, ...]:
         return (3, self.image_size, self.image_size)
+
+    def astype(self, dtype: torch.dtype) -> "StreamedData":
+        """Streamed images are decoded as float32: other dtypes are not supported."""
+        if dtype != torch.float32:
+            raise ValueError(f"{self.name} is streamed from files as float32 images; train.precision: fp64 "
+                             "needs an in-memory dataset (fashion_mnist, cifar10, cifar100)")
+        return self
 
     def _files(self, split: str, train_transform: bool, augment: bool = True) -> ImageFiles:
         files, labels = ((self.train_files, self.train_labels) if split == "train" else

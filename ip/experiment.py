@@ -24,11 +24,11 @@ from .metrics.batchnorm import DEFAULT_BN_MODE, recalibrate_bn, resolve_bn_mode
 from .metrics.gradient_flow import gradient_flow
 from .models import get_model
 from .pruning import MethodOptions, find_masks, make_train_hook, method_info, resolve_options
-from .train import TrainConfig, Trainer, resolve_device
+from .train import TrainConfig, Trainer, model_dtype, resolve_device
 
 Data = RunData   # in memory (PreparedData) or streamed from files (StreamedData)
 __all__ = ["Data", "PreparedData", "StreamedData", "RunSpec", "build_model", "compute_masks", "initial_state",
-           "run_experiment", "train_run"]
+           "run_data", "run_experiment", "train_run"]
 
 
 @dataclass(frozen=True)
@@ -70,13 +70,19 @@ def initial_state(model_name: str, width: int | None, num_classes: int, in_chann
 
 def build_model(spec: RunSpec, init_state: dict, num_classes: int, in_channels: int) -> nn.Module:
     """The network of a run at initialisation: SP is the plain net, IP its interspace form
-    (lambda = F^-1 w, so both compute the same function at the start)."""
+    (lambda = F^-1 w, so both compute the same function at the start), in the dtype of the
+    run's precision (float64 for fp64: the same initial values, held in double precision)."""
     model = get_model(spec.model, num_classes, in_channels, spec.width)
     model.load_state_dict(init_state)
     if spec.repr == "ip":
         gen = torch.Generator().manual_seed(10_007 + spec.seed)
         to_interspace(model, fb_init=spec.interspace.fb_init, share=spec.interspace.share, generator=gen)
-    return model
+    return model.to(model_dtype(spec.train.precision))
+
+
+def run_data(spec: RunSpec, data: Data) -> Data:
+    """The run's data in the dtype of its network (a float64 copy for ``precision: fp64``)."""
+    return data.astype(model_dtype(spec.train.precision))
 
 
 def pruning_batches(spec: RunSpec, data: Data) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -118,6 +124,7 @@ def compute_masks(spec: RunSpec, model: nn.Module, data: Data) -> tuple[Masks, d
     Masks and start_state are returned on the CPU and the model is left there, so what
     follows (saving, the Trainer's own placement) never depends on where scoring ran."""
     info = method_info(spec.method)
+    data = run_data(spec, data)
     gen = torch.Generator().manual_seed(40_009 + spec.seed)
     model.to(resolve_device(spec.train.device))
     try:
@@ -178,6 +185,7 @@ def train_run(spec: RunSpec, model: nn.Module, masks: Masks, data: Data,
     """Train a pruned network and measure it. Returns (final metrics, per-epoch history, final masks)."""
     torch.manual_seed(spec.seed)
     info = method_info(spec.method)
+    data = run_data(spec, data)
     cfg = spec.train
     if info.finetunes and spec.options.finetune_epochs:
         cfg = cfg.model_copy(update={"epochs": spec.options.finetune_epochs})
@@ -226,6 +234,7 @@ def train_run(spec: RunSpec, model: nn.Module, masks: Masks, data: Data,
 
 def run_experiment(spec: RunSpec, init_state: dict, data: Data) -> tuple[dict, list[dict]]:
     """Masks, training and metrics of one run in memory (the sweep and ablation stages)."""
+    data = run_data(spec, data)
     in_channels = data.input_shape[0]
     model = build_model(spec, init_state, data.num_classes, in_channels)
     masks, start_state = compute_masks(spec, model, data)

@@ -3,6 +3,8 @@ CIFAR-10, ResNet-18 and ResNet-50 on ImageNet) and the parameter cost of their f
 (claim C4: FB overhead at most 0.01 % of the dense parameters)."""
 from __future__ import annotations
 
+import torch
+
 from .interspace import fb_overhead_params, to_interspace
 from .models import get_model
 
@@ -15,7 +17,8 @@ def fb_overhead_table(share: str = "layer") -> list[dict]:
     """Per paper network: dense parameters, FB entries with FB sharing ``share``, and their ratio."""
     rows = []
     for name, width, c_in, classes in PAPER_NETWORKS:
-        model = to_interspace(get_model(name, classes, c_in, width), share=share)
+        with torch.device("meta"):   # shapes only: nothing is allocated or initialised
+            model = to_interspace(get_model(name, classes, c_in, width), share=share)
         fb = fb_overhead_params(model)
         dense = sum(p.numel() for p in model.parameters()) - fb
         rows.append({"model": name, "width": width, "dense_params": dense, "fb_overhead_params": fb,

@@ -17,7 +17,7 @@ from typing import Any
 from torch import nn
 
 from .data import RunData
-from .experiment import RunSpec, build_model
+from .experiment import RunSpec, build_model, run_data
 from .files import RunFileError, load_file
 from .masks import Masks, check_masks
 
@@ -45,7 +45,7 @@ class Run:
     def from_files(cls, spec: RunSpec, data: RunData, init_file: str | Path, mask_file: str | Path | None = None,
                    trained_dir: str | Path | None = None) -> "Run":
         init_file = Path(init_file)
-        return cls(spec, data, load_file(init_file, "initial weights"), init_file,
+        return cls(spec, run_data(spec, data), load_file(init_file, "initial weights"), init_file,
                    Path(mask_file) if mask_file is not None else None,
                    Path(trained_dir) if trained_dir is not None else None)
 

@@ -33,7 +33,7 @@ from .masks import MaskEnforcer, Masks
 
 Schedule = Literal["cosine", "step", "constant"]
 Device = Literal["auto", "cpu", "cuda"]
-Precision = Literal["fp32", "bf16"]
+Precision = Literal["fp32", "bf16", "fp64"]
 SCHEDULES: tuple[str, ...] = get_args(Schedule)
 
 
@@ -64,8 +64,9 @@ class TrainConfig(BaseModel):
     # evaluation (0: never); see ip.metrics.batchnorm.recalibrate_bn and STUDY_SPEC section 3
     bn_recalibration_batches: int = Field(20, ge=0)
     device: Device = Field("cpu", description="cpu, cuda, or auto (a GPU when there is one)")
-    precision: Precision = Field("fp32", description="fp32, or bf16 autocast of forward and loss "
-                                                     "(weights, gradients and optimizer stay fp32)")
+    precision: Precision = Field("fp32", description="fp32; bf16 autocast of forward and loss (weights, "
+                                                     "gradients and optimizer stay fp32); or fp64 (network and "
+                                                     "data in float64: a reference whose round-off stays small)")
     channels_last: bool = Field(False, description="model and input batches in torch.channels_last")
 
 
@@ -80,12 +81,17 @@ def resolve_device(name: str) -> torch.device:
 
 def autocast_context(device: torch.device, precision: str):
     """The context the forward pass and the loss run in: bf16 autocast, or nothing for fp32
-    (then the step is exactly the plain fp32 one)."""
-    if precision == "fp32":
+    and fp64 (then the step is exactly the plain one in the network's own dtype)."""
+    if precision in ("fp32", "fp64"):
         return contextlib.nullcontext()
     if precision == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
-    raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+    raise ValueError(f"precision must be one of {get_args(Precision)}, got {precision!r}")
+
+
+def model_dtype(precision: str) -> torch.dtype:
+    """The dtype of a network's parameters (and of the data fed to it) under ``precision``."""
+    return torch.float64 if precision == "fp64" else torch.float32
 
 
 class TrainHook(Protocol):

@@ -17,8 +17,9 @@ def main(argv=None) -> None:
     args = parse_run_args(argv)
     p = setup()
     spec = run_spec(p, args.method, args.repr_, args.seed)
-    model = Run.from_files(spec, prepared(), INIT_DIR / f"s{args.seed}.pt").new_model()
-    masks, start_state = compute_masks(spec, model, prepared())
+    run = Run.from_files(spec, prepared(), INIT_DIR / f"s{args.seed}.pt")
+    model = run.new_model()
+    masks, start_state = compute_masks(spec, model, run.data)
     summary = mask_summary(masks)
     name = run_id(args.method, args.repr_, args.seed)
     MASK_DIR.mkdir(parents=True, exist_ok=True)
@@ -30,7 +31,7 @@ def main(argv=None) -> None:
     write_json(MASK_DIR / f"{name}.json", {"kept_params": summary.kept_params, "prunable_params": summary.prunable_params,
                                           "sparsity": summary.sparsity, "collapsed_layers": summary.collapsed_layers,
                                           "per_layer": summary.per_layer,
-                                          **connectivity_report(model, masks, prepared().input_shape)})
+                                          **connectivity_report(model, masks, run.data.input_shape)})
     print(f"{name}: kept {summary.kept_params}/{summary.prunable_params} (sparsity {summary.sparsity:.4f}); "
           f"collapsed layers: {summary.collapsed_layers or 'none'}")
 

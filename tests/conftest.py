@@ -25,3 +25,19 @@ def tiny_resnet():
     from ip.models import get_model
     torch.manual_seed(0)
     return get_model("resnet20", num_classes=10, in_channels=1, width=4)
+
+
+# the longest files (each a `dvc repro` of a whole tiny study), then the other slow ones
+LONGEST = ("test_pipeline_e2e.py", "test_scaling.py", "test_faults.py")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The longest files first: spread over workers by file (``make test``: ``-n 2 --dist
+    loadfile``), they start at once and the short files fill in around them, instead of
+    one long file running alone at the end."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+
+    def rank(item):
+        name = item.path.name
+        return (LONGEST.index(name) if name in LONGEST else len(LONGEST) + (item.path not in slow_files))
+    items.sort(key=rank)

@@ -8,6 +8,7 @@ stage-level checks run ``dvc repro`` there.
 from __future__ import annotations
 
 import gzip
+import os
 import re
 import shutil
 import subprocess
@@ -291,21 +292,40 @@ def test_diverging_train_stage_fails_and_is_not_recorded(tmp_path):
 @needs_dvc
 @needs_data
 def test_concurrent_repro_fails_on_dvcs_lock_and_leaves_the_first_intact(tmp_path):
-    repo = project(tmp_path / "proj", tiny_params(**{"methods": ["snip"], "train.epochs": 2}))
+    """The first repro is held inside its prepare stage, deterministically: its training images
+    are a named pipe that this test writes only after the second repro has been refused."""
+    images = "train-images-idx3-ubyte.gz"
+    root = tmp_path / "fashion-mnist"
+    root.mkdir()
+    for name in FASHION_MNIST_FILES:
+        if name != images:
+            (root / name).symlink_to(FASHION_MNIST / name)
+    os.mkfifo(root / images)
+    repo = project(tmp_path / "proj", tiny_params(**{"methods": ["snip"], "train.epochs": 2, "data.root": str(root)}))
     train_stages = [s for s in _stage_names(repo) if s.startswith("train@")]
     first = subprocess.Popen([DVC, "repro", *train_stages], cwd=repo, env=project_env(), stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
-        while not (repo / "data" / "prepared.pt").exists():   # the first repro is past its first stage
-            assert first.poll() is None and time.monotonic() < deadline, "first dvc repro ended early"
-            time.sleep(0.2)
-        second = run([DVC, "repro", *train_stages], repo, check=False)
-        assert first.poll() is None, "the first repro finished before the second one started: test inconclusive"
-        # DVC's repository lock ("Unable to acquire lock") or, while the first runs a stage's command,
-        # its read/write lock on that stage's deps and outs ("... is busy, it is being blocked by")
-        assert second.returncode != 0
-        assert "Unable to acquire lock" in second.stderr or "is busy" in second.stderr, second.stderr
+        while True:   # the write end opens once the first repro's prepare stage reads the pipe
+            try:
+                pipe = os.open(root / images, os.O_WRONLY | os.O_NONBLOCK)
+                break
+            except OSError:
+                assert first.poll() is None and time.monotonic() < deadline, "first dvc repro never read the data"
+                time.sleep(0.1)
+        try:
+            second = run([DVC, "repro", *train_stages], repo, check=False)
+            assert first.poll() is None   # still waiting for its data: it cannot have finished
+            # DVC's repository lock ("Unable to acquire lock") or, while the first runs a stage's command,
+            # its read/write lock on that stage's deps and outs ("... is busy, it is being blocked by")
+            assert second.returncode != 0
+            assert "Unable to acquire lock" in second.stderr or "is busy" in second.stderr, second.stderr
+            os.set_blocking(pipe, True)
+            with os.fdopen(pipe, "wb", closefd=False) as out:
+                out.write((FASHION_MNIST / images).read_bytes())
+        finally:
+            os.close(pipe)
         out, err = first.communicate(timeout=240)
     finally:
         if first.poll() is None:

@@ -1,78 +1,38 @@
-"""End to end: the real dvc.yaml on a temporary copy of the project with tiny params.
+"""End to end: the real dvc.yaml on a temporary copy of the project with the pinned tiny
+study's params (tests/pins.py).
 
-`dvc repro` runs every stage, `dvc exp run -S sparsity=0.99` re-runs what depends on the
-headline sparsity (and only that), and a second `dvc repro` runs nothing."""
+`dvc repro` runs every stage and reproduces the pinned results, a second `dvc repro` runs
+nothing, and `dvc exp run -S sparsity=0.99` re-runs what depends on the headline sparsity
+(and only that)."""
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-FMNIST = Path("/usr/share/datasets/fashion-mnist")
-BIN = Path(sys.executable).parent
+import pins
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not FMNIST.exists(), reason="Debian's dataset-fashion-mnist is not installed"),
-              pytest.mark.skipif(not (BIN / "dvc").exists(), reason="dvc is not installed in this environment")]
+from test_scaling import dvc, needs_data, needs_dvc
+from test_scaling import project as make_project
 
-
-def tiny_params() -> dict:
-    p = yaml.safe_load((ROOT / "params.yaml").read_text())
-    p.update(sparsity=0.9, seeds=[0, 1], methods=["snip", "rigl"], reprs=["sp", "ip"])
-    p["data"].update(train_subset=256, test_subset=256, metric_samples=32, eval_samples=64)
-    p["model"].update(width=4)
-    p["train"].update(epochs=1, batch_size=64, threads=1)
-    p["prune"].update(batch_size=64)
-    p["prune"]["lt"].update(rewind_epoch=0)
-    p["prune"]["dst"].update(interval=2)
-    p["trainability"].update(seeds=[0], samples=16, hessian_top_k=1, hutchinson_probes=2, slq_probes=1, slq_steps=4)
-    p["theorem1"].update(etas=[0.001, 0.01])
-    p["sweep"].update(sparsities=[0.5], methods=["snip"])
-    p["ablation"].update(method="snip", fb_inits=["spatial", "dct"], shares=["layer"], fair_budget=False)
-    return p
-
-
-def run(cmd, cwd, env):
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return proc.stdout + proc.stderr
+pytestmark = [pytest.mark.slow, needs_data, needs_dvc]
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    dest = tmp_path_factory.mktemp("study")
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
-                           text=True, check=True).stdout.split()
-    for rel in files:
-        if rel.startswith(("results/", "data/", "paper_figures/")) or rel == "dvc.lock":
-            continue
-        src = ROOT / rel
-        if src.is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-    (dest / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}", "PYTHONPATH": str(dest),
-           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t", "DVC_NO_ANALYTICS": "1"}
-    run(["git", "init", "-q"], dest, env)
-    if not (dest / ".dvc").exists():
-        run(["dvc", "init", "-q"], dest, env)
-    run(["git", "add", "-A"], dest, env)
-    run(["git", "commit", "-qm", "tiny study"], dest, env)
-    run(["dvc", "repro"], dest, env)
-    return dest, env
+    dest = make_project(tmp_path_factory.mktemp("study") / "proj", pins.pinned_params())
+    dvc("repro", cwd=dest, timeout=900)
+    return dest
 
 
 def test_repro_writes_every_result(project):
-    dest, _ = project
+    dest = project
     summary = pd.read_csv(dest / "results" / "summary.csv")
-    assert len(summary) == 2 * 2 * 2  # methods x reprs x seeds
+    assert len(summary) == 2 * 2 * 1  # methods x reprs x seeds
     assert set(summary["repr"]) == {"sp", "ip"}
     assert summary["sparsity_actual"].between(0.899, 0.901).all()
     assert summary["test_acc"].between(0.0, 1.0).all()
@@ -89,51 +49,77 @@ def test_repro_writes_every_result(project):
     assert set(metrics) == {"snip", "rigl"} and "test_acc_ip" in metrics["snip"]
 
 
-# The tiny study's results, pinned: a refactor must reproduce them exactly (timing fields aside).
-# A change that is meant to change results regenerates them: IP_UPDATE_PINNED=1 pytest tests/test_pipeline_e2e.py
-PINNED = ROOT / "tests" / "data" / "tiny_study"
-TIMING_FIELDS = ("seconds", "step_seconds")
+# The tiny study's results, pinned (tests/pins.py says how they are compared and why that
+# holds on any machine).  A change that is meant to change results regenerates them:
+#   IP_UPDATE_PINNED=1 pytest tests/test_pipeline_e2e.py
+PINNED = pins.PINNED
 
 
-def _without_timing(csv_text: str) -> list[list[str]]:
+def _summary_rows(path: Path) -> dict[str, dict]:
     import csv
-    rows = list(csv.reader(csv_text.splitlines()))
-    keep = [i for i, name in enumerate(rows[0]) if name not in TIMING_FIELDS]
-    return [[row[i] for i in keep] for row in rows]
+    rows = {}
+    for row in csv.DictReader(path.read_text().splitlines()):
+        rows[f"{row['experiment']}-{row['method']}-{row['repr']}-s{row['seed']}-{row['sparsity']}"] = {
+            key: pins.typed(value) for key, value in row.items()}
+    return rows
+
+
+def _mask_digests(dest: Path) -> dict[str, dict[str, str]]:
+    out = {}
+    for path in sorted((dest / "results" / "masks").glob("*.pt")):
+        run = dest / "results" / "runs" / path.stem
+        out[path.stem] = {"masks_sha256": pins.mask_digest(torch.load(path)["masks"]),
+                          "final_masks_sha256": pins.mask_digest(torch.load(run / "final_masks.pt"))}
+    return out
+
+
+def _structure(dest: Path) -> dict[str, list[str]]:
+    """The stages dvc.lock records and the files the study wrote (results/, paper_figures/)."""
+    lock = yaml.safe_load((dest / "dvc.lock").read_text())
+    files = sorted(str(p.relative_to(dest)) for top in ("results", "paper_figures") for p in (dest / top).rglob("*")
+                   if p.is_file())
+    return {"stages": sorted(lock["stages"]), "files": files}
 
 
 def test_tiny_study_reproduces_its_pinned_results(project):
     """Runs before the tests that change the study (dvc exp run), on the first repro's results."""
-    dest, _ = project
+    dest = project
     runs = sorted((dest / "results" / "runs").glob("*/metrics.json"))
     if os.environ.get("IP_UPDATE_PINNED") == "1":
-        (PINNED / "runs").mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(PINNED, ignore_errors=True)
+        (PINNED / "runs").mkdir(parents=True)
         shutil.copyfile(dest / "results" / "summary.csv", PINNED / "summary.csv")
         for path in runs:
             shutil.copyfile(path, PINNED / "runs" / f"{path.parent.name}.json")
-    summary = (dest / "results" / "summary.csv").read_text()
-    assert _without_timing(summary) == _without_timing((PINNED / "summary.csv").read_text())
+        (PINNED / "masks.json").write_text(json.dumps(_mask_digests(dest), indent=2, sort_keys=True) + "\n")
+        (PINNED / "structure.json").write_text(json.dumps(_structure(dest), indent=2) + "\n")
+    # integers and structure: exact
+    assert _structure(dest) == json.loads((PINNED / "structure.json").read_text())
+    assert _mask_digests(dest) == json.loads((PINNED / "masks.json").read_text())
     assert [p.parent.name for p in runs] == sorted(p.stem for p in (PINNED / "runs").glob("*.json"))
+    # numbers out of training: within the tolerance of tests/pins.py
     for path in runs:
-        got = {k: v for k, v in json.loads(path.read_text()).items() if k not in TIMING_FIELDS}
-        pinned = json.loads((PINNED / "runs" / f"{path.parent.name}.json").read_text())
-        assert got == {k: v for k, v in pinned.items() if k not in TIMING_FIELDS}, path.parent.name
+        got = json.loads(path.read_text())
+        assert pins.differences(got, json.loads((PINNED / "runs" / f"{path.parent.name}.json").read_text())) == [], \
+            path.parent.name
+    got, pinned = _summary_rows(dest / "results" / "summary.csv"), _summary_rows(PINNED / "summary.csv")
+    assert sorted(got) == sorted(pinned)
+    for key in pinned:
+        assert pins.differences(got[key], pinned[key]) == [], key
 
 
 def test_second_repro_runs_nothing(project):
-    dest, env = project
-    out = run(["dvc", "repro"], dest, env)
-    assert "Running stage" not in out
+    out = dvc("repro", cwd=project)
+    assert "Running stage" not in out.stdout + out.stderr
 
 
 def test_exp_run_changes_the_headline_sparsity(project):
-    dest, env = project
-    out = run(["dvc", "exp", "run", "-S", "sparsity=0.99"], dest, env)
+    out = dvc("exp", "run", "-S", "sparsity=0.99", cwd=project, timeout=900)
+    log = out.stdout + out.stderr
     # the sweep does not depend on the headline sparsity and is not re-run
-    assert "Running stage 'sweep@" not in out and "Running stage 'prepare'" not in out
-    assert "Running stage 'train@snip-ip-0'" in out
-    summary = pd.read_csv(dest / "results" / "summary.csv")
+    assert "Running stage 'sweep@" not in log and "Running stage 'prepare'" not in log
+    assert "Running stage 'train@snip-ip-0'" in log and "Running stage 'masks@rigl-sp-0'" in log
+    summary = pd.read_csv(project / "results" / "summary.csv")
     assert summary["sparsity_actual"].between(0.9899, 0.9901).all()
-    shown = run(["dvc", "exp", "show", "--no-pager", "--csv"], dest, env)
+    shown = dvc("exp", "show", "--no-pager", "--csv", cwd=project).stdout
     assert "test_acc_ip" in shown or "snip.test_acc_ip" in shown
-

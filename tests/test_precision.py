@@ -148,3 +148,42 @@ def test_gpu_check_without_cuda_says_so_and_succeeds():
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 1 and "no CUDA" in lines[0]
+
+
+# -- fp64: the network and its data in float64 (the pinned study's precision) -------------------
+
+def _prepared(n=64):
+    from ip.data import PreparedData
+    g = torch.Generator().manual_seed(5)
+    x, y = torch.randn(n, 1, 8, 8, generator=g), torch.randint(0, 10, (n,), generator=g)
+    return PreparedData(x, y, x[:32].clone(), y[:32].clone(), x[:16].clone(), y[:16].clone(), num_classes=10,
+                        eval_samples=32)
+
+
+@pytest.mark.parametrize("repr_", ["sp", "ip"])
+def test_fp64_runs_hold_network_and_data_in_float64_from_the_same_initial_values(repr_):
+    from ip.experiment import RunSpec, build_model, initial_state, run_data, run_experiment
+    spec = RunSpec("snip", repr_, 0, 0.5, width=4, train=TrainConfig(epochs=1, batch_size=16, precision="fp64"),
+                   prune_batch_size=16, augment=False)
+    init = initial_state("resnet20", 4, 10, 1, 0)
+    model = build_model(spec, init, 10, 1)
+    assert {p.dtype for p in model.parameters()} == {torch.float64}
+    # the same initial values as fp32 (held exactly in double precision)
+    fp32 = build_model(RunSpec("snip", repr_, 0, 0.5, width=4), init, 10, 1)
+    assert all(torch.equal(a.double(), b) for a, b in zip(fp32.state_dict().values(), model.state_dict().values())
+               if a.is_floating_point())
+    data = _prepared()
+    cast = run_data(spec, data)
+    assert cast.x_train.dtype == cast.x_test.dtype == cast.x_metric.dtype == torch.float64
+    assert run_data(spec, data) is cast and data.x_train.dtype == torch.float32   # one copy, the original kept
+    metrics, _ = run_experiment(spec, init, data)
+    assert 0.0 <= metrics["test_acc"] <= 1.0 and metrics["kept_params"] > 0
+
+
+def test_fp64_is_refused_for_streamed_images():
+    from ip.data import StreamedData
+    data = StreamedData("tiny_imagenet", "/nowhere", [], [], [], [], torch.zeros(1, 3, 8, 8), torch.zeros(1),
+                        num_classes=2, image_size=8)
+    assert data.astype(torch.float32) is data
+    with pytest.raises(ValueError, match="fp64 needs an in-memory dataset"):
+        data.astype(torch.float64)
