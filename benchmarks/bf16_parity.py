@@ -10,12 +10,13 @@ within +-``--margin`` percentage points.  Also printed: the median training-step
 each precision, measured inside the runs (the speed-up a study run would see).
 
     .venv/bin/python benchmarks/bf16_parity.py [--seeds 0 1 2 3 4] [--methods dense snip]
-        [--sparsity 0.98] [--json out.json]
+        [--sparsity 0.98] [--params params.yaml] [--workers 2 --threads 2] [--json out.json]
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import statistics
 import sys
@@ -30,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from ip.data import PreparedData, prepared_cache, read_prepared_cache  # noqa: E402
 from ip.experiment import initial_state, run_experiment  # noqa: E402
+from ip.parallel import run_jobs  # noqa: E402
 from pipeline.common import run_spec  # noqa: E402
 from study.params import load_params  # noqa: E402
 
@@ -43,6 +45,30 @@ def load_data(p, prepared_path: Path):
     blob, _ = prepared_cache(p.data)
     return PreparedData(**{k: (v.item() if isinstance(v, torch.Tensor) and v.dim() == 0 else v)
                            for k, v in blob.items()})
+
+
+@functools.lru_cache(maxsize=1)
+def _inputs(params_path: str, prepared_path: str):
+    p = load_params(Path(params_path))
+    return p, load_data(p, Path(prepared_path))
+
+
+def paired_runs(params_path: str, prepared_path: str, seed: int, method: str, sparsity: float,
+                epochs: int | None) -> list[dict]:
+    """The fp32 and the bf16 run of one (seed, method): same init, data order and masks."""
+    p, data = _inputs(params_path, prepared_path)
+    init = initial_state(p.model.name, p.model.width, data.num_classes, data.input_shape[0], seed)
+    base = run_spec(p, method, "sp", seed, sparsity=sparsity, epochs=epochs)
+    runs = []
+    for precision in PRECISIONS:
+        spec = dataclasses.replace(base, train=base.train.model_copy(update={"precision": precision}))
+        start = time.perf_counter()
+        metrics, _ = run_experiment(spec, init, data)
+        runs.append({"seed": seed, "method": method, "precision": precision, "test_acc": metrics["test_acc"],
+                     "step_seconds": metrics["step_seconds"], "seconds": time.perf_counter() - start})
+        print(f"  seed {seed} {method:6s} {precision}: test acc {100 * metrics['test_acc']:6.2f} %, "
+              f"median step {1e3 * metrics['step_seconds']:6.1f} ms, {time.perf_counter() - start:5.0f} s", flush=True)
+    return runs
 
 
 def paired_ci(differences: list[float], level: float = 0.95) -> tuple[float, float, float]:
@@ -65,32 +91,21 @@ def main(argv=None) -> dict:
     parser.add_argument("--epochs", type=int, default=None, help="default: params.yaml's train.epochs")
     parser.add_argument("--margin", type=float, default=1.0, help="parity margin in percentage points")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: params' train.threads)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes, each training its (seed, method) pairs on threads // workers threads")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
 
     p = load_params(args.params)
-    torch.set_num_threads(args.threads or p.train.threads)
-    data = load_data(p, args.prepared)
-    in_channels = data.input_shape[0]
+    threads = args.threads or p.train.threads
+    torch.set_num_threads(threads)
     print(f"{p.data.name}: {p.model.name} width {p.model.width}, {args.epochs or p.train.epochs} epochs, "
           f"batch {p.train.batch_size}, SP, sparsity {args.sparsity}, seeds {args.seeds}, "
-          f"{torch.get_num_threads()} threads", flush=True)
-
-    runs = []
-    for seed in args.seeds:
-        init = initial_state(p.model.name, p.model.width, data.num_classes, in_channels, seed)
-        for method in args.methods:
-            base = run_spec(p, method, "sp", seed, sparsity=args.sparsity, epochs=args.epochs)
-            for precision in PRECISIONS:
-                spec = dataclasses.replace(base, train=base.train.model_copy(update={"precision": precision}))
-                start = time.perf_counter()
-                metrics, _ = run_experiment(spec, init, data)
-                runs.append({"seed": seed, "method": method, "precision": precision,
-                             "test_acc": metrics["test_acc"], "step_seconds": metrics["step_seconds"],
-                             "seconds": time.perf_counter() - start})
-                print(f"  seed {seed} {method:6s} {precision}: test acc {100 * metrics['test_acc']:6.2f} %, "
-                      f"median step {1e3 * metrics['step_seconds']:6.1f} ms, "
-                      f"{time.perf_counter() - start:5.0f} s", flush=True)
+          f"{args.workers} worker(s) x {max(1, threads // args.workers) if args.workers > 1 else threads} threads",
+          flush=True)
+    jobs = [(str(args.params), str(args.prepared), seed, method, args.sparsity, args.epochs)
+            for seed in args.seeds for method in args.methods]
+    runs = [run for pair in run_jobs(paired_runs, jobs, workers=args.workers, threads=threads) for run in pair]
 
     def acc(seed, method, precision):
         return next(r["test_acc"] for r in runs

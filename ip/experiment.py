@@ -8,6 +8,7 @@ through these functions, so every run of the study is made the same way.
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -27,8 +28,14 @@ from .pruning import MethodOptions, find_masks, make_train_hook, method_info, re
 from .train import TrainConfig, Trainer, model_dtype, resolve_device
 
 Data = RunData   # in memory (PreparedData) or streamed from files (StreamedData)
-__all__ = ["Data", "PreparedData", "StreamedData", "RunSpec", "build_model", "compute_masks", "initial_state",
+__all__ = ["is_timing", "Data", "PreparedData", "StreamedData", "RunSpec", "build_model", "compute_masks", "initial_state",
            "run_data", "run_experiment", "train_run"]
+
+
+def is_timing(key: str) -> bool:
+    """Whether a metrics key is a wall time (``seconds``, ``step_seconds``, ``time_<phase>``):
+    it depends on the machine and its load, never on what the run computed."""
+    return key in ("seconds", "step_seconds") or key.startswith("time_")
 
 
 @dataclass(frozen=True)
@@ -161,22 +168,51 @@ def measure_gradient_flow(model: nn.Module, spec: RunSpec, data: Data, masks: Ma
     return gradient_flow(model, data.metric_batches(), masks, bn_mode=spec.metric_bn_mode)
 
 
-def epoch_evaluator(spec: RunSpec, data: Data):
-    """Per-epoch record: losses and accuracies on fixed train/test slices (after a BN
-    recalibration), gradient flow."""
-    n = data.eval_samples
+class PhaseTimes(dict):
+    """Wall seconds a run spends in each phase besides its training steps (``with times("gf"): ...``)."""
 
-    def epoch_end(epoch, model, enforcer):
-        recalibrate(model, spec, data)
-        train_loss, train_acc = evaluate_batches(model, data.eval_batches("train", n))
-        test_loss, test_acc = evaluate_batches(model, data.eval_batches("test", n))
+    @contextmanager
+    def __call__(self, phase: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self[phase] = self.get(phase, 0.0) + time.perf_counter() - start
+
+
+def evaluate_split(model: nn.Module, spec: RunSpec, data: Data, split: str, n: int | None) -> tuple[float, float]:
+    """(loss, accuracy) on the first ``n`` unaugmented samples of ``split`` (None: all)."""
+    return evaluate_batches(model, data.eval_batches(split, n, spec.train.eval_batch_size))
+
+
+class EpochEvaluator:
+    """Per-epoch record: losses and accuracies on fixed train/test slices (after a BN
+    recalibration), gradient flow.  It remembers the epoch it last measured, so that the
+    final evaluation reuses what did not change since (the recalibration, the gradient flow)."""
+
+    def __init__(self, spec: RunSpec, data: Data, times: PhaseTimes | None = None):
+        self.spec, self.data = spec, data
+        self.times = PhaseTimes() if times is None else times
+        self.last_epoch: int | None = None
+        self.last_gf: dict | None = None
+
+    def __call__(self, epoch: int, model: nn.Module, enforcer) -> dict:
+        spec, data, times, n = self.spec, self.data, self.times, self.data.eval_samples
+        with times("recalibration"):
+            recalibrate(model, spec, data)
+        with times("evaluation"):
+            train_loss, train_acc = evaluate_split(model, spec, data, "train", n)
+            test_loss, test_acc = evaluate_split(model, spec, data, "test", n)
         record = {"train_loss": train_loss, "train_acc": train_acc, "test_loss": test_loss, "test_acc": test_acc,
                   **generalisation_gaps(train_loss, train_acc, test_loss, test_acc)}
+        self.last_gf = None
         if spec.gf_every_epoch:
-            gf = measure_gradient_flow(model, spec, data, enforcer.masks)
-            record.update({"gf": gf["total"], "gf_shared": gf["shared"], "gf_fb": gf["fb"]})
+            with times("gradient_flow"):
+                self.last_gf = measure_gradient_flow(model, spec, data, enforcer.masks)
+            record.update({"gf": self.last_gf["total"], "gf_shared": self.last_gf["shared"],
+                           "gf_fb": self.last_gf["fb"]})
+        self.last_epoch = epoch
         return record
-    return epoch_end
 
 
 def train_run(spec: RunSpec, model: nn.Module, masks: Masks, data: Data,
@@ -189,27 +225,42 @@ def train_run(spec: RunSpec, model: nn.Module, masks: Masks, data: Data,
     cfg = spec.train
     if info.finetunes and spec.options.finetune_epochs:
         cfg = cfg.model_copy(update={"epochs": spec.options.finetune_epochs})
+    times = PhaseTimes()
+    evaluator = EpochEvaluator(spec, data, times)
     trainer = Trainer(model, masks, make_loader(spec, data), cfg,
                       hook_factory=hook_factory(spec) if info.has_train_hook else None,
                       keep_dense_grad=info.needs_dense_grad, checkpoint=checkpoint,
-                      epoch_end=epoch_evaluator(spec, data), log=log, progress=progress, desc=spec.run_id,
+                      epoch_end=evaluator, log=log, progress=progress, desc=spec.run_id,
                       interspace=spec.interspace)
     # at the start of sparse training (after the enforcer zeroed pruned entries); a lottery
     # ticket starts at its rewind point, so its value is gf_rewind, not a GF at initialisation
-    gf_start = measure_gradient_flow(model, spec, data, masks)
+    with times("gradient_flow"):
+        gf_start = measure_gradient_flow(model, spec, data, masks)
     start_epoch = spec.options.start_epoch
     start = time.perf_counter()
     history = trainer.fit(start_epoch=start_epoch)
     seconds = time.perf_counter() - start
     final_masks = trainer.masks
     trainer.enforcer.remove()
-    recalibrate(model, spec, data)
-    train_loss, train_acc = evaluate_batches(model, data.eval_batches("train"))
-    test_loss, test_acc = evaluate_batches(model, data.eval_batches("test"))
-    gf_final = measure_gradient_flow(model, spec, data, final_masks)
-    costs = cost_report(model, final_masks, data.input_shape)
-    summary = mask_summary(final_masks)
-    connectivity = connectivity_report(model, final_masks, data.input_shape)
+    # the last epoch's record was taken on these very weights and masks (this process trained
+    # that epoch): its BN recalibration and gradient flow are reused, not recomputed
+    measured_last = evaluator.last_epoch == cfg.epochs
+    if not measured_last:
+        with times("recalibration"):
+            recalibrate(model, spec, data)
+    with times("evaluation"):
+        train_loss, train_acc = evaluate_split(model, spec, data, "train", data.train_eval_samples)
+        test_loss, test_acc = evaluate_split(model, spec, data, "test", None)
+    if measured_last and evaluator.last_gf is not None:
+        gf_final = evaluator.last_gf
+    else:
+        with times("gradient_flow"):
+            gf_final = measure_gradient_flow(model, spec, data, final_masks)
+    with times("costs_and_connectivity"):
+        costs = cost_report(model, final_masks, data.input_shape)
+        summary = mask_summary(final_masks)
+        connectivity = connectivity_report(model, final_masks, data.input_shape)
+    steps_total = float(sum(trainer.step_seconds))
     at_init = start_epoch == 0
     nan = float("nan")
     metrics = {
@@ -228,6 +279,8 @@ def train_run(spec: RunSpec, model: nn.Module, masks: Masks, data: Data,
         "unconnected_outputs": connectivity["unconnected_outputs"], "start_epoch": start_epoch,
         "epochs": cfg.epochs, "seconds": seconds,
         "step_seconds": float(torch.tensor(trainer.step_seconds).median()) if trainer.step_seconds else float("nan"),
+        # wall seconds by phase (timing, like seconds: never part of a result's identity)
+        "time_steps": steps_total, **{f"time_{phase}": value for phase, value in times.items()},
     }
     return metrics, history, final_masks
 

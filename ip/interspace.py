@@ -104,6 +104,12 @@ class InterspaceWeight(nn.Module):
 
     def forward(self, coef: torch.Tensor) -> torch.Tensor:
         k2 = self.fb.basis.shape[0]
+        if coef.dim() == 4 and not coef.is_contiguous() and coef.is_contiguous(memory_format=torch.channels_last):
+            # channels_last model: W comes out in the same layout, so the conv needs no conversion
+            # (W[o, :, i] = F lambda[o, :, i] for every filter; a permuted view, no copy of lambda)
+            o, i, kh, kw = coef.shape
+            rows = coef.permute(0, 2, 3, 1).reshape(o, k2, i)
+            return (self.fb.basis @ rows).reshape(o, kh, kw, i).permute(0, 3, 1, 2)
         flat = coef.reshape(-1, k2) @ self.fb.basis.T
         return flat.reshape(coef.shape)
 

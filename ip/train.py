@@ -63,6 +63,9 @@ class TrainConfig(BaseModel):
     # BN running statistics are re-estimated on this many fixed training batches before every
     # evaluation (0: never); see ip.metrics.batchnorm.recalibrate_bn and STUDY_SPEC section 3
     bn_recalibration_batches: int = Field(20, ge=0)
+    # batch size of every evaluation pass (no gradients); large batches are slower on a CPU
+    # (benchmarks/eval_batch_size.py), and the split changes a result only by round-off
+    eval_batch_size: int = Field(128, ge=1)
     device: Device = Field("cpu", description="cpu, cuda, or auto (a GPU when there is one)")
     precision: Precision = Field("fp32", description="fp32; bf16 autocast of forward and loss (weights, "
                                                      "gradients and optimizer stay fp32); or fp64 (network and "

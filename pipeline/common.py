@@ -7,14 +7,16 @@ import json
 import math
 import os
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
+import psutil
 import torch
 
 from ip.data import RunData, read_prepared_cache
-from ip.experiment import RunSpec
+from ip.experiment import PhaseTimes, RunSpec
 from ip.files import RunFileError, load_file
 from ip.run import Run
 from study.params import Params, load_or_exit
@@ -29,6 +31,7 @@ SWEEP_DIR = RESULTS / "sweep"
 ABLATION_FILE = RESULTS / "ablation" / "runs.json"
 TRAINABILITY_DIR = RESULTS / "trainability"
 THEOREM1_DIR = RESULTS / "theorem1"
+PROFILE_DIR = RESULTS / "profile"   # not a DVC output: timings of the last run of each stage
 
 
 def setup(params_path: str = "params.yaml") -> Params:
@@ -38,17 +41,41 @@ def setup(params_path: str = "params.yaml") -> Params:
     return params
 
 
+#: wall seconds of the running stage by phase (``with PHASES("loading"): ...``), written to
+#: results/profile/ when the stage ends (benchmarks/pipeline_profile.py reads them)
+PHASES = PhaseTimes()
+
+
 def stage(main: Callable[..., None]) -> Callable[..., None]:
     """A stage's ``main``: a file it reads that is missing, truncated or made for another run
-    ends it with one line naming the file and the stage that makes it (exit code 2)."""
+    ends it with one line naming the file and the stage that makes it (exit code 2).
+
+    When it succeeds as a process of its own (``python -m pipeline.<stage>``), its profile
+    goes to results/profile/<stage>[-<args>].json: start-up (process start to ``main``),
+    the phases in :data:`PHASES` and the total wall time."""
     @functools.wraps(main)
     def wrapped(*args, **kwargs):
+        entered = time.time()
+        PHASES.clear()
         try:
-            return main(*args, **kwargs)
+            result = main(*args, **kwargs)
         except RunFileError as exc:
             print(f"error: {exc}; re-run the stage that makes it: dvc repro -f {maker(exc.path)}", file=sys.stderr)
             raise SystemExit(2) from None
+        if main.__module__ == "__main__" or os.environ.get("IP_PROFILE_IN_PROCESS") == "1":
+            _write_profile(main, args, entered)
+        return result
     return wrapped
+
+
+def _write_profile(main: Callable, args: tuple, entered: float) -> None:
+    kind = sys.modules[main.__module__].__spec__.name.rsplit(".", 1)[-1]
+    argv = list(args[0]) if args and isinstance(args[0], (list, tuple)) else sys.argv[1:]
+    name = "-".join([kind, *(a for a in argv if not a.startswith("--"))])
+    startup = entered - psutil.Process().create_time()
+    write_json(PROFILE_DIR / f"{name}.json", {"stage": kind, "args": argv, "startup_seconds": startup,
+                                             "total_seconds": time.time() - entered + startup,
+                                             "phases": dict(PHASES)})
 
 
 def maker(path: Path) -> str:

@@ -25,7 +25,7 @@ from ip import distributed as dist_utils
 from ip.experiment import train_run
 from ip.train import CheckpointError, DivergenceError, checkpoint_file, remove_stale_checkpoints
 
-from .common import (INIT_DIR, MASK_DIR, PREPARED, RESULTS, RUN_DIR, load_run, parse_run_args,
+from .common import (INIT_DIR, MASK_DIR, PHASES, PREPARED, RESULTS, RUN_DIR, load_run, parse_run_args,
                      run_id, setup, spec_dict, stage, write_json)
 from .live import dvclive_logger
 
@@ -61,26 +61,32 @@ def main(argv=None) -> None:
 def _train(args, p) -> None:
     main_process = dist_utils.is_main_process()
     name = run_id(args.method, args.repr_, args.seed)
-    run = load_run(p, args.method, args.repr_, args.seed)
-    model, masks = run.start()
+    with PHASES("loading"):
+        run = load_run(p, args.method, args.repr_, args.seed)
+        model, masks = run.start()
     ckpt = checkpoint_path(run.spec, name, [PREPARED, INIT_DIR / f"s{args.seed}.pt", MASK_DIR / f"{name}.pt"])
     out = RUN_DIR / name
     if main_process:
         remove_stale_checkpoints(CHECKPOINTS, name, keep=ckpt)
     try:
         with dvclive_logger(out / "live") if main_process else contextlib.nullcontext() as log:
-            metrics, history, final_masks = train_run(run.spec, model, masks, run.data, checkpoint=ckpt, log=log,
-                                                      progress=True)
+            with PHASES("train_run"):
+                metrics, history, final_masks = train_run(run.spec, model, masks, run.data, checkpoint=ckpt,
+                                                          log=log, progress=True)
     except (DivergenceError, CheckpointError) as exc:
         raise SystemExit(f"error: {name}: {exc}") from exc
     if not main_process:
         return
-    out.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), out / "model.pt")
-    torch.save(final_masks, out / "final_masks.pt")
-    write_json(out / "history.json", history)
-    write_json(out / "metrics.json", metrics)
-    ckpt.unlink(missing_ok=True)
+    with PHASES("writing"):
+        out.mkdir(parents=True, exist_ok=True)
+        torch.save(model.state_dict(), out / "model.pt")
+        torch.save(final_masks, out / "final_masks.pt")
+        write_json(out / "history.json", history)
+        write_json(out / "metrics.json", metrics)
+        ckpt.unlink(missing_ok=True)
+    # the run's own breakdown: training steps, evaluation, recalibration, gradient flow, ...
+    PHASES.update({f"run_{key.removeprefix('time_')}": value for key, value in metrics.items()
+                   if key.startswith("time_")})
     print(f"{name}: test acc {metrics['test_acc']:.4f}, train acc {metrics['train_acc']:.4f}, "
           f"sparsity {metrics['sparsity_actual']:.4f}, {metrics['seconds']:.0f}s")
 

@@ -43,6 +43,7 @@ class DataParams(Section):
     subset_seed: int = Field(0, ge=0)
     metric_samples: int = Field(256, ge=1)           # fixed slice of the training subset for GF/Hessian
     eval_samples: int = Field(1000, ge=1)            # per-epoch evaluation slices (train and test)
+    train_eval_samples: int | None = Field(10_000, ge=1)   # final train metrics on this fixed slice (None: all)
     augment: bool = True
     image_size: int | None = Field(None, ge=8)       # ImageFolder datasets: input size (None: 64 / 224)
     loader_workers: int = Field(4, ge=0)             # ImageFolder datasets: DataLoader worker processes

@@ -45,10 +45,11 @@ from pathlib import Path
 import torch
 import yaml
 
+from ip.experiment import is_timing
+
 ROOT = Path(__file__).resolve().parents[1]
 PINNED = ROOT / "tests" / "data" / "tiny_study"
 RTOL, ATOL = 1e-5, 1e-8
-TIMING_FIELDS = ("seconds", "step_seconds")
 EXACT_FLOATS = ("sparsity", "sparsity_actual")
 
 
@@ -119,9 +120,8 @@ def value_differs(key: str, got, pinned) -> bool:
 
 def differences(got: dict, pinned: dict) -> list[str]:
     """One line per key whose value differs from the pin (timing fields aside)."""
-    keys = (set(got) | set(pinned)) - set(TIMING_FIELDS)
     out = []
-    for key in sorted(keys):
+    for key in sorted(k for k in set(got) | set(pinned) if not is_timing(k)):
         if key not in got or key not in pinned:
             out.append(f"{key}: only in {'the result' if key in got else 'the pin'}")
         elif value_differs(key, got[key], pinned[key]):
@@ -134,7 +134,9 @@ def tolerance_used(got: dict, pinned: dict) -> float:
 
     Mask digests and integers are not in it (they are compared exactly)."""
     worst = 0.0
-    for key in set(got) & set(pinned) - set(TIMING_FIELDS) - set(EXACT_FLOATS):
+    for key in set(got) & set(pinned) - set(EXACT_FLOATS):
+        if is_timing(key):
+            continue
         a, b = got[key], pinned[key]
         if not all(isinstance(v, float) for v in (a, b)) or math.isnan(a) or math.isnan(b):
             continue

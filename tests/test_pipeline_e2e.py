@@ -45,6 +45,11 @@ def test_repro_writes_every_result(project):
     for claim in [f"C{i}" for i in range(1, 10)]:
         assert claim in report
     assert (dest / "paper_figures" / "figures" / "fig1_accuracy.png").stat().st_size > 10_000
+    # every stage process left its timings; a train stage's include its training steps
+    profiles = {p.stem: json.loads(p.read_text()) for p in (dest / "results" / "profile").glob("*.json")}
+    assert {"prepare", "init", "masks-snip-ip-0", "train-snip-ip-0", "trainability", "aggregate"} <= set(profiles)
+    assert profiles["train-snip-ip-0"]["phases"]["run_steps"] > 0
+    assert profiles["train-snip-ip-0"]["startup_seconds"] > 0
     metrics = json.loads((dest / "results" / "metrics.json").read_text())
     assert set(metrics) == {"snip", "rigl"} and "test_acc_ip" in metrics["snip"]
 
@@ -74,10 +79,11 @@ def _mask_digests(dest: Path) -> dict[str, dict[str, str]]:
 
 
 def _structure(dest: Path) -> dict[str, list[str]]:
-    """The stages dvc.lock records and the files the study wrote (results/, paper_figures/)."""
+    """The stages dvc.lock records and the files the study wrote (results/, paper_figures/; the
+    stages' timing records in results/profile/ aside)."""
     lock = yaml.safe_load((dest / "dvc.lock").read_text())
     files = sorted(str(p.relative_to(dest)) for top in ("results", "paper_figures") for p in (dest / top).rglob("*")
-                   if p.is_file())
+                   if p.is_file() and not p.relative_to(dest).parts[1] == "profile")   # timings, not results
     return {"stages": sorted(lock["stages"]), "files": files}
 
 

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
+from ip.experiment import is_timing
 from ip.parallel import run_jobs
 from test_scaling import needs_data, needs_dvc, project, python, tiny_params, write_params
 
-TIMING_KEYS = ("seconds", "step_seconds")
 
 
 def square_or_fail(x: int) -> int:
@@ -39,7 +39,7 @@ def test_sweep_stage_gives_the_same_results_with_one_or_two_workers(tmp_path):
         write_params(repo, params)
         python(["pipeline.sweep", "--sparsity", "0.9"], repo)
         rows = json.loads((repo / "results" / "sweep" / "s0.9.json").read_text())
-        outputs[workers] = [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in rows]
+        outputs[workers] = [{k: v for k, v in r.items() if not is_timing(k)} for r in rows]
     assert len(outputs[1]) == 4          # snip x 2 seeds x (sp, ip)
     assert [(r["seed"], r["repr"]) for r in outputs[1]] == [(0, "sp"), (0, "ip"), (1, "sp"), (1, "ip")]
     assert outputs[1] == outputs[2]

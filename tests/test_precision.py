@@ -187,3 +187,49 @@ def test_fp64_is_refused_for_streamed_images():
     assert data.astype(torch.float32) is data
     with pytest.raises(ValueError, match="fp64 needs an in-memory dataset"):
         data.astype(torch.float64)
+
+
+@pytest.mark.parametrize("fb_init", ["spatial", "dct"])
+def test_channels_last_ip_builds_its_weight_in_channels_last(fb_init):
+    """W = lambda F^T comes out in the model's memory format, equal to the contiguous W, with the
+    same gradients: each conv then needs no layout conversion."""
+    torch.manual_seed(0)
+    model = to_interspace(get_model("resnet20", num_classes=10, in_channels=1, width=4), fb_init=fb_init)
+    conv = model.layer1[0].conv1
+    plain_w = conv.weight.detach().clone()
+    model.to(memory_format=torch.channels_last)
+    w = conv.weight
+    assert w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous()
+    assert torch.allclose(w, plain_w, atol=1e-6)
+    w.sum().backward()
+    coef = conv.parametrizations.weight.original
+    fb = conv.parametrizations.weight[0].fb.basis
+    # d(sum W)/d lambda[o, n, i] = sum_m F[m, n]: the same for every filter
+    assert torch.allclose(coef.grad, fb.sum(0).reshape(1, 1, 3, 3).expand_as(coef), atol=1e-6)
+
+
+def test_final_evaluation_reusing_the_last_epochs_recalibration_and_gf_changes_no_result(monkeypatch):
+    """The last epoch's record is taken on the final weights and masks; reusing its BN
+    recalibration and gradient flow gives exactly the metrics of recomputing them."""
+    import ip.experiment as experiment
+    from ip.experiment import RunSpec, initial_state, is_timing, run_experiment
+    spec = RunSpec("rigl", "ip", 0, 0.5, width=4, train=TrainConfig(epochs=2, batch_size=16), augment=False,
+                   options={"interval": 1})
+    init = initial_state("resnet20", 4, 10, 1, 0)
+    calls = []
+    recalibrate = experiment.recalibrate
+    monkeypatch.setattr(experiment, "recalibrate", lambda *a: calls.append(1) or recalibrate(*a))
+    reused, _ = run_experiment(spec, init, _prepared())
+    assert len(calls) == 2   # once per epoch, none after training
+    call = experiment.EpochEvaluator.__call__
+
+    def forgetful(self, *args):
+        record = call(self, *args)
+        self.last_epoch = None   # as if the last epoch had not been measured here
+        return record
+    monkeypatch.setattr(experiment.EpochEvaluator, "__call__", forgetful)
+    recomputed, _ = run_experiment(spec, init, _prepared())
+    assert len(calls) == 2 + 3
+    def results(metrics):   # bit for bit (same process), NaN as None so that it compares equal
+        return {k: None if isinstance(v, float) and v != v else v for k, v in metrics.items() if not is_timing(k)}
+    assert results(reused) == results(recomputed)

@@ -116,7 +116,7 @@ def read_json(path: Path):
 @needs_dvc
 @needs_data
 def test_queue_runs_a_grid_of_two_sparsities(tmp_path):
-    repo = project(tmp_path / "proj")
+    repo = project(tmp_path / "proj", tiny_params(reprs=["ip"]))   # one run per experiment is enough here
     # the DVC remote is part of the commit the experiments derive from: `dvc exp push` reads it from there
     dvc("remote", "add", "-d", "shared", str(tmp_path / "storage"), cwd=repo)
     run(["git", "commit", "-q", "-am", "DVC remote"], repo)

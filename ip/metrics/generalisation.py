@@ -24,7 +24,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
                                     for i in range(0, x.shape[0], batch_size)), loss_fn)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate_batches(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
                      loss_fn: LossFn = F.cross_entropy) -> tuple[float, float]:
     """:func:`evaluate` over an iterable of (x, y) batches (e.g. streamed from files)."""

@@ -1,0 +1,34 @@
+"""The stage-time profile: records summed per stage kind (benchmarks/pipeline_profile.py)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import pipeline_profile  # noqa: E402
+
+
+def record(stage, startup, total, **phases):
+    return {"stage": stage, "args": [], "startup_seconds": startup, "total_seconds": total, "phases": phases}
+
+
+def test_profile_sums_phases_per_stage_kind_and_keeps_the_rest_as_other():
+    table = pipeline_profile.profile_table([
+        record("train", 2.0, 20.0, loading=1.0, run_steps=12.0, run_evaluation=1.5, run_gradient_flow=0.5,
+               writing=0.25, train_run=15.0),
+        record("train", 3.0, 30.0, loading=1.0, run_steps=20.0, run_recalibration=1.0, writing=0.5),
+        record("masks", 2.5, 4.0, loading=0.5, mask_scoring=0.75),
+    ])
+    train, masks = table["train"], table["masks"]
+    assert train["stages"] == 2 and train["total"] == 50.0
+    assert train["start-up"] == 5.0 and train["loading"] == 2.0 and train["training steps"] == 32.0
+    assert train["evaluation and metrics"] == 3.0 and train["writing"] == 0.75
+    assert train["other"] == pytest.approx(50.0 - (5.0 + 2.0 + 32.0 + 3.0 + 0.75))
+    assert masks["mask scoring"] == 0.75 and masks["other"] == pytest.approx(4.0 - 3.75)
+
+
+def test_profile_without_records_is_a_one_line_error(tmp_path):
+    with pytest.raises(SystemExit, match="no stage records"):
+        pipeline_profile.main(["--profile", str(tmp_path)])
