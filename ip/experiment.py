@@ -28,8 +28,8 @@ from .pruning import MethodOptions, find_masks, make_train_hook, method_info, re
 from .train import TrainConfig, Trainer, model_dtype, resolve_device
 
 Data = RunData   # in memory (PreparedData) or streamed from files (StreamedData)
-__all__ = ["is_timing", "Data", "PreparedData", "StreamedData", "RunSpec", "build_model", "compute_masks", "initial_state",
-           "run_data", "run_experiment", "train_run"]
+__all__ = ["Data", "PreparedData", "StreamedData", "RunSpec", "build_model", "compute_masks", "initial_state",
+           "is_timing", "run_data", "run_experiment", "train_run"]
 
 
 def is_timing(key: str) -> bool:
@@ -287,7 +287,6 @@ def train_run(spec: RunSpec, model: nn.Module, masks: Masks, data: Data,
 
 def run_experiment(spec: RunSpec, init_state: dict, data: Data) -> tuple[dict, list[dict]]:
     """Masks, training and metrics of one run in memory (the sweep and ablation stages)."""
-    data = run_data(spec, data)
     in_channels = data.input_shape[0]
     model = build_model(spec, init_state, data.num_classes, in_channels)
     masks, start_state = compute_masks(spec, model, data)

@@ -62,15 +62,15 @@ def stage(main: Callable[..., None]) -> Callable[..., None]:
         except RunFileError as exc:
             print(f"error: {exc}; re-run the stage that makes it: dvc repro -f {maker(exc.path)}", file=sys.stderr)
             raise SystemExit(2) from None
-        if main.__module__ == "__main__" or os.environ.get("IP_PROFILE_IN_PROCESS") == "1":
-            _write_profile(main, args, entered)
+        if main.__module__ == "__main__":   # a stage process (not a call from a test or a script)
+            _write_profile(main, entered)
         return result
     return wrapped
 
 
-def _write_profile(main: Callable, args: tuple, entered: float) -> None:
+def _write_profile(main: Callable, entered: float) -> None:
     kind = sys.modules[main.__module__].__spec__.name.rsplit(".", 1)[-1]
-    argv = list(args[0]) if args and isinstance(args[0], (list, tuple)) else sys.argv[1:]
+    argv = sys.argv[1:]
     name = "-".join([kind, *(a for a in argv if not a.startswith("--"))])
     startup = entered - psutil.Process().create_time()
     write_json(PROFILE_DIR / f"{name}.json", {"stage": kind, "args": argv, "startup_seconds": startup,

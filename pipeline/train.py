@@ -70,9 +70,8 @@ def _train(args, p) -> None:
         remove_stale_checkpoints(CHECKPOINTS, name, keep=ckpt)
     try:
         with dvclive_logger(out / "live") if main_process else contextlib.nullcontext() as log:
-            with PHASES("train_run"):
-                metrics, history, final_masks = train_run(run.spec, model, masks, run.data, checkpoint=ckpt,
-                                                          log=log, progress=True)
+            metrics, history, final_masks = train_run(run.spec, model, masks, run.data, checkpoint=ckpt, log=log,
+                                                      progress=True)
     except (DivergenceError, CheckpointError) as exc:
         raise SystemExit(f"error: {name}: {exc}") from exc
     if not main_process:
