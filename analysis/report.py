@@ -38,7 +38,7 @@ CHOICE_KEYS = (
     ("interspace.fb_lr_scale", "FB learning-rate scale"), ("interspace.fb_weight_decay", "FB weight decay"),
     ("interspace.fb_in_budget", "FB entries charged to the budget"), ("prune.scope", "score scope"),
     ("prune.distribution", "random-pruning layer distribution"), ("prune.lt.rounds", "LT rounds"),
-    ("prune.lt.rewind_epoch", "LT rewind epoch"), ("prune.dst.interval", "RigL/SET update interval (steps)"),
+    ("prune.lt.rewind_step", "LT rewind step"), ("prune.dst.interval", "RigL/SET update interval (steps)"),
     ("data.metric_samples", "samples for gradient flow / Hessians"),
     ("theorem1.fd_samples", "samples for the Thm 1 finite-difference check of grad F"),
 )

@@ -5,7 +5,7 @@ What is timed:
 
 - PaI methods, rigl/set (ERK random start), gmp (dense start), dense: ``find_masks``.
 - lt and oneshot: ``find_masks`` with a train_fn that takes ONE SGD step per call (lt
-  calls it LotteryOptions.rounds + 1 times, oneshot once), so the time is the pruning logic plus
+  calls it LotteryOptions.rounds times, oneshot once), so the time is the pruning logic plus
   those few steps, not a real training run.
 - rigl/set/gmp also: one mask update of the training-time hook (``hook update``),
   after one forward/backward so RigL has its dense gradient.
@@ -36,7 +36,8 @@ from ip.pruning import METHODS, find_masks, make_train_hook, method_info  # noqa
 def one_step_train_fn(batch):
     x, y = batch
 
-    def train_fn(model, masks, epochs, start_epoch=0):
+    def train_fn(model, masks, start_step=0, keep_step=None):
+        kept = copy.deepcopy(model.state_dict()) if keep_step is not None else None
         enforcer = MaskEnforcer(model, masks)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
         handle = enforcer.attach(optimizer)
@@ -46,6 +47,7 @@ def one_step_train_fn(batch):
         optimizer.step()
         handle.remove()
         enforcer.remove()
+        return kept
     return train_fn
 
 
@@ -106,7 +108,7 @@ def main(argv=None):
 
     print(f"ResNet-20 width {args.width}, input 3x32x32, batch {args.batch_size}, sparsity {args.sparsity}, "
           f"IP fb_init={args.fb_init}, threads={args.threads}, median of {args.repeats}, torch {torch.__version__}")
-    print("lt/oneshot include a 1-SGD-step train_fn per call (lt: 4 calls, oneshot: 1)")
+    print("lt/oneshot include a 1-SGD-step train_fn per call (lt: rounds calls, oneshot: 1)")
     header = f"{'method':10s} {'SP s':>9s} {'IP s':>9s} {'IP/SP':>6s} {'SP hook s':>10s} {'IP hook s':>10s} {'kept':>7s} {'collapsed SP/IP':>16s}"
     print(header)
     print("-" * len(header))

@@ -5,8 +5,11 @@ process of its own writes results/profile/<stage>[-<args>].json
 (pipeline.common.stage): its start-up (process start to ``main``: interpreter, torch and
 project imports), its phases and its total wall time; a train stage adds the breakdown of
 its run (training steps, evaluation, BN recalibration, gradient flow, costs and
-connectivity).  This script sums them per stage kind and prints the share of the wall
-time spent in training steps, the work the study is for.
+connectivity), summed over its runs.  A stage whose runs go to a pool of worker processes
+records how many (``processes``): its capacity is wall time x processes, and the share of
+that capacity spent in training steps (the work the study is for) is what this script
+prints per stage kind, with the rest split into the phases above and ``other`` (worker
+start-up, waiting on the last run of a pool, unmeasured glue).
 
     .venv/bin/python benchmarks/pipeline_profile.py [--profile results/profile] [--json out.json]
 """
@@ -32,37 +35,40 @@ COLUMNS = {
 
 
 def profile_table(records: list[dict]) -> dict[str, dict[str, float]]:
-    """Per stage kind: the number of stages, seconds per column (summed over its stages),
-    ``other`` (the rest of their wall time) and ``total``."""
+    """Per stage kind: the number of stages, seconds per column (summed over its stages and
+    their worker processes), ``other`` (the rest of their capacity), ``total`` (wall seconds)
+    and ``capacity`` (wall seconds x worker processes)."""
     table: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for rec in records:
         row = table[rec["stage"]]
         phases = {"startup": rec["startup_seconds"], **rec["phases"]}
+        capacity = rec["total_seconds"] * rec.get("processes", 1)
         row["stages"] += 1
         row["total"] += rec["total_seconds"]
+        row["capacity"] += capacity
         accounted = 0.0
         for column, keys in COLUMNS.items():
             seconds = sum(phases.get(k, 0.0) for k in keys)
             row[column] += seconds
             accounted += seconds
-        row["other"] += rec["total_seconds"] - accounted
+        row["other"] += capacity - accounted
     return {kind: dict(row) for kind, row in table.items()}
 
 
 def print_table(table: dict[str, dict[str, float]]) -> None:
-    columns = [*COLUMNS, "other", "total"]
+    columns = [*COLUMNS, "other", "capacity", "total"]
     print(f"{'stage kind':13s} {'n':>3s} " + " ".join(f"{c[:14]:>14s}" for c in columns) + "  steps share")
     for kind, row in sorted(table.items()):
-        share = row["training steps"] / row["total"] if row["total"] else 0.0
+        share = row["training steps"] / row["capacity"] if row["capacity"] else 0.0
         print(f"{kind:13s} {int(row['stages']):3d} " + " ".join(f"{row[c]:13.1f}s" for c in columns)
               + f"  {100 * share:10.1f} %")
     total = {c: sum(row[c] for row in table.values()) for c in columns}
-    share = total["training steps"] / total["total"] if total["total"] else 0.0
+    share = total["training steps"] / total["capacity"] if total["capacity"] else 0.0
     print(f"{'all':13s} {int(sum(r['stages'] for r in table.values())):3d} "
           + " ".join(f"{total[c]:13.1f}s" for c in columns) + f"  {100 * share:10.1f} %")
     runs = table.get("train")
     if runs and runs["training steps"]:
-        outside = runs["total"] - runs["training steps"]
+        outside = runs["capacity"] - runs["training steps"]
         print(f"train stages: time outside training steps = {100 * outside / runs['training steps']:.0f} % of the "
               f"training steps' time (start-up, loading, evaluation and metrics, writing)")
 

@@ -24,12 +24,12 @@ from .connectivity import connectivity_report
 from .metrics.batchnorm import DEFAULT_BN_MODE, recalibrate_bn, resolve_bn_mode
 from .metrics.gradient_flow import gradient_flow
 from .models import get_model
-from .pruning import MethodOptions, find_masks, make_train_hook, method_info, resolve_options
+from .pruning import DenseRun, MethodOptions, find_masks, make_train_hook, method_info, resolve_options
 from .train import TrainConfig, Trainer, model_dtype, resolve_device
 
 Data = RunData   # in memory (PreparedData) or streamed from files (StreamedData)
-__all__ = ["Data", "PreparedData", "StreamedData", "RunSpec", "build_model", "compute_masks", "initial_state",
-           "is_timing", "run_data", "run_experiment", "train_run"]
+__all__ = ["REPRS", "Data", "DenseRun", "KeepState", "PreparedData", "StreamedData", "RunSpec", "build_model",
+           "compute_masks", "initial_state", "is_timing", "run_data", "run_experiment", "train_run"]
 
 
 def is_timing(key: str) -> bool:
@@ -38,10 +38,16 @@ def is_timing(key: str) -> bool:
     return key in ("seconds", "step_seconds") or key.startswith("time_")
 
 
+#: the representations: SP; IP with the FB entries as overhead (the paper's accounting);
+#: IP with the FB entries charged to its budget, storing exactly as many numbers as SP
+REPRS = ("sp", "ip", "ip_eq")
+
+
 @dataclass(frozen=True)
 class RunSpec:
     """Everything that defines a run.  ``options`` are the method's own (its registered
-    options model; a dict or None is validated into it, defaults filled in)."""
+    options model; a dict or None is validated into it, defaults filled in).  ``repr``:
+    one of :data:`REPRS`."""
     method: str
     repr: str
     seed: int
@@ -60,9 +66,20 @@ class RunSpec:
     metric_bn_mode: str = DEFAULT_BN_MODE   # BN while measuring gradient flow: batch | running statistics
 
     def __post_init__(self):
-        if self.repr not in ("sp", "ip"):
-            raise ValueError(f"repr must be 'sp' or 'ip', got {self.repr!r}")
+        if self.repr not in REPRS:
+            raise ValueError(f"repr must be one of {REPRS}, got {self.repr!r}")
         object.__setattr__(self, "options", resolve_options(self.method, self.options))
+
+    @property
+    def interspace_form(self) -> bool:
+        """Whether the network is in its interspace form (IP, under either accounting)."""
+        return self.repr != "sp"
+
+    @property
+    def fb_in_budget(self) -> bool:
+        """Whether the FB entries are charged to the kept budget: always for ``ip_eq`` (it
+        stores what SP stores), else as ``interspace.fb_in_budget`` says."""
+        return self.repr == "ip_eq" or self.interspace.fb_in_budget
 
     @property
     def run_id(self) -> str:
@@ -81,7 +98,7 @@ def build_model(spec: RunSpec, init_state: dict, num_classes: int, in_channels: 
     run's precision (float64 for fp64: the same initial values, held in double precision)."""
     model = get_model(spec.model, num_classes, in_channels, spec.width)
     model.load_state_dict(init_state)
-    if spec.repr == "ip":
+    if spec.interspace_form:
         gen = torch.Generator().manual_seed(10_007 + spec.seed)
         to_interspace(model, fb_init=spec.interspace.fb_init, share=spec.interspace.share, generator=gen)
     return model.to(model_dtype(spec.train.precision))
@@ -108,26 +125,50 @@ def hook_factory(spec: RunSpec):
         gen = torch.Generator().manual_seed(30_013 + spec.seed)
         return make_train_hook(spec.method, model, enforcer.masks, enforcer, total_steps=total_steps,
                                sparsity=spec.sparsity, generator=gen, options=spec.options,
-                               fb_in_budget=spec.interspace.fb_in_budget, scope=spec.scope, optimizer=optimizer)
+                               fb_in_budget=spec.fb_in_budget, scope=spec.scope, optimizer=optimizer)
     return factory
 
 
+class KeepState:
+    """``step_end`` callback that keeps a copy of the model's state dict after one global step."""
+
+    def __init__(self, step: int | None):
+        self.step = step
+        self.state: dict | None = None
+
+    def __call__(self, step: int, model: nn.Module) -> None:
+        if step == self.step:
+            self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
 def make_train_fn(spec: RunSpec, data: Data, train_cfg: TrainConfig | None = None) -> Callable:
-    """``train_fn(model, masks, epochs, start_epoch=0)`` as the lottery-ticket and one-shot
-    methods need it: trains in place on the run's data and schedule."""
+    """``train_fn(model, masks, start_step=0, keep_step=None)`` as the lottery-ticket and
+    one-shot methods need it: trains in place on the run's data and schedule, from global
+    step ``start_step`` to the end, exactly as a run of the same spec does (a dense one is
+    the dense run of that seed), and returns the state after step ``keep_step``."""
     cfg = train_cfg or spec.train
 
-    def train_fn(model: nn.Module, masks: Masks, epochs: int, start_epoch: int = 0) -> None:
-        trainer = Trainer(model, masks, make_loader(spec, data), cfg, interspace=spec.interspace)
-        trainer.fit(start_epoch=start_epoch, end_epoch=min(cfg.epochs, start_epoch + epochs))
+    def train_fn(model: nn.Module, masks: Masks, start_step: int = 0, keep_step: int | None = None) -> dict | None:
+        keep = KeepState(keep_step)
+        trainer = Trainer(model, masks, make_loader(spec, data), cfg, interspace=spec.interspace, step_end=keep)
+        if keep_step is not None and not start_step <= keep_step < trainer.total_steps:
+            raise ValueError(f"{spec.method}: step {keep_step} is outside [{start_step}, {trainer.total_steps}), "
+                             f"the steps of this training ({cfg.epochs} epochs of {trainer.steps_per_epoch})")
+        if keep_step == start_step:
+            keep(start_step, model)
+        trainer.fit(start_step=start_step)
         trainer.enforcer.remove()
         model.to("cpu")   # pruning continues on the CPU, where the masks are found
+        return keep.state
     return train_fn
 
 
-def compute_masks(spec: RunSpec, model: nn.Module, data: Data) -> tuple[Masks, dict | None]:
+def compute_masks(spec: RunSpec, model: nn.Module, data: Data,
+                  dense_run: DenseRun | None = None) -> tuple[Masks, dict | None]:
     """Masks (and the state to train from) of a run, scored on the training device.
 
+    ``dense_run``: the finished dense run of this seed and representation, for the methods
+    that start by training one (lt, oneshot): the same masks as training it again.
     Masks and start_state are returned on the CPU and the model is left there, so what
     follows (saving, the Trainer's own placement) never depends on where scoring ran."""
     info = method_info(spec.method)
@@ -138,9 +179,10 @@ def compute_masks(spec: RunSpec, model: nn.Module, data: Data) -> tuple[Masks, d
         masks, start_state = find_masks(
             spec.method, model, spec.sparsity,
             batches=pruning_batches(spec, data) if info.needs_data else None,
-            scope=spec.scope, distribution=spec.distribution, fb_in_budget=spec.interspace.fb_in_budget,
+            scope=spec.scope, distribution=spec.distribution, fb_in_budget=spec.fb_in_budget,
             generator=gen, train_fn=make_train_fn(spec, data) if info.needs_training else None,
-            options=spec.options, epochs=spec.train.epochs, input_shape=data.input_shape)
+            options=spec.options, epochs=spec.train.epochs, input_shape=data.input_shape,
+            dense_run=dense_run if info.starts_from_dense else None)
     finally:
         model.to("cpu")
     masks = {name: mask.cpu() for name, mask in masks.items()}
@@ -217,8 +259,11 @@ class EpochEvaluator:
 
 def train_run(spec: RunSpec, model: nn.Module, masks: Masks, data: Data,
               checkpoint: str | Path | None = None, log: Callable[[dict], None] | None = None,
-              progress: bool = False) -> tuple[dict, list[dict], Masks]:
-    """Train a pruned network and measure it. Returns (final metrics, per-epoch history, final masks)."""
+              progress: bool = False, step_end: Callable[[int, nn.Module], None] | None = None
+              ) -> tuple[dict, list[dict], Masks]:
+    """Train a pruned network and measure it. Returns (final metrics, per-epoch history, final masks).
+
+    ``step_end(step, model)`` runs after every training step (e.g. :class:`KeepState`)."""
     torch.manual_seed(spec.seed)
     info = method_info(spec.method)
     data = run_data(spec, data)
@@ -231,14 +276,14 @@ def train_run(spec: RunSpec, model: nn.Module, masks: Masks, data: Data,
                       hook_factory=hook_factory(spec) if info.has_train_hook else None,
                       keep_dense_grad=info.needs_dense_grad, checkpoint=checkpoint,
                       epoch_end=evaluator, log=log, progress=progress, desc=spec.run_id,
-                      interspace=spec.interspace)
+                      interspace=spec.interspace, step_end=step_end)
     # at the start of sparse training (after the enforcer zeroed pruned entries); a lottery
     # ticket starts at its rewind point, so its value is gf_rewind, not a GF at initialisation
     with times("gradient_flow"):
         gf_start = measure_gradient_flow(model, spec, data, masks)
-    start_epoch = spec.options.start_epoch
+    start_step = spec.options.start_step
     start = time.perf_counter()
-    history = trainer.fit(start_epoch=start_epoch)
+    history = trainer.fit(start_step=start_step)
     seconds = time.perf_counter() - start
     final_masks = trainer.masks
     trainer.enforcer.remove()
@@ -261,7 +306,7 @@ def train_run(spec: RunSpec, model: nn.Module, masks: Masks, data: Data,
         summary = mask_summary(final_masks)
         connectivity = connectivity_report(model, final_masks, data.input_shape)
     steps_total = float(sum(trainer.step_seconds))
-    at_init = start_epoch == 0
+    at_init = start_step == 0
     nan = float("nan")
     metrics = {
         "method": spec.method, "repr": spec.repr, "seed": spec.seed, "sparsity": spec.sparsity,
@@ -276,7 +321,7 @@ def train_run(spec: RunSpec, model: nn.Module, masks: Masks, data: Data,
         "gf_final_shared": gf_final["shared"], "collapsed_layers": len(summary.collapsed_layers),
         # a logit that no kept path reaches from the input: two such networks are no evidence either way
         "disconnected": connectivity["unconnected_outputs"] > 0,
-        "unconnected_outputs": connectivity["unconnected_outputs"], "start_epoch": start_epoch,
+        "unconnected_outputs": connectivity["unconnected_outputs"], "start_step": start_step,
         "epochs": cfg.epochs, "seconds": seconds,
         "step_seconds": float(torch.tensor(trainer.step_seconds).median()) if trainer.step_seconds else float("nan"),
         # wall seconds by phase (timing, like seconds: never part of a result's identity)

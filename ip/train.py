@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -140,6 +141,8 @@ class Trainer:
 
     ``epoch_end(epoch, model, enforcer) -> dict`` adds metrics to the epoch's record
     (evaluation, gradient flow...); ``log(record)`` receives it (DVCLive in the pipeline).
+    ``step_end(step, model)`` runs after every optimisation step (``step``: global, 1-based,
+    after the step's hook), e.g. to keep the weights at a lottery ticket's rewind point.
     A run resumed from a checkpoint first passes the restored epochs' records to ``log``,
     so a log opened for this ``fit`` sees every epoch of the run, in order.
 
@@ -157,7 +160,8 @@ class Trainer:
                  keep_dense_grad: bool = False, checkpoint: str | os.PathLike | None = None,
                  epoch_end: Callable[[int, nn.Module, MaskEnforcer], dict] | None = None,
                  log: Callable[[dict], None] | None = None, progress: bool = False, desc: str = "train",
-                 distributed: bool | None = None, interspace: InterspaceConfig | None = None):
+                 distributed: bool | None = None, interspace: InterspaceConfig | None = None,
+                 step_end: Callable[[int, nn.Module], None] | None = None):
         self.model = model
         self.cfg = cfg
         self.loader = loader
@@ -173,6 +177,7 @@ class Trainer:
         self.hook = hook_factory(model, self.enforcer, self.total_steps, self.optimizer) if hook_factory else None
         self.checkpoint = Path(checkpoint) if checkpoint else None
         self.epoch_end = epoch_end
+        self.step_end = step_end
         self.log = log
         self.progress = progress
         self.desc = desc
@@ -256,22 +261,32 @@ class Trainer:
         return int(state["epoch"])
 
     # -- training ----------------------------------------------------------------------------
-    def fit(self, start_epoch: int = 0, end_epoch: int | None = None) -> list[dict]:
+    def fit(self, start_epoch: int = 0, end_epoch: int | None = None, *, start_step: int | None = None) -> list[dict]:
+        """Train from the start of ``start_epoch`` (or from global step ``start_step``, which may
+        fall inside an epoch: that epoch's earlier batches are skipped) to the end of ``end_epoch``
+        (default: the whole schedule); a checkpoint further on is resumed instead."""
         end_epoch = self.cfg.epochs if end_epoch is None else end_epoch
+        start_step = start_epoch * self.steps_per_epoch if start_step is None else start_step
+        if not 0 <= start_step <= self.total_steps:
+            raise ValueError(f"start_step {start_step} is outside the schedule's {self.total_steps} steps")
         resumed = self.resume()
-        start_epoch = max(start_epoch, resumed)
+        start_step = max(start_step, resumed * self.steps_per_epoch)
         if resumed and self.log is not None and self.rank == 0:
             for record in self.history:   # the epochs before the checkpoint, trained by an earlier process
                 self.log(record)
         bar = None
         if self.progress and self.rank == 0:
             from tqdm.auto import tqdm
-            bar = tqdm(total=(end_epoch - start_epoch) * self.steps_per_epoch, desc=self.desc, leave=False,
+            bar = tqdm(total=max(0, end_epoch * self.steps_per_epoch - start_step), desc=self.desc, leave=False,
                        mininterval=10.0, disable=None)  # disable=None: silent when not on a terminal
         self.model.train()
-        for epoch in range(start_epoch, end_epoch):
+        first_epoch, skip = divmod(start_step, self.steps_per_epoch)
+        for epoch in range(first_epoch, end_epoch):
             running, seen, correct = 0.0, 0, 0
-            for i, (xb, yb) in enumerate(self.loader.epoch(epoch)):
+            batches = self.loader.epoch(epoch)
+            if epoch == first_epoch and skip:
+                batches = itertools.islice(batches, skip, None)   # the same batches as a run from step 0
+            for i, (xb, yb) in enumerate(batches, start=skip if epoch == first_epoch else 0):
                 if xb.device != self.device:
                     xb, yb = xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True)
                 if self.cfg.channels_last and xb.dim() == 4:
@@ -303,6 +318,8 @@ class Trainer:
                         self._check_finite_weights(epoch, i)
                         raise
                 self.step_seconds.append(time.perf_counter() - tic)
+                if self.step_end is not None:
+                    self.step_end(step + 1, self.model)
                 running += batch_loss
                 correct += int(batch_correct)
                 seen += int(batch_seen)

@@ -5,25 +5,22 @@ method supply the baselines (SP, and IP with the main setting) in the aggregate 
 The runs are spread over `train.workers` processes."""
 from __future__ import annotations
 
-from ip.experiment import build_model, run_experiment
-from ip.masks import kept_budget
+from ip.experiment import run_experiment
 from ip.parallel import run_jobs
 
-from .common import ABLATION_FILE, load_init, prepared, run_spec, setup, stage, write_json
+from .common import ABLATION_FILE, budget_problem, load_init, prepared, run_spec, setup, stage, write_json
 
 
 def ablation_run(p, name: str, overrides: dict, seed: int) -> dict:
     spec = run_spec(p, p.ablation.method, "ip", seed, **overrides)
     init, data = load_init(seed), prepared()
-    try:
-        kept_budget(build_model(spec, init, data.num_classes, data.input_shape[0]), spec.sparsity,
-                    spec.interspace.fb_in_budget)
-    except ValueError as exc:
+    problem = budget_problem(spec, init, data)
+    if problem:
         # e.g. the fair budget at high sparsity: the FB entries alone exceed the budget.
         # That is a result (the FB overhead is not negligible there), recorded, not hidden.
-        print(f"ablation {name} {spec.run_id}: infeasible: {exc}", flush=True)
+        print(f"ablation {name} {spec.run_id}: infeasible: {problem}", flush=True)
         return {"experiment": "ablation", "variant": name, "method": spec.method, "repr": "ip", "seed": seed,
-                "sparsity": spec.sparsity, "infeasible": str(exc)}
+                "sparsity": spec.sparsity, "infeasible": problem}
     metrics, _ = run_experiment(spec, init, data)
     print(f"ablation {name} {spec.run_id}: test acc {metrics['test_acc']:.4f}", flush=True)
     return {"experiment": "ablation", "variant": name, **metrics}

@@ -15,10 +15,10 @@ from ip.reference import fb_overhead_table
 from .common import (
     ABLATION_FILE,
     RESULTS,
-    RUN_DIR,
     SWEEP_DIR,
     TRAINABILITY_DIR,
     read_json,
+    run_dir,
     run_id,
     setup,
     stage,
@@ -29,15 +29,15 @@ from .common import (
 def main_runs(p) -> tuple[pd.DataFrame, pd.DataFrame]:
     rows, hist = [], []
     per_run = read_json(TRAINABILITY_DIR / "per_run.json") if (TRAINABILITY_DIR / "per_run.json").exists() else {}
-    for method in p.methods:
-        for repr_ in p.reprs:
+    for method in p.run_methods:
+        for repr_ in p.reprs_of(method):
             for seed in p.seeds:
                 name = run_id(method, repr_, seed)
-                path = RUN_DIR / name / "metrics.json"
+                path = run_dir(method, repr_, seed) / "metrics.json"
                 if not path.exists():
                     continue  # a missing run stays missing; the report says so
                 rows.append({"experiment": "main", **read_json(path), **per_run.get(name, {})})
-                for rec in read_json(RUN_DIR / name / "history.json"):
+                for rec in read_json(run_dir(method, repr_, seed) / "history.json"):
                     hist.append({"method": method, "repr": repr_, "seed": seed, **rec})
     return pd.DataFrame(rows), pd.DataFrame(hist)
 
@@ -60,12 +60,13 @@ def main() -> None:
     pd.DataFrame([{"share": share, **row} for share in ("layer", "network") for row in fb_overhead_table(share)]) \
         .to_csv(RESULTS / "costs_reference.csv", index=False)
     meta = {"dataset": p.data.name, "model": p.model.name, "width": p.model.width, "epochs": p.train.epochs,
-            "seeds": p.seeds, "methods": p.methods, "train_subset": p.data.train_subset,
+            "seeds": p.seeds, "methods": p.run_methods, "train_subset": p.data.train_subset,
             "test_subset": p.data.test_subset, "sparsity": p.sparsity, "torch": torch.__version__,
             "hardware": {"cpu": platform.processor() or platform.machine(), "threads": p.train.threads,
                          "workers": p.train.workers},
             "training_seconds_main_runs": float(summary["seconds"].sum()) if not summary.empty else 0.0,
-            "runs_main": int(len(summary)), "runs_expected_main": len(p.methods) * len(p.reprs) * len(p.seeds),
+            "runs_main": int(len(summary)),
+            "runs_expected_main": sum(len(p.reprs_of(m)) for m in p.run_methods) * len(p.seeds),
             "params": p.model_dump()}
     write_json(RESULTS / "meta.json", meta)
     write_json(RESULTS / "metrics.json", headline_metrics(summary, p.analysis.alpha))

@@ -1,7 +1,6 @@
 """Shared plumbing of the stages: paths, params -> a run's spec, a run's files, one-line errors, JSON."""
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import math
@@ -16,8 +15,10 @@ import psutil
 import torch
 
 from ip.data import RunData, read_prepared_cache
-from ip.experiment import PhaseTimes, RunSpec
+from ip.experiment import PhaseTimes, RunSpec, build_model
 from ip.files import RunFileError, load_file
+from ip.masks import kept_budget
+from ip.pruning import method_info
 from ip.run import Run
 from study.params import Params, load_or_exit
 
@@ -25,8 +26,8 @@ DATA = Path("data")
 RESULTS = Path("results")
 PREPARED = DATA / "prepared.pt"
 INIT_DIR = RESULTS / "init"
-MASK_DIR = RESULTS / "masks"
-RUN_DIR = RESULTS / "runs"
+RUN_DIR = RESULTS / "runs"       # a run's records (git): results/runs/<method>/<repr>-s<seed>/
+MODEL_DIR = RESULTS / "models"   # a run's tensors (DVC cache): results/models/<method>/<repr>-s<seed>/
 SWEEP_DIR = RESULTS / "sweep"
 ABLATION_FILE = RESULTS / "ablation" / "runs.json"
 TRAINABILITY_DIR = RESULTS / "trainability"
@@ -44,6 +45,8 @@ def setup(params_path: str = "params.yaml") -> Params:
 #: wall seconds of the running stage by phase (``with PHASES("loading"): ...``), written to
 #: results/profile/ when the stage ends (benchmarks/pipeline_profile.py reads them)
 PHASES = PhaseTimes()
+#: more about the running stage for its profile (``processes``: the runs' worker processes)
+STAGE_INFO: dict = {}
 
 
 def stage(main: Callable[..., None]) -> Callable[..., None]:
@@ -57,6 +60,7 @@ def stage(main: Callable[..., None]) -> Callable[..., None]:
     def wrapped(*args, **kwargs):
         entered = time.time()
         PHASES.clear()
+        STAGE_INFO.clear()
         try:
             result = main(*args, **kwargs)
         except RunFileError as exc:
@@ -75,35 +79,45 @@ def _write_profile(main: Callable, entered: float) -> None:
     startup = entered - psutil.Process().create_time()
     write_json(PROFILE_DIR / f"{name}.json", {"stage": kind, "args": argv, "startup_seconds": startup,
                                              "total_seconds": time.time() - entered + startup,
-                                             "phases": dict(PHASES)})
+                                             "phases": dict(PHASES), "processes": STAGE_INFO.get("processes", 1)})
 
 
 def maker(path: Path) -> str:
-    """The stage that writes ``path`` (a run's files: ``masks@<method>-<repr>-<seed>`` or ``train@...``)."""
+    """The stage that writes ``path`` (a run's files: ``dense`` or ``train@<method>``)."""
     parts = Path(path).parts
-    for kind, stage_name in (("masks", "masks"), ("runs", "train")):
-        if kind in parts:
-            method, repr_, seed = parts[parts.index(kind) + 1].removesuffix(".pt").rsplit("-", 2)
-            return f"{stage_name}@{method}-{repr_}-{seed.removeprefix('s')}"
+    for kind in ("models", "runs"):
+        if kind in parts and len(parts) > parts.index(kind) + 1:
+            method = parts[parts.index(kind) + 1]
+            return "dense" if method == "dense" else f"train@{method}"
     return "init" if "init" in parts else "prepare"
-
-
-def parse_run_args(argv=None) -> argparse.Namespace:
-    """``--method --repr --seed`` of the per-run stages."""
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--method", required=True)
-    ap.add_argument("--repr", required=True, dest="repr_")
-    ap.add_argument("--seed", required=True, type=int)
-    return ap.parse_args(argv)
 
 
 def run_id(method: str, repr_: str, seed: int) -> str:
     return f"{method}-{repr_}-s{seed}"
 
 
+def run_dir(method: str, repr_: str, seed: int) -> Path:
+    """A main run's records: masks.json, metrics.json, history.json, live/ (kept in git)."""
+    return RUN_DIR / method / f"{repr_}-s{seed}"
+
+
+def model_dir(method: str, repr_: str, seed: int) -> Path:
+    """A main run's tensors: masks.pt (masks and start weights), model.pt, final_masks.pt, and
+    for the dense runs rewind.pt (the weights at the lottery ticket's rewind step)."""
+    return MODEL_DIR / method / f"{repr_}-s{seed}"
+
+
+def mask_file(method: str, repr_: str, seed: int) -> Path:
+    return model_dir(method, repr_, seed) / "masks.pt"
+
+
 def run_spec(p: Params, method: str, repr_: str, seed: int, sparsity: float | None = None,
              epochs: int | None = None, **interspace_overrides) -> RunSpec:
-    """The spec of one run: the validated params sections, as they are, plus the run's identity."""
+    """The spec of one run: the validated params sections, as they are, plus the run's identity
+    (a method that keeps every entry, dense, has sparsity 0 whatever the headline sparsity, so
+    that changing it re-runs no dense run)."""
+    if not method_info(method).uses_sparsity:
+        sparsity = 0.0
     return RunSpec(method=method, repr=repr_, seed=seed, sparsity=p.sparsity if sparsity is None else sparsity,
                    model=p.model.name, width=p.model.width,
                    interspace=p.interspace.model_copy(update=interspace_overrides),
@@ -123,13 +137,24 @@ def prepared() -> RunData:
 def load_run(p: Params, method: str, repr_: str, seed: int, sparsity: float | None = None,
              **interspace_overrides) -> Run:
     """A main run of the study from its files (init state, mask file, trained outputs)."""
-    name = run_id(method, repr_, seed)
     return Run.from_files(run_spec(p, method, repr_, seed, sparsity, **interspace_overrides), prepared(),
-                          INIT_DIR / f"s{seed}.pt", MASK_DIR / f"{name}.pt", RUN_DIR / name)
+                          INIT_DIR / f"s{seed}.pt", mask_file(method, repr_, seed), model_dir(method, repr_, seed))
 
 
 def load_init(seed: int) -> dict:
     return load_file(INIT_DIR / f"s{seed}.pt", "initial weights")
+
+
+def budget_problem(spec: RunSpec, init_state: dict, data: RunData) -> str | None:
+    """Why the run's budget cannot be kept (charged to it, the FB entries alone exceed it, as
+    for ``ip_eq`` at a very high sparsity), or None.  Such a point is a result, reported."""
+    if not spec.fb_in_budget or not method_info(spec.method).uses_sparsity:
+        return None
+    try:
+        kept_budget(build_model(spec, init_state, data.num_classes, data.input_shape[0]), spec.sparsity, True)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def _clean(value):

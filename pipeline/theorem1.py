@@ -20,7 +20,7 @@ def theorem1_case(p, method: str, sparsity: float, seed: int) -> dict:
     computed here, at a sweep sparsity."""
     t = p.theorem1
     run = load_run(p, method, "sp", seed, sparsity)
-    headline = sparsity == p.sparsity and method in p.methods
+    headline = sparsity == p.sparsity and method in p.run_methods
     if headline:
         model, masks = run.start()
         if method_info(method).has_train_hook:   # the masks it ended with
@@ -49,9 +49,9 @@ def theorem1_case(p, method: str, sparsity: float, seed: int) -> dict:
 def main() -> None:
     p = setup()
     seed = p.theorem1.seed if p.theorem1.seed in p.seeds else p.seeds[0]
-    jobs = [(p, method, p.sparsity, seed) for method in p.methods]
+    jobs = [(p, method, p.sparsity, seed) for method in p.run_methods]
     jobs += [(p, method, sparsity, seed) for method in p.sweep.methods for sparsity in p.sweep.sparsities
-             if sparsity != p.sparsity or method not in p.methods]
+             if sparsity != p.sparsity or method not in p.run_methods]
     results = run_jobs(theorem1_case, jobs, p.train.workers, p.train.threads)
     OUT.mkdir(parents=True, exist_ok=True)
     rows = pd.DataFrame([row for r in results for row in r["rows"]])

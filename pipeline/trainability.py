@@ -54,7 +54,7 @@ def measure_run(p, method: str, repr_: str, seed: int) -> dict:
 @stage
 def main() -> None:
     p = setup()
-    jobs = [(p, method, repr_, seed) for method in p.methods for repr_ in p.reprs for seed in p.seeds]
+    jobs = [(p, method, repr_, seed) for method in p.run_methods for repr_ in p.reprs_of(method) for seed in p.seeds]
     results = run_jobs(measure_run, jobs, p.train.workers, p.train.threads)
     tables = {k: [row for r in results for row in r["rows"][k]] for k in results[0]["rows"]}
     per_run = {r["name"]: r["per_run"] for r in results}

@@ -22,7 +22,7 @@ from ip.pruning import MethodOptions, method_info, option_sections, registered_m
 from ip.train import TrainConfig
 
 MethodName = Literal[registered_methods()]
-Repr = Literal["sp", "ip"]
+Repr = Literal["sp", "ip", "ip_eq"]   # ip_eq: IP with its FB entries charged to the budget (equal storage)
 Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
 Seed = Annotated[int, Field(ge=0)]
 
@@ -131,8 +131,9 @@ class AnalysisParams(Section):
 class Params(Section):
     sparsity: float = Field(0.98, ge=0.0, lt=1.0)
     seeds: list[Seed] = Field([0, 1, 2], min_length=1)
-    methods: list[MethodName] = Field(["dense", "random", "snip", "grasp", "synflow", "lt", "rigl", "gmp"],
-                                      min_length=1)
+    # the pruning methods; the dense runs are always trained (stage `dense`): they are the
+    # reference of every comparison and the start of the methods that begin by training dense
+    methods: list[MethodName] = Field(["random", "snip", "grasp", "synflow", "lt", "rigl", "gmp"], min_length=1)
     reprs: list[Repr] = Field(["sp", "ip"], min_length=1)
     data: DataParams = DataParams()
     model: ModelParams = ModelParams()
@@ -144,6 +145,16 @@ class Params(Section):
     sweep: SweepParams = SweepParams()
     ablation: AblationParams = AblationParams()
     analysis: AnalysisParams = AnalysisParams()
+
+    @property
+    def run_methods(self) -> list[str]:
+        """Every method with main runs: dense, then ``methods``."""
+        return ["dense", *self.methods]
+
+    def reprs_of(self, method: str) -> list[str]:
+        """The representations ``method`` has main runs in: all of ``reprs``, except that a
+        dense run keeps every entry, so it has no budget to charge and no ``ip_eq`` run."""
+        return [r for r in self.reprs if method != "dense" or r != "ip_eq"]
 
     def ablation_variants(self) -> list[tuple[str, dict]]:
         """(name, interspace overrides) of the ablation's IP variants that differ from the main setting."""
@@ -242,6 +253,17 @@ def _no_duplicates(key: str, values: list | None) -> None:
         raise ParamsError(f"{key}: duplicate entries in {values}")
 
 
+#: images in the training split of each dataset
+TRAIN_SPLIT_SIZES = {"fashion_mnist": 60_000, "cifar10": 50_000, "cifar100": 50_000, "tiny_imagenet": 100_000,
+                     "imagenet": 1_281_167}
+
+
+def training_steps(p: Params) -> int | None:
+    """Optimisation steps of a main run (None: the dataset's size is not known here)."""
+    n = p.data.train_subset or TRAIN_SPLIT_SIZES.get(p.data.name)
+    return None if n is None else p.train.epochs * (n // p.train.batch_size)
+
+
 def _check_consistency(p: Params) -> None:
     """Rules that tie two keys together."""
     if len(set(p.seeds)) != len(p.seeds):
@@ -251,9 +273,13 @@ def _check_consistency(p: Params) -> None:
         for part in key.split("."):
             value = getattr(value, part)
         _no_duplicates(key, value)
-    if "lt" in registered_methods() and p.prune.options_for("lt").rewind_epoch >= p.train.epochs:
-        raise ParamsError(f"prune.lt.rewind_epoch: {p.prune.options_for('lt').rewind_epoch} must be below "
-                          f"train.epochs ({p.train.epochs})")
+    if "dense" in p.methods:
+        raise ParamsError("methods: leave out dense: the dense runs are always trained (stage dense), as the "
+                          "reference and the start of lt and oneshot")
+    steps = training_steps(p)
+    if "lt" in registered_methods() and steps is not None and p.prune.options_for("lt").rewind_step >= steps:
+        raise ParamsError(f"prune.lt.rewind_step: {p.prune.options_for('lt').rewind_step} must be below the "
+                          f"{steps} steps of training (train.epochs x the training images // train.batch_size)")
     if p.data.name in STREAMED and p.data.root is None:
         raise ParamsError(f"data.root: required for {p.data.name} (an ImageFolder directory with train/ and val/)")
     if p.train.world_size > 1 and p.train.batch_size % p.train.world_size:

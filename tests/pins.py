@@ -71,7 +71,7 @@ def pinned_params(threads: int | None = None) -> dict:
     p["train"].update(epochs=1, batch_size=64, threads=pin_threads() if threads is None else threads, workers=1,
                       precision="fp64")
     p["prune"].update(batch_size=64)
-    p["prune"]["lt"].update(rewind_epoch=0)
+    p["prune"]["lt"].update(rewind_step=0)
     p["prune"]["dst"].update(interval=2)
     p["trainability"].update(seeds=[0], samples=8, hessian_top_k=1, hessian_tol=0.01, hutchinson_probes=2,
                              slq_probes=1, slq_steps=4)

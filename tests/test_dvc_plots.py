@@ -19,6 +19,6 @@ def test_one_panel_per_metric_and_method_with_every_seed_of_both_reprs():
     assert len(panels) == len(METRICS) * 2
     (name, panel), = panels[0].items()
     assert name == "test_acc-snip"
-    assert list(panel["y"]) == [f"results/runs/snip-{r}-s{s}/live/plots/metrics/test_acc.tsv"
+    assert list(panel["y"]) == [f"results/runs/snip/{r}-s{s}/live/plots/metrics/test_acc.tsv"
                                 for r in ("sp", "ip") for s in (0, 1, 2)]
     assert set(panel["y"].values()) == {"test_acc"}

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from ip.data import FASHION_MNIST_FILES, DatasetError, TensorLoader, fashion_mnist
 from ip.experiment import is_timing
@@ -26,8 +27,10 @@ from ip.train import CheckpointError, DivergenceError, TrainConfig, Trainer
 from test_scaling import (DVC, FASHION_MNIST, VENV_BIN, needs_data, needs_dvc, project, project_env, python,
                           read_json, run, tiny_params, write_params)
 
-RUN = ["--method", "rigl", "--repr", "ip", "--seed", "0"]   # RigL: the checkpoint must carry hook state too
+RUN = ["--method", "rigl"]   # one run, rigl-ip-s0 (RigL: the checkpoint must carry hook state too)
 NAME = "rigl-ip-s0"
+RECORDS = Path("results") / "runs" / "rigl" / "ip-s0"
+TENSORS = Path("results") / "models" / "rigl" / "ip-s0"
 KILL_AFTER_STEPS = 6      # 4 steps per epoch: killed in the middle of epoch 2, after epoch 1's checkpoint
 # a killed run: the Trainer's optimiser exits the process (no clean-up, like SIGKILL) after N steps
 KILLED_RUN = f"""
@@ -55,7 +58,7 @@ def _params(**overrides):
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
-    """A project whose prepare, init and masks (rigl-ip-s0) stages have run."""
+    """A project whose prepare and init stages have run."""
     if not FASHION_MNIST.is_dir():
         pytest.skip(f"Fashion-MNIST not installed at {FASHION_MNIST} (Debian package dataset-fashion-mnist)")
     if not Path(DVC).exists():
@@ -63,15 +66,14 @@ def prepared(tmp_path_factory):
     repo = project(tmp_path_factory.mktemp("faults") / "proj", _params())
     python(["pipeline.prepare"], repo)
     python(["pipeline.init"], repo)
-    python(["pipeline.masks", *RUN], repo)
     return repo
 
 
 def _outputs(repo: Path) -> dict:
-    out = repo / "results" / "runs" / NAME
+    out, tensors = repo / RECORDS, repo / TENSORS
     metrics = read_json(out / "metrics.json")
-    return {"model": torch.load(out / "model.pt", weights_only=True),
-            "masks": torch.load(out / "final_masks.pt", weights_only=True),
+    return {"model": torch.load(tensors / "model.pt", weights_only=True),
+            "masks": torch.load(tensors / "final_masks.pt", weights_only=True),
             "metrics": {k: v for k, v in metrics.items() if not is_timing(k)},
             "history": read_json(out / "history.json")}
 
@@ -89,7 +91,8 @@ def _checkpoints(repo: Path) -> list[Path]:
 
 
 def _clear_run(repo: Path) -> None:
-    shutil.rmtree(repo / "results" / "runs" / NAME, ignore_errors=True)
+    shutil.rmtree(repo / RECORDS, ignore_errors=True)
+    shutil.rmtree(repo / TENSORS, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -104,13 +107,13 @@ def test_run_killed_mid_epoch_resumes_and_ends_identical(prepared, uninterrupted
     _clear_run(prepared)
     killed = run([str(VENV_BIN / "python"), "-c", KILLED_RUN, *RUN], prepared, check=False)
     assert killed.returncode == 17, killed.stderr[-2000:]
-    assert not (prepared / "results" / "runs" / NAME / "metrics.json").exists()
+    assert not (prepared / RECORDS / "metrics.json").exists()
     ckpt, = _checkpoints(prepared)
     assert torch.load(ckpt, weights_only=False)["epoch"] == 1
 
     python(["pipeline.train", *RUN], prepared)
     _assert_same_run(_outputs(prepared), uninterrupted)
-    assert not _checkpoints(prepared)   # removed once the outputs are written
+    assert not _checkpoints(prepared)   # removed once every run of the stage has written its outputs
 
 
 @pytest.mark.slow
@@ -126,14 +129,13 @@ def test_two_identical_runs_give_identical_results_and_ignore_foreign_checkpoint
 
 
 @pytest.mark.slow
-def test_corrupt_checkpoint_stops_the_run_with_a_clear_error(prepared, monkeypatch):
-    from pipeline.common import INIT_DIR, MASK_DIR, PREPARED, run_spec
+def test_corrupt_checkpoint_stops_the_run_with_a_clear_error(prepared, uninterrupted, monkeypatch):
+    from pipeline.train import run_checkpoint
     from study.params import load_params
-    from pipeline.train import checkpoint_path
-    _clear_run(prepared)
     monkeypatch.chdir(prepared)
-    spec = run_spec(load_params(), "rigl", "ip", 0)
-    ckpt = checkpoint_path(spec, NAME, [PREPARED, INIT_DIR / "s0.pt", MASK_DIR / f"{NAME}.pt"])
+    # the run's checkpoint name is a digest of its inputs, its mask file (left by the uninterrupted run) included
+    ckpt = run_checkpoint(load_params(), "rigl", "ip", 0)
+    (prepared / RECORDS / "metrics.json").unlink()
     ckpt.parent.mkdir(parents=True, exist_ok=True)
     ckpt.write_bytes(b"\x80\x02 truncated pickle")
     try:
@@ -141,7 +143,7 @@ def test_corrupt_checkpoint_stops_the_run_with_a_clear_error(prepared, monkeypat
         assert proc.returncode == 1
         assert f"error: {NAME}: checkpoint" in proc.stderr and "unreadable or corrupt" in proc.stderr
         assert "delete it to start over" in proc.stderr
-        assert not (prepared / "results" / "runs" / NAME / "metrics.json").exists()
+        assert not (prepared / RECORDS / "metrics.json").exists()
         assert ckpt.read_bytes() == b"\x80\x02 truncated pickle"   # left for inspection, not overwritten
     finally:
         ckpt.unlink(missing_ok=True)
@@ -178,25 +180,6 @@ def test_corrupt_or_mismatched_mask_file_is_rejected(tmp_path):
     torch.save({"conv1.weight": torch.ones(3, 3, dtype=torch.bool)}, path)
     with pytest.raises(ValueError, match="does not match the model"):
         load_masks(path, model)
-
-
-@pytest.mark.slow
-def test_corrupt_mask_file_stops_the_train_stage(prepared):
-    _clear_run(prepared)
-    mask_file = prepared / "results" / "masks" / f"{NAME}.pt"
-    good = mask_file.read_bytes()
-    mask_file.write_bytes(good[: len(good) // 3])
-    try:
-        proc = python(["pipeline.train", *RUN], prepared, check=False)
-    finally:
-        mask_file.write_bytes(good)
-    # a bad input file: one line naming the file and the stage that makes it, exit code 2 (pipeline.common.stage)
-    err = proc.stderr.strip()
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    assert "Traceback" not in proc.stderr and len(err.splitlines()) == 1 and err.startswith("error: "), err
-    assert f"results/masks/{NAME}.pt: mask file is unreadable or truncated" in err
-    assert err.endswith("re-run the stage that makes it: dvc repro -f masks@rigl-ip-0"), err
-    assert not (prepared / "results" / "runs" / NAME).exists()
 
 
 def _fashion_mnist_copy(dest: Path) -> Path:
@@ -277,15 +260,15 @@ def _stage_names(repo: Path) -> list[str]:
 def test_diverging_train_stage_fails_and_is_not_recorded(tmp_path):
     repo = project(tmp_path / "proj", tiny_params(**{"methods": ["snip"], "reprs": ["ip"], "train.lr": 1e6,
                                                      "train.epochs": 3, "train.schedule": "constant"}))
-    stage = next(s for s in _stage_names(repo) if s.startswith("train@"))
-    proc = run([DVC, "repro", stage], repo, check=False)
+    assert "dense" in _stage_names(repo)
+    proc = run([DVC, "repro", "dense"], repo, check=False)
     assert proc.returncode != 0
     # the loss, or (when the last update of an epoch blew up) the weights: either way epoch and step are named
-    assert re.search(r"error: snip-ip-s0: non-finite (loss|weights).* at epoch \d+, step \d+; lower train.lr",
+    assert re.search(r"error: dense-ip-s0: non-finite (loss|weights).* at epoch \d+, step \d+; lower train.lr",
                      proc.stderr), proc.stderr[-2000:]
-    lock = (repo / "dvc.lock").read_text()
-    assert "masks@" in lock and "train@" not in lock        # upstream stages recorded, the failed one not
-    assert not (repo / "results" / "runs" / "snip-ip-s0" / "metrics.json").exists()
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    assert "init" in lock and "dense" not in lock        # upstream stages recorded, the failed one not
+    assert not (repo / "results" / "runs" / "dense" / "ip-s0" / "metrics.json").exists()
 
 
 @pytest.mark.slow
@@ -332,6 +315,6 @@ def test_concurrent_repro_fails_on_dvcs_lock_and_leaves_the_first_intact(tmp_pat
         if first.poll() is None:
             first.kill()
     assert first.returncode == 0, err[-2000:]
-    assert read_json(repo / "results" / "runs" / "snip-ip-s0" / "metrics.json")["epochs"] == 2
+    assert read_json(repo / "results" / "runs" / "snip" / "ip-s0" / "metrics.json")["epochs"] == 2
     status = run([DVC, "status", *train_stages], repo).stdout
     assert "up to date" in status, status

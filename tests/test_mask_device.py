@@ -19,7 +19,7 @@ METHOD_OPTIONS = {
     "snip": None,
     "grasp": None,
     "synflow": {"rounds": 5},
-    "lt": {"rounds": 2, "rewind_epoch": 1},
+    "lt": {"rounds": 2, "rewind_step": 4},   # epoch 1 of 4 steps
     "oneshot": None,
 }
 

@@ -17,7 +17,8 @@ DEFAULT = yaml.safe_load((ROOT / "params.yaml").read_text())
 def test_default_params_are_valid():
     p = validate(copy.deepcopy(DEFAULT))
     assert 0.0 <= p.sparsity < 1.0 and len(p.seeds) >= 3
-    assert {"dense", "random", "snip", "grasp", "synflow", "lt", "rigl", "gmp"} <= set(p.methods)
+    assert {"random", "snip", "grasp", "synflow", "lt", "rigl", "gmp"} <= set(p.methods)
+    assert p.run_methods[0] == "dense"
     assert p.reprs == ["sp", "ip"]
 
 
@@ -39,7 +40,8 @@ BAD = [
     ("duplicate seeds", lambda r: r.update(seeds=[0, 0]), "seeds"),
     ("empty methods", lambda r: r.update(methods=[]), "methods: must not be empty"),
     ("sweep sparsity", lambda r: r["sweep"].update(sparsities=[0.9, 1.5]), "sweep.sparsities[1]"),
-    ("lt rewind beyond training", lambda r: r["prune"]["lt"].update(rewind_epoch=99), "prune.lt.rewind_epoch"),
+    ("lt rewind beyond training", lambda r: r["prune"]["lt"].update(rewind_step=10**6), "prune.lt.rewind_step"),
+    ("dense among the pruning methods", lambda r: r.update(methods=["dense", "snip"]), "methods: leave out dense"),
     ("section not a mapping", lambda r: r.update(train=3), "train: expected a mapping"),
     ("imagenet without root", lambda r: r["data"].update(name="imagenet"), "data.root"),
     ("unknown device", lambda r: r["train"].update(device="tpu"), "train.device: 'tpu' is not allowed"),

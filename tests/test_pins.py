@@ -1,8 +1,7 @@
 """Both directions of the pinned tiny study's tolerance (tests/pins.py).
 
-One run of the pinned study is made again by the real stages (``pipeline.masks`` and
-``pipeline.train``, called in this process on a prepared copy of the study's data and
-initial weights) and compared with its pin, which the end-to-end test's ``dvc repro``
+One run of the pinned study is made again by the real stage (``pipeline.train``: masks and
+training, called in this process on a prepared copy of the study's data and initial weights) and compared with its pin, which the end-to-end test's ``dvc repro``
 wrote (tests/test_pipeline_e2e.py checks the whole study against the same pins):
 
 - perturbations that change only round-off pass: ``train.threads`` 2 instead of 1 (another
@@ -60,21 +59,20 @@ def prepared_study(tmp_path_factory) -> Path:
 
 def rerun(base: Path, dest: Path, method: str, repr_: str, seed: int, **train_updates) -> dict:
     """Masks and training of one run, by the stages, in a copy of ``base``; metrics plus mask digests."""
-    from pipeline import masks, train
+    from pipeline import train
     shutil.copytree(base, dest)
     params = yaml.safe_load((dest / "params.yaml").read_text())
     params["train"].update(train_updates)
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     args = ["--method", method, "--repr", repr_, "--seed", str(seed)]
-    name = f"{method}-{repr_}-s{seed}"
     with inside(dest):
-        masks.main(args)
         train.main(args)
         torch.set_num_threads(1)
-    run_dir = dest / "results" / "runs" / name
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    metrics["masks_sha256"] = pins.mask_digest(torch.load(dest / "results" / "masks" / f"{name}.pt")["masks"])
-    metrics["final_masks_sha256"] = pins.mask_digest(torch.load(run_dir / "final_masks.pt"))
+    records = dest / "results" / "runs" / method / f"{repr_}-s{seed}"
+    tensors = dest / "results" / "models" / method / f"{repr_}-s{seed}"
+    metrics = json.loads((records / "metrics.json").read_text())
+    metrics["masks_sha256"] = pins.mask_digest(torch.load(tensors / "masks.pt")["masks"])
+    metrics["final_masks_sha256"] = pins.mask_digest(torch.load(tensors / "final_masks.pt"))
     return metrics
 
 

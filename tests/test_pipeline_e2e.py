@@ -32,9 +32,11 @@ def project(tmp_path_factory):
 def test_repro_writes_every_result(project):
     dest = project
     summary = pd.read_csv(dest / "results" / "summary.csv")
-    assert len(summary) == 2 * 2 * 1  # methods x reprs x seeds
+    assert len(summary) == 3 * 2 * 1  # (dense and the 2 methods) x reprs x seeds
     assert set(summary["repr"]) == {"sp", "ip"}
-    assert summary["sparsity_actual"].between(0.899, 0.901).all()
+    sparse = summary[summary["method"] != "dense"]
+    assert sparse["sparsity_actual"].between(0.899, 0.901).all()
+    assert (summary[summary["method"] == "dense"]["sparsity_actual"] == 0).all()
     assert summary["test_acc"].between(0.0, 1.0).all()
     for rel in ("history.csv", "sweep.csv", "ablation.csv", "filters.csv", "costs_reference.csv",
                 "trainability/hessian.csv", "theorem1/checks.csv", "theorem1/one_step.csv"):
@@ -47,11 +49,11 @@ def test_repro_writes_every_result(project):
     assert (dest / "paper_figures" / "figures" / "fig1_accuracy.png").stat().st_size > 10_000
     # every stage process left its timings; a train stage's include its training steps
     profiles = {p.stem: json.loads(p.read_text()) for p in (dest / "results" / "profile").glob("*.json")}
-    assert {"prepare", "init", "masks-snip-ip-0", "train-snip-ip-0", "trainability", "aggregate"} <= set(profiles)
-    assert profiles["train-snip-ip-0"]["phases"]["run_steps"] > 0
-    assert profiles["train-snip-ip-0"]["startup_seconds"] > 0
+    assert {"prepare", "init", "train-dense", "train-snip", "train-rigl", "trainability", "aggregate"} <= set(profiles)
+    phases = profiles["train-snip"]["phases"]
+    assert phases["run_steps"] > 0 and phases["mask_scoring"] > 0 and profiles["train-snip"]["startup_seconds"] > 0
     metrics = json.loads((dest / "results" / "metrics.json").read_text())
-    assert set(metrics) == {"snip", "rigl"} and "test_acc_ip" in metrics["snip"]
+    assert set(metrics) == {"dense", "snip", "rigl"} and "test_acc_ip" in metrics["snip"]
 
 
 # The tiny study's results, pinned (tests/pins.py says how they are compared and why that
@@ -69,12 +71,17 @@ def _summary_rows(path: Path) -> dict[str, dict]:
     return rows
 
 
+def _run_name(run_dir: Path) -> str:
+    """results/{runs,models}/<method>/<repr>-s<seed> -> <method>-<repr>-s<seed>"""
+    return f"{run_dir.parent.name}-{run_dir.name}"
+
+
 def _mask_digests(dest: Path) -> dict[str, dict[str, str]]:
     out = {}
-    for path in sorted((dest / "results" / "masks").glob("*.pt")):
-        run = dest / "results" / "runs" / path.stem
-        out[path.stem] = {"masks_sha256": pins.mask_digest(torch.load(path)["masks"]),
-                          "final_masks_sha256": pins.mask_digest(torch.load(run / "final_masks.pt"))}
+    for path in sorted((dest / "results" / "models").glob("*/*/masks.pt")):
+        final = torch.load(path.parent / "final_masks.pt")
+        out[_run_name(path.parent)] = {"masks_sha256": pins.mask_digest(torch.load(path)["masks"]),
+                                       "final_masks_sha256": pins.mask_digest(final)}
     return out
 
 
@@ -90,24 +97,24 @@ def _structure(dest: Path) -> dict[str, list[str]]:
 def test_tiny_study_reproduces_its_pinned_results(project):
     """Runs before the tests that change the study (dvc exp run), on the first repro's results."""
     dest = project
-    runs = sorted((dest / "results" / "runs").glob("*/metrics.json"))
+    runs = sorted((dest / "results" / "runs").glob("*/*/metrics.json"))
     if os.environ.get("IP_UPDATE_PINNED") == "1":
         shutil.rmtree(PINNED, ignore_errors=True)
         (PINNED / "runs").mkdir(parents=True)
         shutil.copyfile(dest / "results" / "summary.csv", PINNED / "summary.csv")
         for path in runs:
-            shutil.copyfile(path, PINNED / "runs" / f"{path.parent.name}.json")
+            shutil.copyfile(path, PINNED / "runs" / f"{_run_name(path.parent)}.json")
         (PINNED / "masks.json").write_text(json.dumps(_mask_digests(dest), indent=2, sort_keys=True) + "\n")
         (PINNED / "structure.json").write_text(json.dumps(_structure(dest), indent=2) + "\n")
     # integers and structure: exact
     assert _structure(dest) == json.loads((PINNED / "structure.json").read_text())
     assert _mask_digests(dest) == json.loads((PINNED / "masks.json").read_text())
-    assert [p.parent.name for p in runs] == sorted(p.stem for p in (PINNED / "runs").glob("*.json"))
+    assert [_run_name(p.parent) for p in runs] == sorted(p.stem for p in (PINNED / "runs").glob("*.json"))
     # numbers out of training: within the tolerance of tests/pins.py
     for path in runs:
         got = json.loads(path.read_text())
-        assert pins.differences(got, json.loads((PINNED / "runs" / f"{path.parent.name}.json").read_text())) == [], \
-            path.parent.name
+        name = _run_name(path.parent)
+        assert pins.differences(got, json.loads((PINNED / "runs" / f"{name}.json").read_text())) == [], name
     got, pinned = _summary_rows(dest / "results" / "summary.csv"), _summary_rows(PINNED / "summary.csv")
     assert sorted(got) == sorted(pinned)
     for key in pinned:
@@ -124,8 +131,9 @@ def test_exp_run_changes_the_headline_sparsity(project):
     log = out.stdout + out.stderr
     # the sweep does not depend on the headline sparsity and is not re-run
     assert "Running stage 'sweep@" not in log and "Running stage 'prepare'" not in log
-    assert "Running stage 'train@snip-ip-0'" in log and "Running stage 'masks@rigl-sp-0'" in log
+    assert "Running stage 'train@snip'" in log and "Running stage 'train@rigl'" in log
+    assert "Running stage 'dense'" not in log   # dense runs keep every entry, whatever the sparsity
     summary = pd.read_csv(project / "results" / "summary.csv")
-    assert summary["sparsity_actual"].between(0.9899, 0.9901).all()
+    assert summary[summary["method"] != "dense"]["sparsity_actual"].between(0.9899, 0.9901).all()
     shown = dvc("exp", "show", "--no-pager", "--csv", cwd=project).stdout
     assert "test_acc_ip" in shown or "snip.test_acc_ip" in shown

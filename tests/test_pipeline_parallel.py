@@ -43,3 +43,29 @@ def test_sweep_stage_gives_the_same_results_with_one_or_two_workers(tmp_path):
     assert len(outputs[1]) == 4          # snip x 2 seeds x (sp, ip)
     assert [(r["seed"], r["repr"]) for r in outputs[1]] == [(0, "sp"), (0, "ip"), (1, "sp"), (1, "ip")]
     assert outputs[1] == outputs[2]
+
+
+@needs_data
+@needs_dvc
+def test_train_stage_gives_the_same_runs_with_one_or_two_workers(tmp_path):
+    """The runs of a train stage go to a pool of train.workers processes; each run uses
+    train.threads // train.workers threads (1 here either way), wherever it runs."""
+    import torch
+    params = tiny_params(**{"seeds": [0, 1], "methods": ["rigl"], "reprs": ["sp", "ip"]})
+    repo = project(tmp_path / "proj", params)
+    for stage in (["pipeline.prepare"], ["pipeline.init"]):
+        python(stage, repo)
+    outputs = {}
+    for workers in (1, 2):
+        params["train"].update(workers=workers, threads=workers)
+        write_params(repo, params)
+        python(["pipeline.train", "--method", "rigl"], repo)
+        runs = {}
+        for rs in ("sp-s0", "sp-s1", "ip-s0", "ip-s1"):
+            metrics = json.loads((repo / "results" / "runs" / "rigl" / rs / "metrics.json").read_text())
+            state = torch.load(repo / "results" / "models" / "rigl" / rs / "model.pt", weights_only=True)
+            runs[rs] = ({k: v for k, v in metrics.items() if not is_timing(k)}, state)
+        outputs[workers] = runs
+    for rs, (metrics, state) in outputs[1].items():
+        assert outputs[2][rs][0] == metrics, rs
+        assert all(torch.equal(state[k], outputs[2][rs][1][k]) for k in state), rs

@@ -10,8 +10,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import pipeline_profile  # noqa: E402
 
 
-def record(stage, startup, total, **phases):
-    return {"stage": stage, "args": [], "startup_seconds": startup, "total_seconds": total, "phases": phases}
+def record(stage, startup, total, processes=1, **phases):
+    return {"stage": stage, "args": [], "startup_seconds": startup, "total_seconds": total, "phases": phases,
+            "processes": processes}
 
 
 def test_profile_sums_phases_per_stage_kind_and_keeps_the_rest_as_other():
@@ -27,6 +28,13 @@ def test_profile_sums_phases_per_stage_kind_and_keeps_the_rest_as_other():
     assert train["evaluation and metrics"] == 3.0 and train["writing"] == 0.75
     assert train["other"] == pytest.approx(50.0 - (5.0 + 2.0 + 32.0 + 3.0 + 0.75))
     assert masks["mask scoring"] == 0.75 and masks["other"] == pytest.approx(4.0 - 3.75)
+
+
+def test_a_stage_of_two_worker_processes_has_twice_its_wall_time_to_account_for():
+    table = pipeline_profile.profile_table([record("train", 2.0, 10.0, processes=2, run_steps=15.0, loading=1.0)])
+    train = table["train"]
+    assert train["total"] == 10.0 and train["capacity"] == 20.0
+    assert train["other"] == pytest.approx(20.0 - (2.0 + 15.0 + 1.0))
 
 
 def test_profile_without_records_is_a_one_line_error(tmp_path):

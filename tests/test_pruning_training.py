@@ -37,33 +37,39 @@ def kept(masks):
 
 
 class RecordingTrainer:
-    """train_fn(model, masks, epochs, start_epoch): SGD with masks enforced, recording every call."""
+    """train_fn(model, masks, start_step, keep_step): SGD with masks enforced from global step
+    ``start_step`` to the end of ``epochs`` epochs, recording every call; returns the state
+    after step ``keep_step``."""
 
-    def __init__(self, batches, steps_per_epoch=2, lr=0.05):
+    def __init__(self, batches, steps_per_epoch=2, lr=0.05, epochs=3):
         self.batches = batches
         self.steps_per_epoch = steps_per_epoch
         self.lr = lr
+        self.total = epochs * steps_per_epoch
         self.calls = []
 
-    def __call__(self, model, masks, epochs, start_epoch=0):
-        record = {"start_epoch": start_epoch, "epochs": epochs, "kept": kept(masks),
+    def __call__(self, model, masks, start_step=0, keep_step=None):
+        record = {"start_step": start_step, "keep_step": keep_step, "kept": kept(masks),
                   "masks": {n: m.clone() for n, m in masks.items()},
                   "state_before": copy.deepcopy(model.state_dict())}
         enforcer = MaskEnforcer(model, masks)
         optimizer = torch.optim.SGD(model.parameters(), lr=self.lr, momentum=0.9)
         handle = enforcer.attach(optimizer)
         model.train()
-        step = 0
-        for _ in range(epochs * self.steps_per_epoch):
+        kept_state = copy.deepcopy(model.state_dict()) if keep_step == start_step else None
+        for step in range(start_step, self.total):
             x, y = self.batches[step % len(self.batches)]
             optimizer.zero_grad()
             F.cross_entropy(model(x), y).backward()
             optimizer.step()
-            step += 1
+            if step + 1 == keep_step:
+                kept_state = copy.deepcopy(model.state_dict())
         handle.remove()
         enforcer.remove()
         record["state_after"] = copy.deepcopy(model.state_dict())
+        record["kept_state"] = kept_state
         self.calls.append(record)
+        return kept_state
 
 
 def masked(state, masks):
@@ -84,24 +90,26 @@ def states_equal(a, b):
 def test_lottery_ticket_rewinds_exactly_and_reaches_the_budget(fb_init):
     model = tiny(fb_init)
     init = copy.deepcopy(model.state_dict())
-    trainer = RecordingTrainer(make_batches())
-    rounds, rewind_epoch, epochs, sparsity = 3, 1, 3, 0.9
+    trainer = RecordingTrainer(make_batches(), epochs=3)
+    rounds, rewind_step, epochs, sparsity = 3, 2, 3, 0.9
     masks, start = find_masks("lt", model, sparsity, train_fn=trainer,
-                              epochs=epochs, options={"rounds": rounds, "rewind_epoch": rewind_epoch})
+                              epochs=epochs, options={"rounds": rounds, "rewind_step": rewind_step})
     total = sum(p.numel() for p in prunable_parameters(model).values())
     budget = kept_budget(model, sparsity)
-    # call 0: dense 0 -> rewind epoch; calls 1..R: rewind epoch -> end
-    assert [(c["start_epoch"], c["epochs"]) for c in trainer.calls] == [(0, 1)] + [(1, 2)] * rounds
+    # call 0: the dense run of the whole schedule, keeping the weights after the rewind step;
+    # calls 1..R-1: rewind step -> end with the round's mask
+    assert [(c["start_step"], c["keep_step"]) for c in trainer.calls] == \
+           [(0, rewind_step)] + [(rewind_step, None)] * (rounds - 1)
     assert states_equal(trainer.calls[0]["state_before"], init)
-    rewind = trainer.calls[0]["state_after"]
+    rewind = trainer.calls[0]["kept_state"]
     expected_kept = [total] + [round(total * (budget / total) ** (r / rounds)) for r in range(1, rounds)]
-    assert [c["kept"] for c in trainer.calls[1:]] == expected_kept
+    assert [c["kept"] for c in trainer.calls] == expected_kept
     assert kept(masks) == budget
-    for r, call in enumerate(trainer.calls[1:]):
-        # every round starts from the rewind weights (masked): lambda, F, BN alike
-        assert states_equal(call["state_before"], masked(rewind, call["masks"]))
+    for r, call in enumerate(trainer.calls):
+        if r > 0:   # every retraining starts from the rewind weights (masked): lambda, F, BN alike
+            assert states_equal(call["state_before"], masked(rewind, call["masks"]))
         after = call["state_after"]
-        new_masks = trainer.calls[r + 2]["masks"] if r + 2 < len(trainer.calls) else masks
+        new_masks = trainer.calls[r + 1]["masks"] if r + 1 < len(trainer.calls) else masks
         for n in new_masks:
             assert not bool((new_masks[n] & ~call["masks"][n]).any())  # pruned stays pruned
         # the entries removed in this round have the smallest trained |theta| among those kept before
@@ -120,9 +128,9 @@ def test_lottery_ticket_rewinds_exactly_and_reaches_the_budget(fb_init):
 def test_oneshot_prunes_trained_weights_once():
     model = tiny("dct")
     init = copy.deepcopy(model.state_dict())
-    trainer = RecordingTrainer(make_batches())
+    trainer = RecordingTrainer(make_batches(), epochs=2)
     masks, start = find_masks("oneshot", model, 0.9, train_fn=trainer, epochs=2)
-    assert len(trainer.calls) == 1 and trainer.calls[0]["epochs"] == 2
+    assert len(trainer.calls) == 1 and trainer.calls[0]["start_step"] == 0
     trained = trainer.calls[0]["state_after"]
     assert kept(masks) == kept_budget(model, 0.9)
     assert states_equal(start, masked(trained, masks))
@@ -319,13 +327,13 @@ def test_training_methods_keep_exact_counts(sparsity):
     total = sum(p.numel() for p in prunable_parameters(model).values())
     fb = fb_overhead_params(model)
     batches = make_batches(n=1)
-    options = {"lt": {"rounds": 2, "rewind_epoch": 1}, "gmp": {"interval": 2}, "rigl": {"interval": 2},
+    options = {"lt": {"rounds": 2, "rewind_step": 1}, "gmp": {"interval": 2}, "rigl": {"interval": 2},
                "set": {"interval": 2}}
     for fb_in_budget in (False, True):
         expected = round((1 - sparsity) * total) - (fb if fb_in_budget else 0)
         for method in ("lt", "oneshot", "rigl", "set", "gmp"):
             masks, start = find_masks(method, model, sparsity, fb_in_budget=fb_in_budget,
-                                      train_fn=RecordingTrainer(batches, steps_per_epoch=1), epochs=2,
+                                      train_fn=RecordingTrainer(batches, steps_per_epoch=1, epochs=2), epochs=2,
                                       options=options.get(method))
             if method == "gmp":
                 trained = copy.deepcopy(model)

@@ -11,15 +11,16 @@ import torch
 
 from test_scaling import needs_data, needs_dvc, project, python, tiny_params
 
-RUN = ["--method", "snip", "--repr", "ip", "--seed", "0"]
-NAME = "snip-ip-s0"
+TRAIN = ["pipeline.train", "--method", "snip"]
+RUN = "results/models/snip/ip-s0"
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A project whose prepare, init, masks and train stages of one run have run."""
-    repo = project(tmp_path_factory.mktemp("files") / "proj", tiny_params(**{"reprs": ["ip"]}), commit=False)
-    for stage in (["pipeline.prepare"], ["pipeline.init"], ["pipeline.masks", *RUN], ["pipeline.train", *RUN]):
+    """A project whose prepare, init, dense and train@snip stages have run (seed 0, SP and IP)."""
+    repo = project(tmp_path_factory.mktemp("files") / "proj", tiny_params(methods=["snip", "lt", "oneshot"]),
+                   commit=False)
+    for stage in (["pipeline.prepare"], ["pipeline.init"], ["pipeline.train", "--method", "dense"], TRAIN):
         python(stage, repo)
     return repo
 
@@ -40,14 +41,17 @@ def _broken(repo: Path, rel: str, how: str, tmp_path: Path):
 
 
 CASES = [
-    ("data/prepared.pt", "truncated", ["pipeline.masks", *RUN], "dvc repro -f prepare"),
+    ("data/prepared.pt", "truncated", TRAIN, "dvc repro -f prepare"),
     ("data/prepared.pt", "missing", ["pipeline.init"], "dvc repro -f prepare"),
-    ("results/init/s0.pt", "truncated", ["pipeline.masks", *RUN], "dvc repro -f init"),
-    ("results/init/s0.pt", "mismatched", ["pipeline.masks", *RUN], "dvc repro -f init"),
-    (f"results/masks/{NAME}.pt", "truncated", ["pipeline.train", *RUN], "dvc repro -f masks@snip-ip-0"),
-    (f"results/masks/{NAME}.pt", "missing", ["pipeline.theorem1"], "dvc repro -f masks@snip-sp-0"),
-    (f"results/runs/{NAME}/model.pt", "mismatched", ["pipeline.trainability"], "dvc repro -f train@snip-ip-0"),
-    (f"results/runs/{NAME}/final_masks.pt", "truncated", ["pipeline.trainability"], "dvc repro -f train@snip-ip-0"),
+    ("results/init/s0.pt", "truncated", TRAIN, "dvc repro -f init"),
+    ("results/init/s0.pt", "mismatched", TRAIN, "dvc repro -f init"),
+    (f"{RUN}/masks.pt", "truncated", ["pipeline.trainability"], "dvc repro -f train@snip"),
+    ("results/models/snip/sp-s0/masks.pt", "missing", ["pipeline.theorem1"], "dvc repro -f train@snip"),
+    (f"{RUN}/model.pt", "mismatched", ["pipeline.trainability"], "dvc repro -f train@snip"),
+    (f"{RUN}/final_masks.pt", "truncated", ["pipeline.trainability"], "dvc repro -f train@snip"),
+    ("results/models/dense/ip-s0/rewind.pt", "missing", ["pipeline.train", "--method", "lt"], "dvc repro -f dense"),
+    ("results/models/dense/ip-s0/model.pt", "truncated", ["pipeline.train", "--method", "oneshot"],
+     "dvc repro -f dense"),
 ]
 
 
@@ -57,10 +61,6 @@ CASES = [
 @pytest.mark.parametrize("rel,how,stage,remedy", CASES, ids=[f"{c[0].split('/')[-1]}-{c[1]}-{c[2][0]}"
                                                              for c in CASES])
 def test_bad_input_file_is_one_line_exit_2(trained, tmp_path, rel, how, stage, remedy):
-    if stage[0] == "pipeline.theorem1":   # theorem1 checks the SP mask of each method
-        rel = rel.replace("-ip-", "-sp-")
-        if not (trained / rel).exists():
-            python(["pipeline.masks", "--method", "snip", "--repr", "sp", "--seed", "0"], trained)
     before = {p: p.stat().st_mtime_ns for p in (trained / "results").rglob("*")
               if p.is_file() and not p.as_posix().endswith(rel)}
     restore = _broken(trained, rel, how, tmp_path)

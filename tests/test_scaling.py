@@ -39,7 +39,7 @@ def tiny_params(**overrides) -> dict:
     tiny = {"seeds": [0], "methods": ["snip"], "reprs": ["sp", "ip"],
             "data.train_subset": 128, "data.test_subset": 128, "data.metric_samples": 32, "data.eval_samples": 32,
             "model.width": 4, "train.epochs": 1, "train.batch_size": 64, "train.threads": 1, "train.workers": 1,
-            "prune.batch_size": 64, "prune.lt.rewind_epoch": 0, "prune.dst.interval": 1, "prune.gmp.interval": 1,
+            "prune.batch_size": 64, "prune.lt.rewind_step": 0, "prune.dst.interval": 1, "prune.gmp.interval": 1,
             "trainability.seeds": [0], "trainability.samples": 8, "trainability.hessian_tol": 0.01,
             "trainability.hutchinson_probes": 2, "trainability.slq_probes": 1, "trainability.slq_steps": 4,
             "theorem1.etas": [0.01, 0.1], "theorem1.fd_samples": 8, "theorem1.fd_entries_per_fb": 2,
@@ -121,7 +121,7 @@ def test_queue_runs_a_grid_of_two_sparsities(tmp_path):
     dvc("remote", "add", "-d", "shared", str(tmp_path / "storage"), cwd=repo)
     run(["git", "commit", "-q", "-am", "DVC remote"], repo)
     for sparsity in (0.9, 0.95):
-        # `train` (the matrix group) as target: prepare, init, masks and train of the tiny grid
+        # `train` (the matrix group) as target: prepare, init, dense and train of the tiny grid
         dvc("exp", "run", "--queue", "-S", f"sparsity={sparsity}", "-n", f"sp{int(sparsity * 100)}", "train", cwd=repo)
     queued = dvc("queue", "status", cwd=repo).stdout
     assert queued.count("Queued") == 2, queued
@@ -147,7 +147,7 @@ def test_queue_runs_a_grid_of_two_sparsities(tmp_path):
         sparsity_of[name] = revs["params"]["params.yaml"]["data"]["sparsity"]
         # the experiment's commit holds its run's metrics (non-cached outputs are committed)
         ref = revs["rev"]
-        metrics = json.loads(run(["git", "show", f"{ref}:results/runs/snip-ip-s0/metrics.json"], repo).stdout)
+        metrics = json.loads(run(["git", "show", f"{ref}:results/runs/snip/ip-s0/metrics.json"], repo).stdout)
         assert metrics["sparsity"] == sparsity_of[name]
         assert abs(metrics["sparsity_actual"] - sparsity_of[name]) < 0.01
     assert sparsity_of == {"sp90": 0.9, "sp95": 0.95}
@@ -200,15 +200,14 @@ def test_train_stage_with_world_size_2_runs_under_torchrun(tmp_path):
                                                      "train.batch_size": 32}))
     python(["pipeline.prepare"], repo)
     python(["pipeline.init"], repo)
-    python(["pipeline.masks", "--method", "snip", "--repr", "ip", "--seed", "0"], repo)
-    proc = python(["pipeline.train", "--method", "snip", "--repr", "ip", "--seed", "0"], repo, timeout=240)
+    proc = python(["pipeline.train", "--method", "snip", "--repr", "ip"], repo, timeout=240)
     assert proc.stdout.count("snip-ip-s0: test acc") == 1  # rank 0 alone reports and writes
-    out = repo / "results" / "runs" / "snip-ip-s0"
+    out = repo / "results" / "runs" / "snip" / "ip-s0"
     metrics = read_json(out / "metrics.json")
     history = read_json(out / "history.json")
     assert [r["epoch"] for r in history] == [1, 2] and all("test_acc" in r for r in history)
     assert abs(metrics["sparsity_actual"] - 0.98) < 0.005
-    state = torch.load(out / "model.pt", weights_only=True)
+    state = torch.load(repo / "results" / "models" / "snip" / "ip-s0" / "model.pt", weights_only=True)
     assert not any(k.startswith("module.") for k in state)  # the plain model, not the DDP wrapper
     assert not list((repo / "results" / "checkpoints").glob("*.pt"))
 

@@ -45,8 +45,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..masks import Masks, kept_budget
-from .registry import (DISTRIBUTIONS, SCOPES, MethodInfo, MethodOptions, PruneRequest, method_info, option_sections,
-                       register_hook, register_method, registered_methods, resolve_options, select_top)
+from .registry import (DISTRIBUTIONS, SCOPES, DenseRun, MethodInfo, MethodOptions, PruneRequest, method_info,
+                       option_sections, register_hook, register_method, registered_methods, resolve_options,
+                       select_top)
 from . import pai, lottery, dst, gradual  # noqa: E402,F401  (registration side effects, in METHODS order)
 
 # further methods: every other module of this package registers its own on import
@@ -61,7 +62,8 @@ def find_masks(method: str, model: nn.Module, sparsity: float, *, batches=None,
                loss_fn: Callable = F.cross_entropy, scope: str = "global", distribution: str = "uniform",
                fb_in_budget: bool = False, generator: torch.Generator | None = None,
                train_fn: Callable | None = None, options: MethodOptions | dict | None = None,
-               epochs: int | None = None, input_shape: tuple[int, ...] | None = None) -> tuple[Masks, dict | None]:
+               epochs: int | None = None, input_shape: tuple[int, ...] | None = None,
+               dense_run: DenseRun | None = None) -> tuple[Masks, dict | None]:
     """Masks of ``method`` at ``sparsity`` for ``model`` (SP or IP), and the state to train from.
 
     - ``batches``: list of (x, y) for data-dependent methods (snip, grasp); synflow only
@@ -74,9 +76,14 @@ def find_masks(method: str, model: nn.Module, sparsity: float, *, batches=None,
       ERK start into a uniform one).  random/rigl/set ignore ``scope``.
     - ``fb_in_budget``: charge the filter-basis entries to the budget.
     - ``generator``: randomness of random, rigl, set (global RNG if None).
-    - ``train_fn(model, masks, epochs, start_epoch=0)``: trains in place with masks
-      enforced; required by methods that need training (lt, oneshot), with ``epochs``,
-      the length of one training run.
+    - ``train_fn(model, masks, start_step=0, keep_step=None)``: trains in place with masks
+      enforced, from global step ``start_step`` to the end of the run's schedule, and
+      returns a copy of the state dict after step ``keep_step`` (None when not asked);
+      required by methods that need training (lt, oneshot), with ``epochs``, the length of
+      one training run.
+    - ``dense_run``: a finished dense run (:class:`DenseRun`) of the same seed, network and
+      schedule, which methods with ``starts_from_dense`` (lt, oneshot) use instead of
+      training one; lt needs its state after ``options.rewind_step``.
     - ``input_shape``: (C, H, W) for synflow when no ``batches`` are given.
     - ``options``: the method's options (model instance or dict; see the module docstring).
 
@@ -98,11 +105,14 @@ def find_masks(method: str, model: nn.Module, sparsity: float, *, batches=None,
     if info.needs_data and not batches:
         raise ValueError(f"{method} needs data: pass batches=[(x, y), ...]")
     if info.needs_training and train_fn is None:
-        raise ValueError(f"{method} trains the model: pass train_fn(model, masks, epochs, start_epoch)")
+        raise ValueError(f"{method} trains the model: pass train_fn(model, masks, start_step, keep_step)")
+    if dense_run is not None and not info.starts_from_dense:
+        raise ValueError(f"{method} does not start from a dense run; dense_run is for "
+                         f"{', '.join(m for m in registered_methods() if method_info(m).starts_from_dense)}")
     keep_total = kept_budget(model, sparsity, fb_in_budget) if info.uses_sparsity else None
     request = PruneRequest(sparsity, keep_total, list(batches) if batches else None, loss_fn, scope,
                            distribution, fb_in_budget, generator, train_fn, opts, epochs,
-                           tuple(input_shape) if input_shape is not None else None)
+                           tuple(input_shape) if input_shape is not None else None, dense_run)
     device = next(model.parameters()).device
     masks, start_state = info.find(model, request)
     # methods that train (lt, oneshot) hand the model to a train_fn that may leave it on
@@ -147,5 +157,5 @@ def make_train_hook(method: str, model: nn.Module, masks: Masks, enforcer, *, to
                           optimizer=optimizer)
 
 
-__all__ = ["METHODS", "MethodInfo", "MethodOptions", "method_info", "option_sections", "register_hook",
+__all__ = ["METHODS", "DenseRun", "MethodInfo", "MethodOptions", "method_info", "option_sections", "register_hook",
            "register_method", "registered_methods", "resolve_options", "find_masks", "make_train_hook", "select_top"]

@@ -21,7 +21,7 @@ from pydantic import Field, model_validator
 from torch import nn
 
 from ..masks import MaskEnforcer, Masks, dense_masks, kept_budget
-from .lottery import magnitude_prune, masked_state, training_epochs
+from .lottery import dense_start, magnitude_prune, masked_state, training_epochs
 from .registry import MethodOptions, PruneRequest, kept_entries, register_hook, register_method, total_entries
 
 
@@ -120,14 +120,13 @@ def _gmp_hook(model, masks, enforcer, *, total_steps, sparsity, generator=None, 
 
 
 @register_method("oneshot", "pretrained", "train dense, prune the smallest |theta| once, fine-tune",
-                 options=OneshotOptions, needs_training=True, finetunes=True)
+                 options=OneshotOptions, needs_training=True, finetunes=True, starts_from_dense=True)
 def _oneshot(model: nn.Module, req: PruneRequest):
-    epochs = training_epochs(req, "oneshot")
+    training_epochs(req, "oneshot")
     init_state = copy.deepcopy(model.state_dict())
     try:
-        dense = dense_masks(model)
-        req.train_fn(model, dense, epochs, start_epoch=0)
-        masks = magnitude_prune(model, dense, req.keep_total, req.scope)
+        dense_start(model, req, "oneshot")
+        masks = magnitude_prune(model, dense_masks(model), req.keep_total, req.scope)
         start_state = masked_state(model, masks)
     finally:
         model.load_state_dict(init_state)

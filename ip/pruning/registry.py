@@ -35,14 +35,24 @@ class MethodOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     @property
-    def start_epoch(self) -> int:
-        """The epoch of the schedule the run's training starts at (its start weights were
-        trained that far: a lottery ticket's rewind point); 0 for training from scratch."""
+    def start_step(self) -> int:
+        """The global step of the schedule the run's training starts at (its start weights
+        were trained that far: a lottery ticket's rewind point); 0 for training from scratch."""
         return 0
 
 
 class NoOptions(MethodOptions):
     """A method without options."""
+
+
+@dataclass(frozen=True)
+class DenseRun:
+    """A finished dense training of the same network, seed, data order and schedule, which a
+    method that starts by training dense (``MethodInfo.starts_from_dense``: lt, oneshot) takes
+    instead of training it again: its final state and its state after step ``rewind_step``."""
+    final_state: dict
+    rewind_step: int | None = None
+    rewind_state: dict | None = None
 
 
 @dataclass
@@ -60,6 +70,7 @@ class PruneRequest:
     options: MethodOptions = field(default_factory=NoOptions)
     epochs: int | None = None                 # length of one training run (methods that train)
     input_shape: tuple[int, ...] | None = None   # (C, H, W) for data-free methods given no batches
+    dense_run: DenseRun | None = None         # methods that start by training dense: that training, done
 
 
 FindFn = Callable[[nn.Module, PruneRequest], "tuple[Masks, dict | None]"]
@@ -73,6 +84,8 @@ class MethodInfo:
 
     - ``needs_data``: ``find`` scores on mini-batches (``batches``);
     - ``needs_training``: ``find`` trains copies of the run (``train_fn``, ``epochs``);
+    - ``starts_from_dense``: that training starts with a dense run of the whole schedule,
+      which a caller that has one may hand over (``dense_run``) instead of a retraining;
     - ``uses_sparsity``: False only for a method that keeps everything;
     - ``needs_dense_grad``: the training hook reads gradients of pruned entries;
     - ``finetunes``: the masks are found on trained weights, and the run that follows is a
@@ -92,6 +105,7 @@ class MethodInfo:
     needs_dense_grad: bool = False
     finetunes: bool = False
     make_hook: Callable | None = None
+    starts_from_dense: bool = False
 
     @property
     def has_train_hook(self) -> bool:
@@ -103,7 +117,8 @@ _REGISTRY: dict[str, MethodInfo] = {}
 
 def register_method(name: str, family: str, description: str, *, options: type[MethodOptions] = NoOptions,
                     params_key: str | None = None, needs_data: bool = False, needs_training: bool = False,
-                    uses_sparsity: bool = True, needs_dense_grad: bool = False, finetunes: bool = False):
+                    uses_sparsity: bool = True, needs_dense_grad: bool = False, finetunes: bool = False,
+                    starts_from_dense: bool = False):
     """Decorator registering ``find(model, request) -> (masks, start_state)`` under ``name``.
 
     ``options`` is the method's options model; ``params_key`` (default: the name) is the
@@ -120,7 +135,7 @@ def register_method(name: str, family: str, description: str, *, options: type[M
             if other.params_key == key and other.options is not options:
                 raise ValueError(f"{name}: params key {key!r} is taken by {other.name} with other options")
         _REGISTRY[name] = MethodInfo(name, family, description, fn, options, key, needs_data, needs_training,
-                                     uses_sparsity, needs_dense_grad, finetunes)
+                                     uses_sparsity, needs_dense_grad, finetunes, None, starts_from_dense)
         return fn
     return deco
 
