@@ -22,7 +22,9 @@ def sweep_table(sweep_rows: list[dict], summary: pd.DataFrame, sweep_methods: li
 
 def ablation_table(ablation_rows: list[dict], summary: pd.DataFrame, method: str, interspace) -> pd.DataFrame:
     """The ablation's IP variants of ``method`` plus their baselines from the main runs: SP, IP
-    with the main setting (``interspace``: its FB init and sharing), and the dense runs."""
+    with the main setting (``interspace``: its FB init and sharing), the main IP_eq runs as the
+    ``fair_budget`` variant (the main setting with its FB entries charged to the budget), and the
+    dense runs."""
     parts = [pd.DataFrame(ablation_rows)] if ablation_rows else []
     if not summary.empty:
         base = summary[summary["method"] == method]
@@ -30,6 +32,7 @@ def ablation_table(ablation_rows: list[dict], summary: pd.DataFrame, method: str
         ip_main = base[base["repr"] == "ip"]
         parts.append(ip_main.assign(variant=f"fb_init={interspace.fb_init}"))
         parts.append(ip_main.assign(variant=f"share={interspace.share}"))
+        parts.append(base[base["repr"] == T.EQUAL_STORAGE].assign(variant="fair_budget", repr="ip"))
         dense = summary[summary["method"] == "dense"]
         parts.append(dense.assign(variant="dense-" + dense["repr"]))
     parts = [x for x in parts if not x.empty]

@@ -60,7 +60,7 @@ def draw_all(tables: T.Tables, out_dir) -> dict[str, Drawn]:
     s = T.headline_sparsity(tables)
     t = tables
     jobs = {
-        "accuracy": lambda p: fig_accuracy(t.summary, p, s),
+        "accuracy": lambda p: fig_accuracy(t.summary, p, s, chance=T.chance_level(t.meta)),
         "sweep": lambda p: fig_sweep(t.sweep, p, t.summary),
         "filters": lambda p: fig_filters(t.filters, t.filter_density, p, t.summary, sparsity=s),
         "gradient_flow": lambda p: fig_gradient_flow(t.history, t.gf_layers, p, t.summary),

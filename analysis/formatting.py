@@ -12,8 +12,9 @@ import pandas as pd
 
 from . import tables as T
 from .stats import (
+    BOOTSTRAP_MIN_PAIRS,
     CONFIDENCE,
-    INCONCLUSIVE,
+    NOT_SUPPORTED,
     NOT_TESTED,
     SUPPORTED,
     TARGET_POWER,
@@ -107,19 +108,22 @@ def side_label(label: str) -> str:
 
 
 def decision_text(c: Comparison, scale: Scale, better: str = "higher") -> str:
-    """The Holm-adjusted interval and the verdict it gives, e.g. '99.17 % CI [+2.10, +14.30] → supported'."""
+    """The interval a part's verdict rests on and the verdict, e.g. '95 % CI [+2.10, +14.30] → supported
+    (IP higher)': its own interval for the claimed side, Holm's adjusted one for the other side."""
     d = c.decision
     if d.verdict == NOT_TESTED:
         return f"→ not tested here ({d.reason})"
-    text = f"Holm {d.holm_rank}/{d.holm_m}: {fmt_level(1 - d.level)} CI {scale.interval(d.adjusted_ci)} → {d.verdict}"
     if d.verdict == SUPPORTED:
-        return text + f" ({side_label(c.a_label)} {better})"
-    if d.verdict != INCONCLUSIVE:
-        return text + f" ({side_label(c.b_label)} {better})"
-    stop = f" ({d.reason})" if d.reason else ""
+        return f"→ supported ({side_label(c.a_label)} {better}: the {fmt_level(1 - d.alpha)} CI excludes 0)"
+    holm = f"Holm {d.holm_rank}/{d.holm_m}: {fmt_level(1 - d.level)} CI {scale.interval(d.adjusted_ci)}"
+    if d.verdict == NOT_SUPPORTED:
+        return f"{holm} → not supported ({side_label(c.b_label)} {better})"
+    stop = f", {d.reason}" if d.reason else ""
     need = (f"{d.seeds_needed} seeds would give {100 * TARGET_POWER:.0f} % power" if d.seeds_needed
             else f"no seed count gives {100 * TARGET_POWER:.0f} % power at this mean and sd")
-    return text + f"{stop}; {need}"
+    if d.seeds_needed and d.rough:
+        need += f" (rough: from {c.diff.n} pairs)"
+    return f"→ inconclusive ({holm}{stop}); {need}"
 
 
 def excluded_text(c: Comparison) -> str:
@@ -132,6 +136,6 @@ def describe(c: Comparison, scale: Scale, what: str, better: str = "higher") -> 
     ds = difference_scale(scale)
     a, b = side_label(c.a_label), side_label(c.b_label)
     sides = f"{a} {scale.mean_sd(c.a)}, {b} {scale.mean_sd(c.b)}; " if c.diff.n else ""
-    boot = f" (bootstrap {ds.interval(c.diff.bootstrap)})" if c.diff.testable else ""
+    boot = f" (bootstrap {ds.interval(c.diff.bootstrap)})" if c.diff.n >= BOOTSTRAP_MIN_PAIRS else ""
     return (f"{what}: {sides}paired {a}−{b} {ds.with_ci(c.diff)}{boot} (n={c.diff.n} pairs{excluded_text(c)}); "
             f"{decision_text(c, ds, better)}")

@@ -15,7 +15,7 @@ CLAIMS = {
     "C3": "the advantage is larger on harder data (ImageNet vs CIFAR)",
     "C4": "equal runtime and parameter costs (FB overhead <= 0.01 % of dense parameters for the paper's nets)",
     "C5": "IP yields spatially dense filters after sparse training, SP sparse ones",
-    "C6": "IP trains better: higher gradient flow (Thm 1 at init, empirically during training)",
+    "C6": "IP trains better (improved trainability): more gradient flow during training, lower training loss",
     "C7": "at lower sparsity IP also generalises better (smaller gap)",
     "C8": "interspace representations also improve dense training",
     "C9": "Thm 1 holds numerically",

@@ -22,7 +22,8 @@ from .claims.costs import paper_network_overheads
 from .figures import FIGURES
 from .formatting import Scale, decision_text, excluded_text, fmt_sparsity
 from .paper import PAPER, PAPER_FB_OVERHEAD_PERCENT
-from .stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, CONFIDENCE, MIN_SEEDS, TARGET_POWER, Stats, alpha_of, is_missing
+from .stats import (BOOTSTRAP_MIN_PAIRS, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, MIN_SEEDS, ROUGH_BELOW, TARGET_POWER,
+                    Stats, alpha_of, is_missing)
 from .verdicts import all_verdicts
 
 REPORT_NAME = "REPORT.md"
@@ -84,6 +85,23 @@ def _figure_md(name: str, out_dir: Path, caption: str) -> str:
 
 # --------------------------------------------------------------------------- sections
 
+def schedule_rows(t: T.Tables) -> list[tuple[str, str]]:
+    """How the methods' schedules fit the run (STUDY_SPEC section 6), from what the runs recorded."""
+    s, rows = t.summary, []
+    steps = T.steps_per_run(t.meta, s)
+    for method, what in (("rigl", "RigL mask updates per run"), ("set", "SET mask updates per run"),
+                         ("gmp", "GMP pruning steps per run")):
+        if "mask_updates" in s and (s["method"] == method).any():
+            updates = s.loc[s["method"] == method, "mask_updates"].dropna()
+            if len(updates):
+                rows.append((what, f"{int(updates.median())}"))
+    rewind = T.meta_value(t.meta, "prune.lt.rewind_step")
+    if (s["method"] == "lt").any() and isinstance(rewind, (int, float)):
+        share = f" ({100 * rewind / steps:.1f} % of training)" if steps else ""
+        rows.append(("LT rewind step", f"{int(rewind)}{share}"))
+    return rows
+
+
 def setting_section(t: T.Tables) -> str:
     m = t.meta
     hw = m.get("hardware")
@@ -101,8 +119,13 @@ def setting_section(t: T.Tables) -> str:
         ("width", _value(T.meta_value(m, "width", "model.width"))),
         ("epochs", _value(T.meta_value(m, "epochs", "train.epochs"))),
         ("batch size", _value(T.meta_value(m, "train.batch_size"))),
-        ("training steps per run (epochs × ⌈training subset / batch size⌉)", _value(T.steps_per_run(m))),
+        ("training steps per run", _value(T.steps_per_run(m, t.summary))),
+        ("test set", "missing" if not m.get("params") else "the full split"
+         if T.meta_value(m, "test_subset", "data.test_subset") is None
+         else f"a fixed subset of {_value(T.meta_value(m, 'test_subset', 'data.test_subset'))} images"),
+        ("precision", _value(T.meta_value(m, "train.precision"))),
         ("dense accuracy (test)", dense_accuracy(t.summary)),
+        *schedule_rows(t),
         ("seeds", _value(seeds)),
         ("headline sparsity", fmt_sparsity(T.headline_sparsity(t)) if T.headline_sparsity(t) is not None
          else "missing"),
@@ -131,22 +154,25 @@ def rule_section(t: T.Tables) -> str:
         "## How a verdict is decided\n\n"
         "Every comparison of IP with SP is paired: the SP and IP runs of one seed share the initial weights, data "
         "order and pruning data (`analysis/stats.py`: `compare_runs`, `decide`). For one part of a claim (a "
-        "method, a sparsity, a phase) the per-seed differences d = IP − SP give a mean and a "
-        f"{100 * CONFIDENCE:.0f} % Student-t interval with n − 1 degrees of freedom; a percentile bootstrap "
-        f"interval ({BOOTSTRAP_RESAMPLES} resamples, fixed seed {BOOTSTRAP_SEED}) is printed beside it and does "
-        "not decide. The parts of one claim are adjusted with Holm–Bonferroni at α = "
-        f"{alpha:g} (`analysis.alpha`): ordered by their two-sided t-test p-value, the k-th of m testable parts "
-        "gets a t interval at confidence 1 − α/(m − k + 1); Holm steps down, so once a part is not rejected the "
-        "later ones are not either. A part is **supported** if its adjusted interval lies entirely on the claimed "
-        "side of 0 (above 0; below 0 for a generalisation gap, where lower is better), **not supported** if it "
-        "lies entirely on the other side, **inconclusive** otherwise, and *not tested here* with fewer than "
-        f"{MIN_SEEDS} pairs. For an inconclusive part the report gives the number of seeds that would give "
-        f"{100 * TARGET_POWER:.0f} % power for a two-sided paired t-test at its adjusted level, at the observed "
-        "mean and sd. A claim is *supported* if every part is, *not supported* if any part is, *not tested here* if no "
-        "part could be tested, *inconclusive* otherwise. A pair in which either run is disconnected (no path "
-        "from input to output) is left out of every IP-vs-SP comparison and counted (\"n pairs excluded: "
-        "disconnected\"). C4 compares costs with thresholds instead (below), and C9 counts pass/fail checks. "
-        "Accuracies are printed in % and differences in percentage points (pp)."
+        "method, a sparsity, a measure) the per-seed differences d = IP − SP give a mean and a two-sided "
+        f"Student-t interval with n − 1 degrees of freedom at α = {alpha:g} (`analysis.alpha`). A claim holds only "
+        "if every part holds, so it is decided as an intersection–union test (Berger 1982): a part is "
+        f"**supported** if its own {100 * (1 - alpha):g} % interval lies entirely on the claimed side of 0 (above 0; "
+        "below 0 for a gap or a loss, where lower is better), and the claim is *supported* if every part is; no "
+        "multiplicity adjustment is needed, since the claim is wrong only if some part is. A part is **not "
+        "supported** if it is shown to go the other way, a statement about one of several parts, so that side "
+        "takes Holm–Bonferroni over the claim's testable parts: ordered by two-sided p-value, the k-th of m gets "
+        "confidence 1 − α/(m − k + 1), stepping down until a part is not rejected; the claim is *not supported* "
+        "if any part is. Everything else is **inconclusive**, with the number of seeds that would give "
+        f"{100 * TARGET_POWER:.0f} % power for a two-sided paired t-test at α at the observed mean and sd (rough "
+        f"when it rests on fewer than {ROUGH_BELOW} pairs); *not tested here* means fewer than {MIN_SEEDS} pairs. "
+        "C1 is decided once per accounting (IP: FB entries as overhead; IP_eq: charged to the budget). A "
+        f"percentile bootstrap interval ({BOOTSTRAP_RESAMPLES} resamples, fixed seed {BOOTSTRAP_SEED}) is printed "
+        f"beside the t interval from {BOOTSTRAP_MIN_PAIRS} pairs on (with fewer it is little more than the "
+        "sample's range) and never decides. A pair in which either run is disconnected (no path from input to "
+        "output) is left out of every IP-vs-SP comparison and counted (\"n pairs excluded: disconnected\"). "
+        "C4 compares costs with thresholds instead (below), and C9 counts pass/fail checks. Accuracies are "
+        "printed in % and differences in percentage points (pp)."
     )
 
 
@@ -225,8 +251,8 @@ def choices_section(t: T.Tables) -> str:
         value = T.meta_value(t.meta, key, *fallbacks)
         lines.append(f"- {label} (`{key}`): {_value(value) if value is not None else 'missing'}")
     lines += [
-        f"- the verdict rule (paired t intervals, Holm–Bonferroni over a claim's parts at α = "
-        f"{alpha_of(t.meta):g}, ≥ {MIN_SEEDS} seed pairs; see above) and, for C4, \"equal runtime\" read as a "
+        f"- the verdict rule (paired t intervals at α = {alpha_of(t.meta):g}: intersection–union for the claimed "
+        f"side, Holm–Bonferroni over a claim's parts for the other side, ≥ {MIN_SEEDS} seed pairs; see above) and, for C4, \"equal runtime\" read as a "
         f"median IP/SP training-step-time ratio ≤ {STEP_TIME_RATIO_MAX:.2f}",
         "- Theorem 1: the paper's statement was not available; the checks use our formalisation, "
         "[docs/theorem1.md](../docs/theorem1.md) (STUDY_SPEC §4)",

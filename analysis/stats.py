@@ -6,17 +6,18 @@ phase) is decided from its per-seed differences d = IP − SP:
 
 * :class:`PairedDifferences` gives their mean, sample sd (ddof = 1), a Student-t
   confidence interval with n − 1 degrees of freedom (:func:`t_interval`), a percentile
-  bootstrap interval for the mean (:func:`bootstrap_interval`; printed beside the t
-  interval, it never decides) and the two-sided t-test p-value (which only orders the
-  parts for Holm).
-* :func:`decide` adjusts the parts of one claim with Holm–Bonferroni at ``alpha``
-  (:func:`holm_levels`): the part with the k-th smallest p-value of m testable parts gets
-  a two-sided t interval at confidence 1 − alpha/(m − k + 1).  A part is *supported* if
-  that interval lies entirely on the claimed side of 0 (above 0 where higher is better,
-  below 0 for a generalisation gap), *not supported* if entirely on the other side,
-  *inconclusive* otherwise; a part with fewer than :data:`MIN_SEEDS` pairs is *not tested
-  here*.  For each inconclusive part :func:`seeds_for_power` gives the number of seeds
-  that would give 80 % power at the observed mean and sd.
+  bootstrap interval for the mean from :data:`BOOTSTRAP_MIN_PAIRS` pairs on
+  (:func:`bootstrap_interval`; printed beside the t interval, it never decides) and the
+  two-sided t-test p-value (which only orders the parts for Holm).
+* :func:`decide` labels the parts of one claim: *supported* if the part's own (1 − alpha)
+  t interval lies on the claimed side of 0 (above 0 where higher is better, below 0 for a
+  gap or a loss): an intersection–union test needs no adjustment for "every part holds";
+  *not supported* if, under Holm–Bonferroni over the claim's parts (:func:`holm_levels`:
+  the part with the k-th smallest p-value of m testable parts gets confidence
+  1 − alpha/(m − k + 1)), its interval lies on the other side; *inconclusive* otherwise; a
+  part with fewer than :data:`MIN_SEEDS` pairs is *not tested here*.  For each
+  inconclusive part :func:`seeds_for_power` gives the number of seeds that would give 80 %
+  power at the observed mean and sd (rough below :data:`ROUGH_BELOW` pairs).
 * :func:`combine` gives the claim's verdict from its parts: supported if every part is,
   not supported if any part is, not tested here if no part could be tested, inconclusive
   otherwise.
@@ -46,6 +47,10 @@ VERDICTS = (SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_TESTED)
 
 #: fewer pairs than this leave no sd, so no interval: the part is not tested
 MIN_SEEDS = 2
+#: below this many pairs the seed-count advice is marked rough (the sd rests on very few pairs)
+ROUGH_BELOW = 5
+#: below this many pairs no bootstrap interval is given (it would be little more than the sample's range)
+BOOTSTRAP_MIN_PAIRS = 10
 #: family-wise error rate of a claim's parts when results/meta.json's params lack ``analysis.alpha``
 DEFAULT_ALPHA = 0.05
 #: the unadjusted interval printed for every difference (and in results/metrics.json)
@@ -185,6 +190,9 @@ class PairedDifferences:
 
     @cached_property
     def bootstrap(self) -> tuple[float, float]:
+        """The percentile bootstrap interval, only from :data:`BOOTSTRAP_MIN_PAIRS` pairs on (NaN below)."""
+        if self.n < BOOTSTRAP_MIN_PAIRS:
+            return math.nan, math.nan
         return bootstrap_interval(self.values, CONFIDENCE)
 
     @cached_property
@@ -200,14 +208,18 @@ class PairedDifferences:
 
 @dataclass(frozen=True)
 class Decision:
-    """The verdict of one part after the Holm adjustment, and what it rests on."""
+    """The verdict of one part, and what it rests on: its own (1 − alpha) interval for the claimed
+    side, the Holm-adjusted interval for the other side."""
     verdict: str
     reason: str = ""                       # why a part is not tested, or why Holm stopped before it
     holm_rank: int | None = None           # 1 = smallest p-value among the testable parts
     holm_m: int = 0                        # number of testable parts of the claim
     level: float = math.nan                # alpha/(m − k + 1): the adjusted interval has confidence 1 − level
     adjusted_ci: tuple = (math.nan, math.nan)
-    seeds_needed: int | None = None        # for an inconclusive part: seeds for 80 % power at its level
+    seeds_needed: int | None = None        # for an inconclusive part: seeds for 80 % power at alpha
+    alpha: float = math.nan                # the part's own interval has confidence 1 − alpha
+    ci: tuple = (math.nan, math.nan)       # the part's own interval (claimed side: no adjustment)
+    rough: bool = False                    # the seed-count advice rests on fewer than ROUGH_BELOW pairs
 
 
 def holm_levels(p_values: Sequence[float], alpha: float) -> list[tuple[int, float]]:
@@ -229,28 +241,55 @@ def _side(interval: tuple[float, float], higher_is_better: bool) -> str:
     return INCONCLUSIVE
 
 
-def decide(parts: Sequence[PairedDifferences], alpha: float) -> list[Decision]:
-    """Verdicts of the parts of one claim: exactly Holm's step-down procedure on the paired t-tests.
+def _holm(parts: Sequence[PairedDifferences], testable: list[int], alpha: float) -> dict[int, tuple]:
+    """Holm's step-down over the testable parts (two-sided paired t-tests, smallest p-value first):
+    per part (side of 0 of its adjusted interval, or INCONCLUSIVE once Holm stopped; rank; level;
+    adjusted interval; whether Holm had stopped before it)."""
+    ranks = dict(zip(testable, holm_levels([parts[i].p_value for i in testable], alpha)))
+    out, stopped = {}, False
+    for i in sorted(testable, key=lambda j: ranks[j][0]):
+        rank, level = ranks[i]
+        interval = t_interval(parts[i].values, 1 - level)
+        side = INCONCLUSIVE if stopped else _side(interval, parts[i].higher_is_better)
+        out[i] = (side, rank, level, interval, stopped)
+        stopped = stopped or side == INCONCLUSIVE
+    return out
 
-    The m parts with at least :data:`MIN_SEEDS` pairs are ordered by two-sided p-value (ties in input
-    order).  Going up from the smallest, the k-th part is rejected (its interval at confidence
-    1 − alpha/(m − k + 1) excludes 0; the side of 0 gives supported / not supported) only if every part
-    before it was rejected; at the first part that is not rejected Holm stops, and it and every later
-    part are inconclusive, whatever their own interval shows.  This keeps the family-wise error rate
-    of the claim at ``alpha``.
+
+def decide(parts: Sequence[PairedDifferences], alpha: float) -> list[Decision]:
+    """Verdicts of the parts of one claim that holds only if every part holds (STUDY_SPEC section 5).
+
+    - **supported**: the part's own two-sided (1 − alpha) t interval lies on the claimed side of 0.
+      The claim is then an intersection–union test (Berger 1982): it is supported only if every
+      part is, and is wrong only if some part is wrong, each with probability ≤ alpha, so no
+      multiplicity adjustment is needed;
+    - **not supported**: the part is shown to go the other way, a statement about one of several
+      parts, so it takes Holm's step-down over the m testable parts (ordered by two-sided p-value):
+      its interval at confidence 1 − alpha/(m − k + 1), reached before Holm stopped, lies on the
+      other side of 0;
+    - **inconclusive** otherwise (with the seeds that would give 80 % power at alpha, ``rough`` below
+      :data:`ROUGH_BELOW` pairs); **not tested here** below :data:`MIN_SEEDS` pairs.
     """
     testable = [i for i, p in enumerate(parts) if p.testable]
-    ranks = dict(zip(testable, holm_levels([parts[i].p_value for i in testable], alpha)))
+    holm = _holm(parts, testable, alpha)
     decisions: dict[int, Decision] = {}
-    stopped = False
-    for i in sorted(testable, key=lambda j: ranks[j][0]):
-        part, (rank, level) = parts[i], ranks[i]
-        interval = t_interval(part.values, 1 - level)
-        side = INCONCLUSIVE if stopped else _side(interval, part.higher_is_better)
-        reason = "Holm stopped at a part with a smaller p-value" if stopped else ""
-        stopped = stopped or side == INCONCLUSIVE
-        needed = seeds_for_power(part.mean, part.sd, level) if side == INCONCLUSIVE else None
-        decisions[i] = Decision(side, reason, rank, len(testable), level, interval, needed)
+    for i in testable:
+        part = parts[i]
+        holm_side, rank, level, adjusted, stopped = holm[i]
+        own = t_interval(part.values, 1 - alpha)
+        if _side(own, part.higher_is_better) == SUPPORTED:
+            verdict, reason = SUPPORTED, ""
+        elif holm_side == NOT_SUPPORTED:
+            verdict, reason = NOT_SUPPORTED, ""
+        else:
+            verdict = INCONCLUSIVE
+            reason = ("on the other side of 0 at 1 − alpha, not after Holm's adjustment"
+                      if _side(own, part.higher_is_better) == NOT_SUPPORTED else "")
+            if stopped and reason:
+                reason += " (Holm stopped at a part with a smaller p-value)"
+        needed = seeds_for_power(part.mean, part.sd, alpha) if verdict == INCONCLUSIVE else None
+        decisions[i] = Decision(verdict, reason, rank, len(testable), level, adjusted, needed, alpha, own,
+                                part.n < ROUGH_BELOW)
     for i, part in enumerate(parts):
         if i not in decisions:
             why = "no pairs" if part.n == 0 else f"{part.n} pair(s), fewer than {MIN_SEEDS}"
@@ -318,15 +357,15 @@ def compare(a_values, b_values, diffs, *, metric: str = "", a_label: str = "ip",
 
 
 def compare_runs(runs: pd.DataFrame, metric: str, higher_is_better: bool = True,
-                 keys: Sequence[str] | None = None, against: str = "ip") -> Comparison:
-    """``against`` (IP or IP_eq) vs SP on ``metric`` over ``runs``; pairs with a disconnected run are left out
-    of both sides and counted."""
-    pairs = T.paired(runs, metric, keys=keys, against=against)
+                 keys: Sequence[str] | None = None, against: str = "ip", base: str = "sp") -> Comparison:
+    """``against`` (IP or IP_eq) vs ``base`` (SP; IP_eq for what the FB entries buy) on ``metric`` over
+    ``runs``; pairs with a disconnected run are left out of both sides and counted."""
+    pairs = T.paired(runs, metric, keys=keys, against=against, base=base)
     excluded = int(pairs["disconnected"].sum()) if len(pairs) else 0
     connected = pairs[~pairs["disconnected"].astype(bool)] if len(pairs) else pairs
-    return compare(connected.get(f"{metric}_{against}", []), connected.get(f"{metric}_sp", []), connected["diff"],
-                   metric=metric, a_label=against, higher_is_better=higher_is_better,
-                   excluded_disconnected=excluded)
+    return compare(connected.get(f"{metric}_{against}", []), connected.get(f"{metric}_{base}", []),
+                   connected["diff"], metric=metric, a_label=against, b_label=base,
+                   higher_is_better=higher_is_better, excluded_disconnected=excluded)
 
 
 def decide_family(comparisons: Sequence[Comparison], alpha: float) -> list[Comparison]:

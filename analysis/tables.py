@@ -36,7 +36,8 @@ RUN_COLUMNS = [
     "sparsity_actual", "kept_params", "fb_overhead_params", "stored_params", "total_params",
     "flops_dense", "flops_sparse",
     "gf_init", "gf_init_shared", "gf_final", "gf_final_shared", "gf_rewind",
-    "collapsed_layers", "epochs", "seconds", "step_seconds", "filter_density",
+    "collapsed_layers", "epochs", "steps", "steps_trained", "mask_updates", "seconds", "step_seconds",
+    "filter_density", "participation_ratio", "pr_dense_share",
     "hessian_top1_init", "hessian_top1_final", "hessian_trace_init", "hessian_trace_final",
     "disconnected", "unconnected_outputs",
 ]
@@ -53,7 +54,8 @@ SCHEMAS: dict[str, tuple[str, list[str]]] = {
     "gf_layers": ("trainability/gf_layers.csv", ["method", "repr", "seed", "when", "layer", "gf"]),
     "filters": ("filters.csv", ["method", "repr", "seed", "layer", "out_channel", "in_channel", "row", "col",
                                 "value"]),
-    "filter_density": ("filter_density.csv", ["method", "repr", "seed", "layer", "density"]),
+    "filter_density": ("filter_density.csv", ["method", "repr", "seed", "layer", "density", "participation_ratio",
+                                              "pr_dense_share", "pr_filters"]),
     "checks": ("theorem1/checks.csv", ["check", "method", "sparsity", "seed", "value", "reference", "passed",
                                        "detail"]),
     "one_step": ("theorem1/one_step.csv", ["method", "sparsity", "seed", "eta", "loss_sp", "loss_ip", "pred_sp",
@@ -265,9 +267,10 @@ def is_disconnected(df: pd.DataFrame) -> pd.Series:
     return df["disconnected"].map(lambda v: _as_bool(v) is True).astype(bool)
 
 
-def paired(df: pd.DataFrame, metric: str, keys: Sequence[str] | None = None, against: str = "ip") -> pd.DataFrame:
-    """SP pairs of ``metric`` with ``against`` (IP, or IP_eq): one row per key with ``<metric>_sp``,
-    ``<metric>_<against>``, ``diff`` = against − SP and ``disconnected`` (either run of the pair is).
+def paired(df: pd.DataFrame, metric: str, keys: Sequence[str] | None = None, against: str = "ip",
+           base: str = "sp") -> pd.DataFrame:
+    """``base`` (SP) pairs of ``metric`` with ``against`` (IP, or IP_eq): one row per key with ``<metric>_<base>``,
+    ``<metric>_<against>``, ``diff`` = against − base and ``disconnected`` (either run of the pair is).
 
     Keys default to (method, seed[, sparsity, variant]).  A run whose twin is missing, or
     whose metric is NaN, gives no pair (it is never paired with a zero).  Duplicate runs
@@ -275,7 +278,7 @@ def paired(df: pd.DataFrame, metric: str, keys: Sequence[str] | None = None, aga
     disconnected run are kept and flagged: a comparison leaves them out and counts them.
     """
     keys = list(keys) if keys is not None else default_pair_keys(df)
-    out_cols = keys + [f"{metric}_sp", f"{metric}_{against}", "diff", "disconnected"]
+    out_cols = keys + [f"{metric}_{base}", f"{metric}_{against}", "diff", "disconnected"]
     if df.empty or metric not in df.columns:
         return pd.DataFrame(columns=out_cols)
     work = df[keys + ["repr", metric]].copy()
@@ -289,16 +292,16 @@ def paired(df: pd.DataFrame, metric: str, keys: Sequence[str] | None = None, aga
             fill[key] = "__nan__" if work[key].dtype == object else -1.0e300
             work[key] = work[key].fillna(fill[key])
     sides = {}
-    for rep in ("sp", against):
+    for rep in (base, against):
         side = work[(work["repr"] == rep) & work[metric].notna()].drop(columns="repr")
         dup = side.duplicated(subset=keys, keep=False)
         if dup.any():
             first = side[dup].iloc[0][keys].to_dict()
             raise ValueError(f"paired({metric}): several {rep} runs share the key {first}")
         sides[rep] = side.rename(columns={metric: f"{metric}_{rep}", "disconnected": f"disconnected_{rep}"})
-    out = sides["sp"].merge(sides[against], on=keys, how="inner")
-    out["diff"] = out[f"{metric}_{against}"] - out[f"{metric}_sp"]
-    out["disconnected"] = out["disconnected_sp"] | out[f"disconnected_{against}"]
+    out = sides[base].merge(sides[against], on=keys, how="inner")
+    out["diff"] = out[f"{metric}_{against}"] - out[f"{metric}_{base}"]
+    out["disconnected"] = out[f"disconnected_{base}"] | out[f"disconnected_{against}"]
     for key, value in fill.items():
         out[key] = out[key].replace(value, np.nan)
     sort_keys = [k for k in keys if k != "method"]
@@ -332,14 +335,27 @@ def with_share(costs_reference: pd.DataFrame) -> pd.DataFrame:
     return ref
 
 
-def steps_per_run(meta: dict) -> int | None:
-    """Optimisation steps of one run: epochs × ceil(train_subset / batch_size); None if a number is missing."""
+#: classes of each dataset (chance level = 1 / classes)
+NUM_CLASSES = {"fashion_mnist": 10, "cifar10": 10, "cifar100": 100, "tiny_imagenet": 200, "imagenet": 1000}
+
+
+def chance_level(meta: dict) -> float | None:
+    """Accuracy of guessing, 1 / classes of the study's dataset (None when it is not known)."""
+    classes = NUM_CLASSES.get(meta_value(meta, "dataset", "data.name"))
+    return 1.0 / classes if classes else None
+
+
+def steps_per_run(meta: dict, summary: pd.DataFrame | None = None) -> int | None:
+    """Optimisation steps of one run's schedule: as the runs recorded them (``summary.steps``), else
+    epochs × ⌊training images / batch size⌋ (the last partial batch is dropped); None if unknown."""
+    if summary is not None and "steps" in summary and summary["steps"].notna().any():
+        return int(summary["steps"].dropna().mode().iloc[0])
     epochs = meta_value(meta, "epochs", "train.epochs")
     subset = meta_value(meta, "train_subset", "data.train_subset")
     batch = meta_value(meta, "train.batch_size", "batch_size")
     if not all(isinstance(v, (int, float)) and v > 0 for v in (epochs, subset, batch)):
         return None
-    return int(epochs) * math.ceil(subset / batch)
+    return int(epochs) * (int(subset) // int(batch))
 
 
 def seed_stats(df: pd.DataFrame, metric: str, by: Sequence[str]) -> pd.DataFrame:
@@ -385,12 +401,23 @@ def percent_scale(*series: pd.Series) -> float:
 
 
 def filter_density_per_run(filter_density: pd.DataFrame) -> pd.DataFrame:
-    """Per run (method, repr, seed): the mean over layers of the spatial filter density, as ``filter_density``.
+    """Per run (method, repr, seed): the mean over layers of the non-zero fraction (``filter_density``)
+    and the mean participation ratio over every kept filter (``participation_ratio``: the per-layer
+    means weighted by their filter counts).
 
-    The fallback for runs whose ``summary.filter_density`` is blank (docs/results.md).
+    The fallback for runs whose summary columns are blank (docs/results.md).
     """
-    per_run = filter_density.groupby(["method", "repr", "seed"])["density"].mean().reset_index()
-    return per_run.rename(columns={"density": "filter_density"})
+    keys = ["method", "repr", "seed"]
+    per_run = filter_density.groupby(keys)["density"].mean().reset_index().rename(columns={"density": "filter_density"})
+    if {"participation_ratio", "pr_filters"} <= set(filter_density.columns):
+        rows = filter_density.dropna(subset=["participation_ratio", "pr_filters"])
+        weighted = (rows["participation_ratio"] * rows["pr_filters"]).groupby([rows[k] for k in keys]).sum()
+        counts = rows.groupby(keys)["pr_filters"].sum()
+        pr = (weighted / counts.where(counts > 0)).rename("participation_ratio").reset_index()
+        per_run = per_run.merge(pr, on=keys, how="left")
+    else:
+        per_run["participation_ratio"] = np.nan
+    return per_run
 
 
 def check_counts(checks: pd.DataFrame) -> pd.DataFrame:

@@ -4,7 +4,8 @@ This module gathers the claims in order (:data:`CLAIM_FUNCTIONS`, :func:`all_ver
 and is the entry point the report uses.  Where the pieces live:
 
 - :mod:`analysis.stats`       the one rule that decides every IP-vs-SP comparison
-  (paired t intervals, Holm–Bonferroni over a claim's parts: :func:`~analysis.stats.decide`)
+  (paired t intervals; intersection–union for "every part holds", Holm–Bonferroni over a claim's
+  parts for "a part goes the other way": :func:`~analysis.stats.decide`)
   and how verdicts of several parts combine
 - :mod:`analysis.claims`      one function per claim
 - :mod:`analysis.formatting`  how the numbers are written

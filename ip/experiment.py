@@ -322,7 +322,10 @@ def train_run(spec: RunSpec, model: nn.Module, masks: Masks, data: Data,
         # a logit that no kept path reaches from the input: two such networks are no evidence either way
         "disconnected": connectivity["unconnected_outputs"] > 0,
         "unconnected_outputs": connectivity["unconnected_outputs"], "start_step": start_step,
-        "epochs": cfg.epochs, "seconds": seconds,
+        "epochs": cfg.epochs, "steps": trainer.total_steps, "steps_trained": trainer.total_steps - start_step,
+        # mask changes of a training-time schedule (RigL/SET updates, GMP pruning steps)
+        "mask_updates": len(trainer.hook.history) if getattr(trainer.hook, "history", None) is not None else 0,
+        "seconds": seconds,
         "step_seconds": float(torch.tensor(trainer.step_seconds).median()) if trainer.step_seconds else float("nan"),
         # wall seconds by phase (timing, like seconds: never part of a result's identity)
         "time_steps": steps_total, **{f"time_{phase}": value for phase, value in times.items()},

@@ -1,6 +1,7 @@
 """Stage `trainability`: Hessian spectra (top eigenvalues, trace, spectral density) and per-layer
 gradient flow of every main run at the start of sparse training and after it, plus the trained
-filters for the Fig. 1 analogue (spatial filter density), in `train.workers` processes."""
+filters for the Fig. 1 analogue (participation ratio and non-zero fraction of the filters),
+in `train.workers` processes."""
 from __future__ import annotations
 
 import pandas as pd
@@ -8,7 +9,7 @@ import pandas as pd
 from ip.masks import MaskEnforcer
 from ip.experiment import measure_gradient_flow
 from ip.metrics import hessian_summary
-from ip.metrics.filters import filter_density, filters_to_draw, spatial_filters
+from ip.metrics.filters import filter_density, filters_to_draw, participation_ratio, spatial_filters
 from ip.parallel import run_jobs
 
 from .common import TRAINABILITY_DIR as OUT
@@ -46,7 +47,11 @@ def measure_run(p, method: str, repr_: str, seed: int) -> dict:
               f"({h['hvps']} HVPs, {h['seconds']:.1f}s)", flush=True)
     filters = spatial_filters(final)
     per_layer, per_run["filter_density"] = filter_density(filters)
-    out["filter_density"] += [{**key, "layer": layer, "density": d} for layer, d in per_layer.items()]
+    pr_layer, pr = participation_ratio(filters, masks1)
+    per_run.update(participation_ratio=pr["mean"], pr_dense_share=pr["dense_share"], pr_filters=pr["filters"])
+    out["filter_density"] += [{**key, "layer": layer, "density": d, "participation_ratio": pr_layer[layer]["mean"],
+                               "pr_dense_share": pr_layer[layer]["dense_share"], "pr_filters": pr_layer[layer]["filters"]}
+                              for layer, d in per_layer.items()]
     out["filters"] += [{**key, **row} for row in filters_to_draw(filters, masks0)]
     return {"rows": out, "name": name, "per_run": per_run}
 

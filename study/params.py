@@ -125,7 +125,9 @@ class AblationParams(Section):
 
 
 class AnalysisParams(Section):
-    alpha: float = Field(0.05, gt=0.0, lt=1.0)   # family-wise error rate of a claim's parts (Holm-Bonferroni)
+    # a part is supported when its (1 - alpha) paired interval lies on the claimed side; the other side
+    # takes Holm-Bonferroni over the claim's parts at alpha (STUDY_SPEC section 5)
+    alpha: float = Field(0.05, gt=0.0, lt=1.0)
 
 
 class Params(Section):
@@ -157,11 +159,19 @@ class Params(Section):
         return [r for r in self.reprs if method != "dense" or r != "ip_eq"]
 
     def ablation_variants(self) -> list[tuple[str, dict]]:
-        """(name, interspace overrides) of the ablation's IP variants that differ from the main setting."""
+        """(name, interspace overrides) of the ablation's IP variants that differ from the main setting:
+        other FB inits; other sharing modes, each also with its FB entries charged to the budget
+        (``fair_budget``); and the main setting charged to the budget, unless the main runs have
+        it already (``ip_eq`` in ``reprs``: the aggregate stage takes those runs as that variant)."""
         a, main = self.ablation, self.interspace
+        fair = a.fair_budget and not main.fb_in_budget
         out = [(f"fb_init={v}", {"fb_init": v}) for v in a.fb_inits if v != main.fb_init]
-        out += [(f"share={v}", {"share": v}) for v in a.shares if v != main.share]
-        if a.fair_budget and not main.fb_in_budget:
+        for v in a.shares:
+            if v != main.share:
+                out.append((f"share={v}", {"share": v}))
+                if fair:
+                    out.append((f"share={v},fair_budget", {"share": v, "fb_in_budget": True}))
+        if fair and "ip_eq" not in self.reprs:
             out.append(("fair_budget", {"fb_in_budget": True}))
         return out
 

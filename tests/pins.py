@@ -76,8 +76,8 @@ def pinned_params(threads: int | None = None) -> dict:
     p["trainability"].update(seeds=[0], samples=8, hessian_top_k=1, hessian_tol=0.01, hutchinson_probes=2,
                              slq_probes=1, slq_steps=4)
     p["theorem1"].update(etas=[0.001, 0.01], fd_samples=8, fd_entries_per_fb=2)
-    p["sweep"].update(sparsities=[0.5], methods=["snip"])
-    p["ablation"].update(method="snip", fb_inits=["spatial", "dct"], shares=["layer"], fair_budget=False)
+    p["sweep"].update(sparsities=[0.5], methods=["snip"], seeds=None)
+    p["ablation"].update(method="snip", fb_inits=["spatial", "dct"], shares=["layer"], fair_budget=False, seeds=None)
     return p
 
 

@@ -19,7 +19,7 @@ def test_default_params_are_valid():
     assert 0.0 <= p.sparsity < 1.0 and len(p.seeds) >= 3
     assert {"random", "snip", "grasp", "synflow", "lt", "rigl", "gmp"} <= set(p.methods)
     assert p.run_methods[0] == "dense"
-    assert p.reprs == ["sp", "ip"]
+    assert p.reprs == ["sp", "ip", "ip_eq"]
 
 
 BAD = [

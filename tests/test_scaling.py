@@ -43,8 +43,8 @@ def tiny_params(**overrides) -> dict:
             "trainability.seeds": [0], "trainability.samples": 8, "trainability.hessian_tol": 0.01,
             "trainability.hutchinson_probes": 2, "trainability.slq_probes": 1, "trainability.slq_steps": 4,
             "theorem1.etas": [0.01, 0.1], "theorem1.fd_samples": 8, "theorem1.fd_entries_per_fb": 2,
-            "sweep.sparsities": [0.9], "sweep.methods": ["snip"], "ablation.fb_inits": ["spatial"],
-            "ablation.shares": ["layer"]}
+            "sweep.sparsities": [0.9], "sweep.methods": ["snip"], "sweep.seeds": None, "ablation.fb_inits": ["spatial"],
+            "ablation.shares": ["layer"], "ablation.seeds": None}
     tiny.update(overrides)
     for dotted, value in tiny.items():
         *parents, leaf = dotted.split(".")

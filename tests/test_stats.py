@@ -80,15 +80,37 @@ def test_holm_takes_the_smallest_p_value_first():
     assert decisions[1].adjusted_ci == pytest.approx(scipy_interval(strong.values, 0.975))
 
 
-def test_holm_steps_down_once_a_part_is_not_rejected():
+def test_every_part_on_the_claimed_side_at_95_percent_supports_the_claim_where_holm_would_not():
+    """The intersection-union test: "every part holds" needs each part's own 95 % interval on the
+    claimed side, no adjustment.  Holm would stop at the first part (0.03 > 0.05/2) and call both
+    inconclusive."""
     first, second = with_p_value(0.03), with_p_value(0.04)
-    # alone at 95 % the second part excludes 0, but Holm stops at the first (0.03 > 0.05/2)
-    assert S.t_interval(second.values, 0.95)[0] > 0
-    # given in the opposite order: Holm's order comes from the p-values, not from the input
     decisions = S.decide([second, first], 0.05)
-    assert [d.verdict for d in decisions] == [S.INCONCLUSIVE, S.INCONCLUSIVE]
-    assert "Holm stopped" in decisions[0].reason and decisions[1].reason == ""
-    assert decisions[1].seeds_needed is not None and decisions[1].seeds_needed >= 3
+    assert [d.verdict for d in decisions] == [S.SUPPORTED, S.SUPPORTED]
+    assert S.combine(d.verdict for d in decisions) == S.SUPPORTED
+    # what Holm alone would have said: the adjusted interval of the smaller p-value includes 0
+    assert decisions[1].holm_rank == 1 and decisions[1].adjusted_ci[0] < 0 < decisions[1].adjusted_ci[1]
+    assert decisions[0].ci == pytest.approx(scipy_interval(second.values, 0.95)) and decisions[0].ci[0] > 0
+
+
+def test_a_part_on_the_other_side_needs_holms_adjusted_interval():
+    against, weak_against, other = with_p_value(0.001, sign=-1), with_p_value(0.04, sign=-1), with_p_value(0.5)
+    # shown to go the other way after Holm (rank 1 of 3 at 0.05/3): not supported, and so is the claim
+    decisions = S.decide([other, against], 0.05)
+    assert [d.verdict for d in decisions] == [S.INCONCLUSIVE, S.NOT_SUPPORTED]
+    assert decisions[1].adjusted_ci[1] < 0 and decisions[1].level == pytest.approx(0.025)
+    assert S.combine(d.verdict for d in decisions) == S.NOT_SUPPORTED
+    # on the other side at 95 % but not at Holm's 97.5 %: a statement about one of two parts stays inconclusive
+    decisions = S.decide([other, weak_against], 0.05)
+    assert decisions[1].ci[1] < 0 < decisions[1].adjusted_ci[1]
+    assert decisions[1].verdict == S.INCONCLUSIVE and "not after Holm" in decisions[1].reason
+    assert decisions[1].seeds_needed is not None and decisions[1].rough      # 3 pairs: rough advice
+
+
+def test_bootstrap_interval_needs_ten_pairs():
+    assert all(math.isnan(v) for v in S.PairedDifferences.of(DIFFS).bootstrap)
+    ten = S.PairedDifferences.of([0.1 * i for i in range(10)])
+    assert ten.bootstrap == pytest.approx(S.bootstrap_interval(ten.values))
 
 
 def test_sides_of_zero_and_lower_is_better():

@@ -1,8 +1,10 @@
 """C5 :func:`claim_c5`: after sparse training IP's filters are spatially dense, SP's sparse.
 
-The measure is the fraction of spatially non-zero entries of the trained K×K filters,
-per run: ``summary.filter_density``, or when that is blank the mean over layers of
-``filter_density.csv``.
+The measure is the spatial participation ratio of the trained K×K filters that keep an
+entry (SP) or coefficient (IP), per run (STUDY_SPEC section 3): ``summary.participation_ratio``,
+or when that is blank the filter-weighted mean of ``filter_density.csv``.  The fraction of
+non-zero entries is printed beside it for information only: any movement of an FB makes
+every entry of an IP filter non-zero, so it cannot fail.
 """
 from __future__ import annotations
 
@@ -15,37 +17,53 @@ from ..paper import CLAIMS
 from ..stats import NOT_TESTED, alpha_of, combine
 from .evidence import ClaimResult, decide_parts, numbers_of, per_method_parts, tally
 
+METRIC = "participation_ratio"
 
-def _filter_density_runs(t: T.Tables) -> tuple[pd.DataFrame, str]:
-    """Per-run filter densities at the headline sparsity, and where they were read from."""
+
+def _filter_runs(t: T.Tables) -> tuple[pd.DataFrame, str]:
+    """Per-run participation ratios (and non-zero fractions) at the headline sparsity, and their source."""
     s = T.headline_sparsity(t)
     runs = T.at_sparsity(t.summary, s)
-    if runs["filter_density"].notna().any():
-        return runs, f"{t.path_of('summary')} (filter_density)"
+    if METRIC in runs and runs[METRIC].notna().any():
+        return runs, f"{t.path_of('summary')} ({METRIC})"
     if t.filter_density.empty:
         return runs, "missing"
     # the per-layer file knows nothing of connectivity: take each run's flag from the summary
     flags = runs[["method", "repr", "seed", "disconnected"]].drop_duplicates(["method", "repr", "seed"])
-    per_run = T.filter_density_per_run(t.filter_density).merge(flags, on=["method", "repr", "seed"], how="left")
-    return per_run, f"{t.path_of('filter_density')} (mean over layers)"
+    per_run = T.filter_density_per_run(t.filter_density).merge(flags, on=["method", "repr", "seed"], how="inner")
+    if not per_run[METRIC].notna().any():
+        return per_run, "missing"
+    return per_run, f"{t.path_of('filter_density')} (filter-weighted mean over layers)"
+
+
+def _nonzero_note(runs: pd.DataFrame, methods) -> str:
+    if "filter_density" not in runs or not runs["filter_density"].notna().any():
+        return ""
+    means = runs.groupby(["method", "repr"])["filter_density"].mean()
+    bits = [f"{m} SP {fmt(100 * means[(m, 'sp')], 1)} % / IP {fmt(100 * means[(m, 'ip')], 1)} %"
+            for m in methods if (m, "sp") in means and (m, "ip") in means]
+    return (" For information only (it cannot fail for IP), the fraction of non-zero filter entries: "
+            + "; ".join(bits) + ".") if bits else ""
 
 
 def claim_c5(t: T.Tables) -> ClaimResult:
-    """C5: per method, IP's trained filters spatially denser than SP's."""
-    runs, source = _filter_density_runs(t)
+    """C5: per method, the mean participation ratio of IP's trained filters above SP's."""
+    runs, source = _filter_runs(t)
     methods = T.sparse_methods(runs) if len(runs) else []
-    scale = Scale(100.0, " %", 1)
-    parts = decide_parts(per_method_parts(runs, methods, "filter_density", scale, "spatial filter density", True,
-                                          "denser"), alpha_of(t.meta))
+    scale = Scale(1.0, "", 3)
+    parts = decide_parts(per_method_parts(runs, methods, METRIC, scale, "mean participation ratio", True,
+                                          "more spread"), alpha_of(t.meta)) if source != "missing" else []
     verdict = combine(p.verdict for p in parts)
-    if not parts or source == "missing":
-        expl, verdict = f"missing: no filter densities ({t.path_of('filter_density')})", NOT_TESTED
+    if not parts:
+        expl, verdict = f"missing: no participation ratios ({t.path_of('summary')}, {t.path_of('filter_density')})", \
+            NOT_TESTED
         summary = expl
     else:
-        summary = (f"Fraction of spatially non-zero entries of trained K×K filters, from {source}; "
-                   f"methods: {tally(parts)}.")
+        summary = ("Spatial participation ratio PR(h) = (Σh²)² / (K²·Σh⁴) of the trained K×K filters that keep an "
+                   "entry (SP) or coefficient (IP): 1/K² for one non-zero entry, 1 for equal energy everywhere; "
+                   f"mean per run, from {source}; methods: {tally(parts)}." + _nonzero_note(runs, methods))
         expl = summary + " Per method: " + "; ".join(p.note for p in parts) + "."
-    key = "; ".join(f"{p.label} SP {fmt(100 * p.comparison.b.mean, 1)} % / IP {fmt(100 * p.comparison.a.mean, 1)} %"
+    key = "; ".join(f"{p.label} SP {fmt(p.comparison.b.mean, 3)} / IP {fmt(p.comparison.a.mean, 3)}"
                     for p in parts if p.comparison is not None and p.comparison.diff.n) or "missing"
     return ClaimResult("C5", CLAIMS["C5"], verdict, numbers_of(parts), CLAIM_FIGURES["C5"], expl, parts,
-                       f"filter density: {key}", summary)
+                       f"participation ratio: {key}", summary)

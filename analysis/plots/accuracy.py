@@ -1,6 +1,7 @@
 """Accuracy figures: SP against IP in test accuracy and generalisation gap.
 
-- :func:`fig_accuracy`       (fig. 1) test accuracy per method at the headline sparsity
+- :func:`fig_accuracy`       (fig. 1) per method at the headline sparsity: the paired IP−SP difference
+  (forest plot, one row per accounting) beside the absolute accuracies
 - :func:`fig_sweep`          (fig. 2) test accuracy against sparsity
 - :func:`fig_generalisation` (fig. 6) generalisation gaps against sparsity
 - :func:`fig_ablation`       (fig. 8) IP ablation variants against their SP baseline
@@ -11,13 +12,17 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
+from matplotlib.transforms import blended_transform_factory
 
 from .. import tables as T
 from ..ablations import sp_baseline
 from ..formatting import fmt_sparsity
+from ..stats import CONFIDENCE, t_interval
 from .style import (
     COLORS,
+    LABELS,
     MARKERS,
+    MISSING_COLOR,
     RC,
     Drawn,
     disconnected_handle,
@@ -38,29 +43,106 @@ def _legend(fig, reprs, hollow: bool, extra=()) -> None:
                frameon=False)
 
 
-def fig_accuracy(summary: pd.DataFrame, out_stem, sparsity: float | None = None) -> Drawn:
+def _points_across(ax, values: np.ndarray, y: float, rows: pd.DataFrame, rep: str) -> bool:
+    """Per-seed values along x at height ``y`` (slightly spread), disconnected runs hollow; whether any was."""
+    ys = y + (np.linspace(-0.06, 0.06, values.size) if values.size > 1 else np.zeros(1))
+    hollow = T.is_disconnected(rows).to_numpy()
+    if (~hollow).any():
+        ax.scatter(values[~hollow], ys[~hollow], s=14, color=COLORS[rep], alpha=0.55, marker=MARKERS[rep],
+                   linewidths=0, zorder=3)
+    if hollow.any():
+        ax.scatter(values[hollow], ys[hollow], s=22, facecolors="none", edgecolors=COLORS[rep], marker=MARKERS[rep],
+                   linewidths=1.0, zorder=3)
+    return bool(hollow.any())
+
+
+def fig_accuracy(summary: pd.DataFrame, out_stem, sparsity: float | None = None, chance: float | None = None) -> Drawn:
+    """Fig. 1, the answer at a glance: per method, the paired IP−SP test-accuracy difference with its 95 %
+    t interval, one row per accounting (IP; IP_eq when run), seeds as points (a forest plot), beside the
+    absolute accuracies (mean ± 1 sd, seeds as points) with chance level marked."""
     runs = T.at_sparsity(summary, sparsity)
     methods = T.ordered_methods(runs["method"].dropna().unique())
     reprs = T.reprs_present(runs)
+    against = reprs[1:]
     with plt.rc_context(RC):
-        fig, ax = plt.subplots(figsize=(max(6.0, (0.95 + 0.35 * (len(reprs) - 2)) * len(methods) + 2.5), 4.6),
-                               layout="constrained")
-        title = f"Test accuracy at sparsity {fmt_sparsity(sparsity)}: SP vs IP"
-        if T.EQUAL_STORAGE in reprs:
-            title += " (paper's accounting) and IP_eq (equal storage)"
+        height = 1.6 + 0.5 * max(3, len(methods)) * (1.3 if len(against) > 1 else 1.0)
+        fig, (left, right) = plt.subplots(1, 2, figsize=(10.5, height), sharey=True, layout="constrained",
+                                          gridspec_kw={"width_ratios": [1, 1.25]})
+        n_seeds = runs["seed"].nunique()
+        fig.suptitle(f"Test accuracy at sparsity {fmt_sparsity(sparsity)}: does IP beat SP? "
+                     f"({n_seeds} paired seed{'s' if n_seeds != 1 else ''}; points: seeds)")
         if not has_values(runs, "test_acc"):
-            no_data(ax, "summary table has no test accuracy")
-        else:
-            factor = T.percent_scale(runs["test_acc"])
-            hollow = draw_method_points(ax, runs, "test_acc", factor, diff_label="IP−SP ")
-            ax.set_ylabel("test accuracy (%)" if factor == 100 else "test accuracy")
-            ax.set_xlabel("pruning method (dense: no pruning); under each: mean paired difference over connected "
-                          "seeds" + (" (pp)" if factor == 100 else ""))
-            ax.grid(axis="y", alpha=0.3)
-            _legend(fig, reprs, hollow)
-            n_seeds = runs["seed"].nunique()
-            title += f"\npoints: {n_seeds} seed(s); bars: mean ± 1 sd over seeds"
-        ax.set_title(title)
+            no_data(left, "summary table has no test accuracy")
+            no_data(right, "no pairs")
+            return save(fig, out_stem)
+        factor = T.percent_scale(runs["test_acc"])
+        unit = " (%)" if factor == 100 else ""
+        rows_y = {m: -i for i, m in enumerate(methods)}
+        spread = {r: d for r, d in zip(reprs, np.linspace(0.25, -0.25, len(reprs)))}   # SP on top
+        hollow = False
+        for m in methods:
+            for rep in reprs:
+                side = runs[(runs["method"] == m) & (runs["repr"] == rep) & runs["test_acc"].notna()]
+                y = rows_y[m] + spread[rep]
+                if side.empty:
+                    if not (m == "dense" and rep == T.EQUAL_STORAGE):   # dense runs have no IP_eq twin
+                        left.text(0.01, y, f"{rep.upper().replace('IP_EQ', 'IP_eq')} missing", fontsize=7,
+                                  color=MISSING_COLOR, va="center", transform=blended_transform_factory(
+                                      left.transAxes, left.transData))
+                    continue
+                vals = side["test_acc"].to_numpy(dtype=float) * factor
+                hollow |= _points_across(left, vals, y, side, rep)
+                left.errorbar(vals.mean(), y, xerr=vals.std(ddof=1) if vals.size > 1 else 0.0, color=COLORS[rep],
+                              marker="|", markersize=10, capsize=2, elinewidth=1.2, zorder=4)
+        values = runs["test_acc"].dropna().to_numpy(dtype=float) * factor
+        pad = max(1.0 * factor / 100, 0.08 * (values.max() - values.min()))
+        low = values.min() - pad
+        if chance is not None and chance * factor >= low - 4 * pad:   # close enough: the axis reaches it
+            low = min(low, chance * factor - pad)
+            left.axvline(chance * factor, color="k", linestyle="--", linewidth=0.8)
+            left.text(chance * factor, 1.0, " chance", transform=blended_transform_factory(left.transData,
+                      left.transAxes), ha="left", va="top", fontsize=7)
+        elif chance is not None:   # far below every run: named at the axis' edge instead of squashing the runs
+            left.text(0.0, 1.01, f"← chance: {chance * factor:g}{' %' if factor == 100 else ''}",
+                      transform=left.transAxes, ha="left", va="bottom", fontsize=7)
+        left.set_xlim(low, values.max() + pad)
+        left.set_xlabel(f"test accuracy{unit}; bars: mean ± 1 sd over seeds")
+        left.set_yticks([rows_y[m] for m in methods])
+        left.set_yticklabels(methods)
+        left.grid(axis="x", alpha=0.3)
+        acc_offsets = {a: d for a, d in zip(against, np.linspace(0.15, -0.15, len(against)) if len(against) > 1
+                                             else [0.0])}
+        for m in methods:
+            sub = runs[runs["method"] == m]
+            for a in against:
+                if m == "dense" and a == T.EQUAL_STORAGE:
+                    continue
+                pairs = T.paired(sub, "test_acc", keys=["method", "seed"], against=a)
+                pairs = pairs[~pairs["disconnected"].astype(bool)] if len(pairs) else pairs
+                if not len(pairs):
+                    continue
+                y = rows_y[m] + acc_offsets[a]
+                d = pairs["diff"].to_numpy(dtype=float) * factor
+                right.scatter(d, np.full(d.size, y), s=12, color=COLORS[a], alpha=0.45, zorder=3, linewidths=0)
+                mean = d.mean()
+                if d.size > 1:
+                    low, high = t_interval(d)
+                    right.plot([low, high], [y, y], color=COLORS[a], linewidth=2.2, solid_capstyle="butt", zorder=4)
+                right.plot([mean], [y], marker=MARKERS[a], color=COLORS[a], markersize=6, zorder=5,
+                           markeredgecolor="white", markeredgewidth=0.5)
+        right.axvline(0, color="k", linewidth=0.8)
+        names = " and ".join("IP − SP" if a == "ip" else "IP_eq − SP" for a in against)
+        right.set_xlabel(f"paired difference per seed, {names}" + (" (pp)" if factor == 100 else "")
+                         + f"; bar: {100 * CONFIDENCE:.0f} % t interval")
+        right.grid(axis="x", alpha=0.3)
+        right.tick_params(axis="y", length=0)
+        handles = [Line2D([], [], color=COLORS[r], marker=MARKERS[r], linestyle="", label=LABELS[r]) for r in reprs]
+        handles += [Line2D([], [], color=COLORS[a], marker=MARKERS[a], linewidth=2.2,
+                           label=f"{'IP' if a == 'ip' else 'IP_eq'} − SP: mean, {100 * CONFIDENCE:.0f} % CI, "
+                                 "seeds (right)") for a in against]
+        if hollow:
+            handles.append(disconnected_handle())
+        fig.legend(handles=handles, loc="outside lower center", ncol=2, frameon=False)
         return save(fig, out_stem)
 
 

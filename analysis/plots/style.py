@@ -26,7 +26,7 @@ from .. import tables as T  # noqa: E402
 COLORS = {"sp": "#0072B2", "ip": "#D55E00", T.EQUAL_STORAGE: "#009E73"}
 MARKERS = {"sp": "o", "ip": "s", T.EQUAL_STORAGE: "D"}
 LABELS = {"sp": "SP (standard pruning)", "ip": "IP (interspace pruning; paper's accounting: FBs as overhead)",
-          T.EQUAL_STORAGE: "IP_eq (IP under equal storage: λ + FB entries ≤ SP's weights)"}
+          T.EQUAL_STORAGE: "IP_eq (IP under equal storage: λ + FB entries = SP's weights)"}
 OFFSETS = {"sp": -0.18, "ip": 0.18}
 #: with IP_eq as a third column per method
 OFFSETS_3 = {"sp": -0.26, "ip": 0.0, T.EQUAL_STORAGE: 0.26}
