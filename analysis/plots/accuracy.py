@@ -79,7 +79,7 @@ def fig_accuracy(summary: pd.DataFrame, out_stem, sparsity: float | None = None,
         unit = " (%)" if factor == 100 else ""
         rows_y = {m: -i for i, m in enumerate(methods)}
         spread = {r: d for r, d in zip(reprs, np.linspace(0.25, -0.25, len(reprs)))}   # SP on top
-        hollow = False
+        hollow, extent = False, []
         for m in methods:
             for rep in reprs:
                 side = runs[(runs["method"] == m) & (runs["repr"] == rep) & runs["test_acc"].notna()]
@@ -92,9 +92,11 @@ def fig_accuracy(summary: pd.DataFrame, out_stem, sparsity: float | None = None,
                     continue
                 vals = side["test_acc"].to_numpy(dtype=float) * factor
                 hollow |= _points_across(left, vals, y, side, rep)
-                left.errorbar(vals.mean(), y, xerr=vals.std(ddof=1) if vals.size > 1 else 0.0, color=COLORS[rep],
-                              marker="|", markersize=10, capsize=2, elinewidth=1.2, zorder=4)
-        values = runs["test_acc"].dropna().to_numpy(dtype=float) * factor
+                sd = vals.std(ddof=1) if vals.size > 1 else 0.0
+                left.errorbar(vals.mean(), y, xerr=sd, color=COLORS[rep], marker="|", markersize=10, capsize=2,
+                              elinewidth=1.2, zorder=4)
+                extent += [vals.min(), vals.max(), vals.mean() - sd, vals.mean() + sd]
+        values = np.asarray(extent, dtype=float)   # every point and every mean ± sd bar stays inside the axis
         pad = max(1.0 * factor / 100, 0.08 * (values.max() - values.min()))
         low = values.min() - pad
         if chance is not None and chance * factor >= low - 4 * pad:   # close enough: the axis reaches it
@@ -119,9 +121,12 @@ def fig_accuracy(summary: pd.DataFrame, out_stem, sparsity: float | None = None,
                     continue
                 pairs = T.paired(sub, "test_acc", keys=["method", "seed"], against=a)
                 pairs = pairs[~pairs["disconnected"].astype(bool)] if len(pairs) else pairs
-                if not len(pairs):
-                    continue
                 y = rows_y[m] + acc_offsets[a]
+                if not len(pairs):
+                    right.text(0.01, y, f"{'IP' if a == 'ip' else 'IP_eq'} − SP: no connected pairs", fontsize=7,
+                               color=MISSING_COLOR, va="center",
+                               transform=blended_transform_factory(right.transAxes, right.transData))
+                    continue
                 d = pairs["diff"].to_numpy(dtype=float) * factor
                 right.scatter(d, np.full(d.size, y), s=12, color=COLORS[a], alpha=0.45, zorder=3, linewidths=0)
                 mean = d.mean()
