@@ -153,32 +153,88 @@ def fig_accuracy(summary: pd.DataFrame, out_stem, sparsity: float | None = None,
 
 # --------------------------------------------------------------------------- (2) accuracy vs sparsity
 
+def _draw_advantage(ax, runs: pd.DataFrame, against: str, factor: float, shift: float) -> tuple[bool, list]:
+    """The paired ``against`` − SP test-accuracy differences of one method against sparsity: seeds as points
+    (a pair with a disconnected run hollow, and left out of the mean and interval), mean and 95 % t interval
+    over the connected pairs.  Returns (whether a hollow point was drawn, the sparsities where ``against``
+    was infeasible)."""
+    pairs = T.paired(runs, "test_acc", keys=["method", "seed", "sparsity"], against=against)
+    infeasible = []
+    if "infeasible" in runs:
+        bad = runs[(runs["repr"] == against) & runs["infeasible"].notna() & (runs["infeasible"] != "")]
+        infeasible = sorted(float(s) for s in bad["sparsity"].dropna().unique())
+    if not len(pairs):
+        return False, infeasible
+    x = -np.log10(1 - pairs["sparsity"].astype(float).to_numpy()) + shift
+    d = pairs["diff"].to_numpy(dtype=float) * factor
+    hollow = pairs["disconnected"].astype(bool).to_numpy()
+    ax.scatter(x[~hollow], d[~hollow], s=12, color=COLORS[against], marker=MARKERS[against], alpha=0.45,
+               linewidths=0, zorder=3)
+    if hollow.any():
+        ax.scatter(x[hollow], d[hollow], s=20, facecolors="none", edgecolors=COLORS[against],
+                   marker=MARKERS[against], linewidths=1.0, zorder=3)
+    connected = pairs[~hollow].assign(_d=d[~hollow])
+    means, lows, highs, xs = [], [], [], []
+    for s, g in connected.groupby("sparsity"):
+        vals = g["_d"].to_numpy(dtype=float)
+        xs.append(-np.log10(1 - float(s)) + shift)
+        means.append(vals.mean())
+        low, high = t_interval(vals) if vals.size > 1 else (vals.mean(), vals.mean())
+        lows.append(low)
+        highs.append(high)
+    if xs:
+        means, lows, highs = map(np.asarray, (means, lows, highs))
+        ax.errorbar(xs, means, yerr=[means - lows, highs - means], color=COLORS[against], marker=MARKERS[against],
+                    markersize=5, capsize=3, linewidth=1.4, zorder=4)
+    return bool(hollow.any()), infeasible
+
+
 def fig_sweep(sweep: pd.DataFrame, out_stem, summary: pd.DataFrame | None = None) -> Drawn:
+    """Fig. 2: the IP−SP test-accuracy advantage against sparsity, per sweep method and accounting (IP; IP_eq
+    where run), paired per seed with 95 % t intervals; the sparsity axis is log-scaled in the kept fraction."""
     methods = T.sparse_methods(sweep) if len(sweep) else []
     with plt.rc_context(RC):
         if not methods or not has_values(sweep, "test_acc", "sparsity"):
             fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
             no_data(ax, "sweep table is empty")
-            ax.set_title("Test accuracy vs sparsity (sweep): SP vs IP")
+            ax.set_title("IP − SP test accuracy vs sparsity (sweep)")
             return save(fig, out_stem)
         factor = T.percent_scale(sweep["test_acc"])
-        fig, axes = panel_grid(len(methods), 3, sharey=True)
-        dense = summary[summary["method"] == "dense"] if summary is not None and len(summary) else pd.DataFrame()
-        extra, hollow = [], False
+        reprs = T.reprs_present(sweep)
+        against = reprs[1:]
+        fig, axes = panel_grid(len(methods), 3, panel=(4.0, 3.2), sharey=True)
+        hollow = False
+        sparsities = sorted(float(s) for s in sweep["sparsity"].dropna().unique() if 0 < float(s) < 1)
+        shifts = {a: d for a, d in zip(against, np.linspace(-0.03, 0.03, len(against)) if len(against) > 1
+                                       else [0.0])}
         for ax, method in zip(axes, methods):
-            hollow |= draw_vs_sparsity(ax, sweep[sweep["method"] == method], "test_acc", factor)
-            for rep in T.REPRS:
-                vals = dense.loc[dense["repr"] == rep, "test_acc"].dropna() if len(dense) else []
-                if len(vals):
-                    ax.axhline(vals.mean() * factor, color=COLORS[rep], linestyle=":", linewidth=1)
+            rows = sweep[sweep["method"] == method]
+            notes = []
+            for a in against:
+                drew_hollow, infeasible = _draw_advantage(ax, rows, a, factor, shifts[a])
+                hollow |= drew_hollow
+                if infeasible:
+                    notes.append(f"{'IP_eq' if a == T.EQUAL_STORAGE else 'IP'} infeasible at "
+                                 + ", ".join(f"{s:g}" for s in infeasible) + " (FB entries exceed the budget)")
+            ax.axhline(0, color="k", linewidth=0.8)
+            ax.set_xticks([-np.log10(1 - s) for s in sparsities])
+            ax.set_xticklabels([f"{s:g}" for s in sparsities], rotation=45 if len(sparsities) > 4 else 0)
+            ax.set_xlabel("sparsity (axis: log of the kept fraction 1 − s)")
             ax.set_title(method)
             ax.grid(alpha=0.3)
-            ax.set_ylabel("test accuracy (%)" if factor == 100 else "test accuracy")
-        if len(dense):
-            extra = [Line2D([], [], color="k", linestyle=":", label="dense network (same colour: SP / IP)")]
-        _legend(fig, T.reprs_present(sweep), hollow, extra)
-        fig.suptitle("Test accuracy vs sparsity (sweep): SP vs IP\nmean ± 1 sd over connected seeds, points = "
-                     "seeds; dotted: dense network")
+            if notes:
+                ax.text(0.02, 0.02, "\n".join(notes), transform=ax.transAxes, fontsize=6.5, color=MISSING_COLOR,
+                        va="bottom")
+        for ax in axes[::3]:
+            ax.set_ylabel("IP − SP test accuracy" + (" (pp)" if factor == 100 else ""))
+        handles = [Line2D([], [], color=COLORS[a], marker=MARKERS[a], linewidth=1.4,
+                          label=f"{'IP_eq' if a == T.EQUAL_STORAGE else 'IP'} − SP: mean and {100 * CONFIDENCE:.0f} % "
+                                f"CI over connected pairs; points: seeds") for a in against]
+        if hollow:
+            handles.append(Line2D([], [], color="k", marker="o", markerfacecolor="none", linestyle="",
+                                  label="pair with a disconnected run (hollow; left out of the mean and CI)"))
+        fig.legend(handles=handles, loc="outside lower center", ncol=1, frameon=False)
+        fig.suptitle("IP's test-accuracy advantage over SP against sparsity (sweep; above 0: IP better)")
         return save(fig, out_stem)
 
 
