@@ -1,5 +1,6 @@
 """Filter figure (fig. 3, the paper's Fig. 1 analogue): trained K×K filters of SP and IP, and
-their spatial density per layer and per method.
+how evenly their energy is spread: the participation ratio (STUDY_SPEC section 3, claim C5)
+per layer and per method.
 """
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .. import tables as T
-from .style import (COLORS, LABELS, MARKERS, RC, Drawn, draw_method_points, has_values, mean_sd_by, no_data,
+from .style import (COLORS, MARKERS, RC, Drawn, draw_method_points, has_values, mean_sd_by, no_data,
                     repr_legend, save)
 
 
@@ -78,62 +79,80 @@ def fig_filters(filters: pd.DataFrame, filter_density: pd.DataFrame, out_stem,
                         if v == 0:
                             ax.text(x, y, "0", ha="center", va="center", fontsize=8, color="#444444")
                     nz = int(np.count_nonzero(np.nan_to_num(mat)))
-                    ax.set_title(f"out {chosen[c][0]}, in {chosen[c][1]}\n{nz}/{mat.size} non-zero", fontsize=8)
+                    h = np.nan_to_num(mat).ravel()
+                    pr = (h @ h) ** 2 / (h.size * np.sum(h ** 4)) if np.any(h) else float("nan")
+                    ax.set_title(f"out {chosen[c][0]}, in {chosen[c][1]}\nPR {pr:.2f}; {nz}/{mat.size} non-zero",
+                                 fontsize=8)
                     for spine in ax.spines.values():
                         spine.set_visible(True)
                         spine.set_color(COLORS[rep])
                         spine.set_linewidth(2)
-                heat_axes[r, 0].set_ylabel(LABELS[rep], color=COLORS[rep], fontsize=9)
+                heat_axes[r, 0].set_ylabel(SHORT[rep], color=COLORS[rep], fontsize=11, fontweight="bold")
                 if im is not None:
                     top.colorbar(im, ax=list(heat_axes[r, :]), shrink=0.8, label="weight")
-            top.suptitle(f"Trained K×K filters of layer {layer} ({method}, seed {seed}); '0' marks exact zeros")
+            top.suptitle(f"Trained K×K filters of layer {layer} ({method}, seed {seed}); '0' marks exact zeros; "
+                         "PR: participation ratio")
         ax_layer, ax_method = bottom.subplots(1, 2, width_ratios=[1.6, 1])
         _draw_layer_density(ax_layer, filter_density, method)
         runs = _filter_density_runs(summary, filter_density, sparsity)
-        if has_values(runs, "filter_density"):
-            draw_method_points(ax_method, runs, "filter_density", 100.0)
-            ax_method.set_ylabel("spatially non-zero filter entries (%)")
-            ax_method.set_ylim(-3, 105)
-            ax_method.grid(axis="y", alpha=0.3)
+        if has_values(runs, PR):
+            draw_method_points(ax_method, runs, PR, 1.0)
+            ax_method.set_ylabel("mean participation ratio of the kept filters")
+            _pr_axis(ax_method)
         else:
-            no_data(ax_method, "no filter densities")
-        ax_method.set_title("Mean spatial filter density per method\n(points: seeds; bars: mean ± 1 sd)")
-        bottom.legend(handles=repr_legend(), loc="outside lower center", ncol=2, frameon=False)
+            no_data(ax_method, "no participation ratios")
+        ax_method.set_title("Participation ratio per method (1: energy spread evenly;\n1/K²: one entry; points: "
+                            "seeds; bars: mean ± 1 sd)")
+        bottom.legend(handles=repr_legend(T.reprs_present(runs) if len(runs) else T.REPRS), loc="outside lower center",
+                      ncol=3, frameon=False)
         return save(fig, out_stem)
 
 
+PR = "participation_ratio"
+SHORT = {"sp": "SP", "ip": "IP"}
+K2 = 9   # the 3×3 filters of the study's networks
+
+
+def _pr_axis(ax) -> None:
+    ax.set_ylim(0, 1.05)
+    ax.axhline(1 / K2, color="#777777", linestyle=":", linewidth=1)
+    ax.text(1.0, 1 / K2, " 1/K²", transform=ax.get_yaxis_transform(), va="center", ha="left", fontsize=7,
+            color="#555555")
+    ax.grid(axis="y", alpha=0.3)
+
+
 def _filter_density_runs(summary, filter_density, sparsity):
-    """Per-run filter densities: ``summary.filter_density`` at ``sparsity``, else the mean over layers."""
-    if summary is not None and has_values(summary, "filter_density"):
+    """Per-run participation ratios: ``summary.participation_ratio`` at ``sparsity``, else the filter-weighted
+    mean over layers."""
+    if summary is not None and has_values(summary, PR):
         return T.at_sparsity(summary, sparsity)
-    if has_values(filter_density, "density"):
+    if has_values(filter_density, PR):
         return T.filter_density_per_run(filter_density)
-    return pd.DataFrame(columns=["method", "repr", "seed", "filter_density"])
+    return pd.DataFrame(columns=["method", "repr", "seed", PR])
 
 
 def _draw_layer_density(ax, filter_density: pd.DataFrame, method: str | None) -> None:
     fd = filter_density[filter_density["method"] == method] if method is not None else filter_density.iloc[0:0]
-    if not has_values(fd, "density"):
-        if has_values(filter_density, "density"):
+    if not has_values(fd, PR):
+        if has_values(filter_density, PR):
             method = T.ordered_methods(filter_density["method"].dropna().unique())[0]
             fd = filter_density[filter_density["method"] == method]
         else:
-            no_data(ax, "filter_density table is empty")
-            ax.set_title("Spatial filter density per layer")
+            no_data(ax, "no participation ratios per layer")
+            ax.set_title("Participation ratio per layer")
             return
     layers = list(dict.fromkeys(fd["layer"].dropna()))
     pos = {name: i for i, name in enumerate(layers)}
     for rep in T.REPRS:
-        st = mean_sd_by(fd[fd["repr"] == rep], "layer", "density")
+        st = mean_sd_by(fd[fd["repr"] == rep], "layer", PR)
         if st.empty:
             continue
         st["x"] = st["layer"].map(pos)
         st = st.sort_values("x")
-        ax.errorbar(st["x"], st["mean"] * 100, yerr=st["sd"].fillna(0) * 100, color=COLORS[rep],
+        ax.errorbar(st["x"], st["mean"], yerr=st["sd"].fillna(0), color=COLORS[rep],
                     marker=MARKERS[rep], markersize=4, capsize=2, linewidth=1.2)
     ax.set_xticks(range(len(layers)))
     ax.set_xticklabels(layers, rotation=90, fontsize=6 if len(layers) > 12 else 8)
-    ax.set_ylim(-3, 105)
-    ax.set_ylabel("spatially non-zero entries (%)")
-    ax.grid(axis="y", alpha=0.3)
-    ax.set_title(f"Spatial filter density per layer ({method}; mean ± 1 sd over seeds)")
+    ax.set_ylabel("mean participation ratio")
+    _pr_axis(ax)
+    ax.set_title(f"Participation ratio of the kept filters per layer ({method}; mean ± 1 sd over seeds)")
