@@ -341,7 +341,8 @@ def _draw_categories(ax, cats: list, factor: float) -> None:
             sd = vals.std(ddof=1) if vals.size > 1 else 0.0
             ax.errorbar(i + 0.2, vals.mean(), yerr=sd, color=COLORS[rep], marker="_", markersize=12, capsize=3)
     ax.set_xticks(range(len(cats)))
-    ax.set_xticklabels([c[0] for c in cats], rotation=30, ha="right")
+    # long names wrapped at '_' and ',' (random_orthogonal, share=network,fair_budget): no label over another
+    ax.set_xticklabels([str(c[0]).replace("_", "_\n").replace(",", ",\n") for c in cats], fontsize=7)
     ax.set_xlim(-0.6, len(cats) - 0.4)
     ax.set_ylabel("test accuracy (%)" if factor == 100 else "test accuracy")
     ax.grid(axis="y", alpha=0.3)
