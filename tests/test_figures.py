@@ -17,9 +17,7 @@ matplotlib.use("Agg")
 
 #: (figure, check) pairs that fail today, each to be fixed in the figure, not here
 KNOWN = {
-    ("gradient_flow", "integer epoch ticks"),
     ("hessian", "panel count"),
-    ("costs", "tick labels overlap"),
 }
 MAX_PANELS = {"hessian": 6}
 

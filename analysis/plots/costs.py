@@ -28,6 +28,44 @@ from .style import (
 
 # --------------------------------------------------------------------------- (9) costs
 
+def _stacked_storage(ax, sparse: pd.DataFrame, methods: Sequence[str]) -> None:
+    """Per method, one linear bar per representation: kept weights (SP) or kept λ with the FB entries
+    stacked on top (IP, IP_eq); a dashed line at SP's storage shows what equal storage means."""
+    reprs = T.reprs_present(sparse)
+    width = 0.8 / len(reprs)
+    sp_level = None
+    for i, method in enumerate(methods):
+        rows = sparse[sparse["method"] == method]
+        for j, rep in enumerate(reprs):
+            side = rows[rows["repr"] == rep]
+            x = i - 0.4 + width * (j + 0.5)
+            if side.empty or not side["kept_params"].notna().any():
+                ax.text(x, 0.02, f"{rep.upper()} missing", rotation=90, ha="center", va="bottom", fontsize=7,
+                        color=MISSING_COLOR, transform=blended_transform_factory(ax.transData, ax.transAxes))
+                continue
+            kept = float(side["kept_params"].mean())
+            fb = float(side["fb_overhead_params"].fillna(0).mean()) if "fb_overhead_params" in side else 0.0
+            ax.bar(x, kept, width * 0.95, color=COLORS[rep], label=f"{_name(rep)}: kept {'weights' if rep == 'sp' else 'λ'}"
+                   if i == 0 else None)
+            if fb:
+                ax.bar(x, fb, width * 0.95, bottom=kept, color=COLORS[rep], alpha=0.4, hatch="//",
+                       edgecolor=COLORS[rep], label=f"{_name(rep)}: filter-basis entries" if i == 0 else None)
+            ax.text(x, kept + fb, f"{kept + fb:.0f}", ha="center", va="bottom", fontsize=6.5)
+            if rep == "sp":
+                sp_level = kept
+    if sp_level is not None:
+        ax.axhline(sp_level, color="k", linestyle="--", linewidth=0.8, label="SP's storage (equal storage)")
+    ax.set_xticks(range(len(methods)))
+    ax.set_xticklabels(methods, rotation=30 if len(methods) > 5 else 0)
+    ax.set_ylabel("stored numbers (kept entries + FB entries)")
+    ax.set_ylim(0, ax.get_ylim()[1] * 1.45)   # room for the legend above the tallest bar
+    ax.legend(frameon=False, fontsize=7, loc="upper left", ncol=2)
+
+
+def _name(rep: str) -> str:
+    return {"sp": "SP", "ip": "IP", T.EQUAL_STORAGE: "IP_eq"}.get(rep, rep)
+
+
 def _log_bars_with_reference(ax, sparse, methods, bars, reference: pd.Series, reference_label: str,
                              ylabel: str) -> None:
     """Grouped bars on a log axis with the dense network's value (median of ``reference``) as a dotted line."""
@@ -49,14 +87,9 @@ def fig_costs(summary: pd.DataFrame, costs_reference: pd.DataFrame, out_stem, sp
         fig, axes = plt.subplots(2, 2, figsize=(13, 9), layout="constrained")
         ax_params, ax_flops, ax_time, ax_ref = axes.ravel()
         # (a) stored numbers: SP kept weights, IP kept coefficients, IP FB entries
-        ax_params.set_title(f"Stored parameters at sparsity {fmt_sparsity(sparsity)} (mean over seeds)")
+        ax_params.set_title(f"Stored numbers at sparsity {fmt_sparsity(sparsity)} (mean over seeds)")
         if methods and has_values(sparse, "kept_params"):
-            bars = [("SP: kept weights", "sp", "kept_params", None),
-                    ("IP: kept coefficients λ", "ip", "kept_params", None),
-                    ("IP: filter-basis entries", "ip", "fb_overhead_params", "//")]
-            _log_bars_with_reference(ax_params, sparse, methods, bars,
-                                     runs.loc[runs["repr"] == "sp", "total_params"],
-                                     "all parameters of the dense net", "number of stored values (log)")
+            _stacked_storage(ax_params, sparse, methods)
         else:
             no_data(ax_params, "no parameter counts")
         # (b) sparse inference MACs
@@ -74,14 +107,14 @@ def fig_costs(summary: pd.DataFrame, costs_reference: pd.DataFrame, out_stem, sp
             draw_method_points(ax_time, runs, "step_seconds", 1000.0)
             ax_time.set_ylabel("seconds per step × 1000 (ms)")
             ax_time.grid(axis="y", alpha=0.3)
-            ax_time.legend(handles=repr_legend(), frameon=False, fontsize=7)
+            ax_time.legend(handles=repr_legend(T.reprs_present(runs)), frameon=False, fontsize=7)
         else:
             no_data(ax_time, "no step times")
         # (d) paper-scale nets
         ax_ref.set_title("FB overhead of paper-scale networks per FB sharing vs the paper's statement")
         ref = T.with_share(costs_reference).dropna(subset=["fb_overhead_percent"])
         if len(ref):
-            labels = [f"{r.model}" + ("" if pd.isna(r.width) else f"\nwidth {int(r.width)}") + f"\nshare={r.share}"
+            labels = [f"{r.model}" + ("" if pd.isna(r.width) else f"\nw{int(r.width)}") + f"\n{r.share}"
                       for r in ref.itertuples()]
             x = np.arange(len(ref))
             ax_ref.bar(x, ref["fb_overhead_percent"], color=COLORS["ip"], alpha=0.85)
@@ -91,7 +124,9 @@ def fig_costs(summary: pd.DataFrame, costs_reference: pd.DataFrame, out_stem, sp
             ax_ref.axhline(PAPER_FB_OVERHEAD_PERCENT, color="k", linestyle="--", linewidth=1,
                            label=f"paper: ≤ {PAPER_FB_OVERHEAD_PERCENT:g} % of dense parameters")
             ax_ref.set_xticks(x)
-            ax_ref.set_xticklabels(labels, fontsize=7)
+            ax_ref.set_xticklabels(labels, fontsize=6.5)
+            ax_ref.set_xlabel("network, base width, FB sharing (layer: one FB per conv; network: one per kernel size)",
+                              fontsize=7)
             if all_positive(ref["fb_overhead_percent"]):
                 ax_ref.set_yscale("log")
             ax_ref.set_ylabel("FB entries / dense parameters (%)")

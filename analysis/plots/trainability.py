@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 from .. import tables as T
 from .style import COLORS, MARKERS, OFFSETS, RC, Drawn, all_positive, has_values, mean_sd_by, no_data, repr_legend, save
@@ -80,6 +81,7 @@ def _draw_gf_curves(ax, hist: pd.DataFrame) -> None:
         no_data(ax)
         return
     ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # whole epochs (0: initialisation)
     ax.set_xlabel("epoch")
     ax.set_ylabel("gradient flow ‖g‖²")
     ax.grid(alpha=0.3, which="major")
