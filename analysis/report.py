@@ -252,8 +252,8 @@ def choices_section(t: T.Tables) -> str:
         lines.append(f"- {label} (`{key}`): {_value(value) if value is not None else 'missing'}")
     lines += [
         f"- the verdict rule (paired t intervals at α = {alpha_of(t.meta):g}: intersection–union for the claimed "
-        f"side, Holm–Bonferroni over a claim's parts for the other side, ≥ {MIN_SEEDS} seed pairs; see above) and, for C4, \"equal runtime\" read as a "
-        f"median IP/SP training-step-time ratio ≤ {STEP_TIME_RATIO_MAX:.2f}",
+        f"side, Holm–Bonferroni over a claim's parts for the other side, ≥ {MIN_SEEDS} seed pairs; see above) and, "
+        f"for C4, \"equal runtime\" read as a median IP/SP training-step-time ratio ≤ {STEP_TIME_RATIO_MAX:.2f}",
         "- Theorem 1: the paper's statement was not available; the checks use our formalisation, "
         "[docs/theorem1.md](../docs/theorem1.md) (STUDY_SPEC §4)",
         "- the method definitions (score, schedule, rewinding, DST update) follow the cited originals as "

@@ -50,8 +50,8 @@ def measure_run(p, method: str, repr_: str, seed: int) -> dict:
     pr_layer, pr = participation_ratio(filters, masks1)
     per_run.update(participation_ratio=pr["mean"], pr_dense_share=pr["dense_share"], pr_filters=pr["filters"])
     out["filter_density"] += [{**key, "layer": layer, "density": d, "participation_ratio": pr_layer[layer]["mean"],
-                               "pr_dense_share": pr_layer[layer]["dense_share"], "pr_filters": pr_layer[layer]["filters"]}
-                              for layer, d in per_layer.items()]
+                               "pr_dense_share": pr_layer[layer]["dense_share"],
+                               "pr_filters": pr_layer[layer]["filters"]} for layer, d in per_layer.items()]
     out["filters"] += [{**key, **row} for row in filters_to_draw(filters, masks0)]
     return {"rows": out, "name": name, "per_run": per_run}
 

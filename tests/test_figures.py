@@ -16,9 +16,7 @@ from test_analysis import FIGURE_CALLS, make_history, make_tables
 matplotlib.use("Agg")
 
 #: (figure, check) pairs that fail today, each to be fixed in the figure, not here
-KNOWN = {
-    ("hessian", "panel count"),
-}
+KNOWN: set[tuple[str, str]] = set()
 MAX_PANELS = {"hessian": 6}
 
 
@@ -103,7 +101,8 @@ def study_like_tables() -> T.Tables:
     import pandas as pd
 
     from ip.reference import fb_overhead_table
-    costs = pd.DataFrame([{"share": share, **row} for share in ("layer", "network") for row in fb_overhead_table(share)])
+    costs = pd.DataFrame([{"share": share, **row} for share in ("layer", "network")
+                          for row in fb_overhead_table(share)])
     return make_tables(history=make_history(epochs=1), costs_reference=costs)
 
 

@@ -1,8 +1,8 @@
 """Both directions of the pinned tiny study's tolerance (tests/pins.py).
 
 One run of the pinned study is made again by the real stage (``pipeline.train``: masks and
-training, called in this process on a prepared copy of the study's data and initial weights) and compared with its pin, which the end-to-end test's ``dvc repro``
-wrote (tests/test_pipeline_e2e.py checks the whole study against the same pins):
+training, called in this process on a prepared copy of the study's data and initial weights)
+and compared with its pin, which the end-to-end test's ``dvc repro`` wrote (tests/test_pipeline_e2e.py checks the whole study against the same pins):
 
 - perturbations that change only round-off pass: ``train.threads`` 2 instead of 1 (another
   reduction order, as another machine would have), and the evaluation in batches of 100

@@ -45,8 +45,8 @@ def _stacked_storage(ax, sparse: pd.DataFrame, methods: Sequence[str]) -> None:
                 continue
             kept = float(side["kept_params"].mean())
             fb = float(side["fb_overhead_params"].fillna(0).mean()) if "fb_overhead_params" in side else 0.0
-            ax.bar(x, kept, width * 0.95, color=COLORS[rep], label=f"{_name(rep)}: kept {'weights' if rep == 'sp' else 'λ'}"
-                   if i == 0 else None)
+            what = "weights" if rep == "sp" else "λ"
+            ax.bar(x, kept, width * 0.95, color=COLORS[rep], label=f"{_name(rep)}: kept {what}" if i == 0 else None)
             if fb:
                 ax.bar(x, fb, width * 0.95, bottom=kept, color=COLORS[rep], alpha=0.4, hatch="//",
                        edgecolor=COLORS[rep], label=f"{_name(rep)}: filter-basis entries" if i == 0 else None)

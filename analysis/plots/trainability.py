@@ -14,7 +14,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from .. import tables as T
-from .style import COLORS, MARKERS, OFFSETS, RC, Drawn, all_positive, has_values, mean_sd_by, no_data, repr_legend, save
+from .style import COLORS, MARKERS, RC, Drawn, all_positive, has_values, mean_sd_by, no_data, repr_legend, save
 
 # --------------------------------------------------------------------------- (4) gradient flow
 
@@ -111,6 +111,9 @@ def _draw_gf_layers(ax, rows: pd.DataFrame) -> None:
 # --------------------------------------------------------------------------- (5) Hessian
 
 def fig_hessian(hessian: pd.DataFrame, density: pd.DataFrame, out_stem) -> Drawn:
+    """Fig. 5, "is IP's curvature different?" in four panels: the top eigenvalue and the trace per method
+    (SP, IP[, IP_eq]; hollow at the start of sparse training, filled after it), and the spectral density of
+    one method at both times."""
     methods = T.ordered_methods(set(hessian["method"].dropna()) | set(density["method"].dropna()))
     with plt.rc_context(RC):
         if not methods:
@@ -118,70 +121,66 @@ def fig_hessian(hessian: pd.DataFrame, density: pd.DataFrame, out_stem) -> Drawn
             no_data(ax, "hessian and density tables are empty")
             ax.set_title("Hessian spectra, SP vs IP")
             return save(fig, out_stem)
-        fig, axes = plt.subplots(len(methods), 4, figsize=(15, 2.9 * len(methods) + 1.0), squeeze=False,
-                                 layout="constrained")
-        for row, method in zip(axes, methods):
-            h = hessian[hessian["method"] == method]
-            _draw_eigenvalues(row[0], h[h["kind"] == "eigenvalue"])
-            row[0].set_title(f"{method}: top Hessian eigenvalues")
-            _draw_trace(row[1], h[h["kind"] == "trace"])
-            row[1].set_title(f"{method}: Hessian trace (Hutchinson)")
-            for ax, when in zip(row[2:], ("init", "final")):
-                d = density[(density["method"] == method) & (density["when"] == when)]
-                _draw_density(ax, d)
-                ax.set_title(f"{method}: spectral density, {'at init' if when == 'init' else 'after training'}")
+        fig, axes = plt.subplots(2, 2, figsize=(max(10.0, 1.0 * len(methods) + 4), 7.5), layout="constrained")
+        (ax_top, ax_trace), (ax_d0, ax_d1) = axes
+        eig = hessian[(hessian["kind"] == "eigenvalue") & (hessian["rank"] == 1)]
+        _draw_per_method(ax_top, eig, methods, "top Hessian eigenvalue")
+        ax_top.set_title("Top eigenvalue (Lanczos) per method")
+        _draw_per_method(ax_trace, hessian[hessian["kind"] == "trace"], methods, "Hessian trace (Hutchinson)")
+        ax_trace.set_title("Trace (sum of all eigenvalues, Hutchinson) per method")
+        shown = _density_method(density, methods)
+        for ax, when in ((ax_d0, "init"), (ax_d1, "final")):
+            d = density[(density["method"] == shown) & (density["when"] == when)]
+            _draw_density(ax, d)
+            phase = "at the start of sparse training" if when == "init" else "after training"
+            ax.set_title(f"{shown}: spectral density {phase}")
+        reprs = [r for r in T.REPRS + (T.EQUAL_STORAGE,) if (hessian["repr"] == r).any()] or list(T.REPRS)
         extra = [Line2D([], [], color="k", marker="o", markerfacecolor="none", linestyle="", label="at init"),
                  Line2D([], [], color="k", marker="o", linestyle="", label="after training")]
-        fig.legend(handles=repr_legend(extra=extra), loc="outside lower center", ncol=4, frameon=False)
-        fig.suptitle("Hessian of the training loss over the trainable unpruned coordinates, SP vs IP "
-                     "(mean ± 1 sd over seeds; densities by stochastic Lanczos quadrature)")
+        fig.legend(handles=repr_legend(reprs, extra=extra), loc="outside lower center", ncol=3, frameon=False)
+        seeds = sorted(int(s) for s in hessian["seed"].dropna().unique())
+        fig.suptitle("Is IP's curvature different? Hessian of the training loss over the trainable unpruned "
+                     f"coordinates, SP vs IP\n(seed{'s' if len(seeds) != 1 else ''} "
+                     f"{', '.join(map(str, seeds)) or 'missing'}{'; mean over seeds' if len(seeds) > 1 else ''}; "
+                     "densities by stochastic Lanczos quadrature)")
         return save(fig, out_stem)
 
 
-def _draw_eigenvalues(ax, eig: pd.DataFrame) -> None:
-    if not has_values(eig, "value", "rank"):
-        no_data(ax)
-        return
-    for rep in T.REPRS:
-        for when, face in (("init", "none"), ("final", COLORS[rep])):
-            rows = eig[(eig["repr"] == rep) & (eig["when"] == when)]
-            if rows.empty:
-                continue
-            st = mean_sd_by(rows, "rank", "value").sort_values("rank")
-            shift = OFFSETS[rep] * 0.8 + (0.06 if when == "final" else -0.06)
-            ax.errorbar(st["rank"] + shift, st["mean"], yerr=st["sd"].fillna(0), color=COLORS[rep], linestyle="",
-                        marker=MARKERS[rep], markerfacecolor=face, markersize=5, capsize=2)
-    if all_positive(eig["value"]):
-        ax.set_yscale("log")
-    ranks = sorted(eig["rank"].dropna().unique())
-    ax.set_xticks(ranks)
-    ax.set_xticklabels([f"{int(r)}" for r in ranks])
-    ax.set_xlabel("eigenvalue rank")
-    ax.set_ylabel("eigenvalue")
-    ax.grid(alpha=0.3)
+def _density_method(density: pd.DataFrame, methods) -> str:
+    """The method whose spectral density is shown: the first sparse one measured in SP and IP, else the first."""
+    for m in methods:
+        if m != "dense" and set(density.loc[density["method"] == m, "repr"]) >= set(T.REPRS):
+            return m
+    return methods[0]
 
 
-def _draw_trace(ax, trace: pd.DataFrame) -> None:
-    if not has_values(trace, "value"):
+def _draw_per_method(ax, rows: pd.DataFrame, methods, ylabel: str) -> None:
+    """Per method and representation: mean over seeds at the start of sparse training (hollow) and after it
+    (filled), joined by a thin line."""
+    if not has_values(rows, "value"):
         no_data(ax)
         return
-    cats = [w for w in ("init", "final") if (trace["when"] == w).any()]
-    for i, when in enumerate(cats):
-        for rep in T.REPRS:
-            vals = trace.loc[(trace["when"] == when) & (trace["repr"] == rep), "value"].dropna()
-            if vals.empty:
+    reprs = [r for r in T.REPRS + (T.EQUAL_STORAGE,) if (rows["repr"] == r).any()]
+    offsets = {r: d for r, d in zip(reprs, np.linspace(-0.25, 0.25, len(reprs)) if len(reprs) > 1 else [0.0])}
+    for i, method in enumerate(methods):
+        for rep in reprs:
+            means = [rows.loc[(rows["method"] == method) & (rows["repr"] == rep) & (rows["when"] == w), "value"].mean()
+                     for w in ("init", "final")]
+            x = [i + offsets[rep] - 0.05, i + offsets[rep] + 0.05]
+            if not any(np.isfinite(means)):
                 continue
-            sd = vals.std(ddof=1) if len(vals) > 1 else 0
-            ax.scatter(i + OFFSETS[rep] + np.linspace(-0.04, 0.04, len(vals)), vals, s=12, color=COLORS[rep],
-                       marker=MARKERS[rep], alpha=0.5, linewidths=0)
-            ax.errorbar(i + OFFSETS[rep] + 0.1, vals.mean(), yerr=sd, color=COLORS[rep], marker="_",
-                        markersize=12, capsize=3)
-    ax.set_xticks(range(len(cats)))
-    ax.set_xlim(-0.6, len(cats) - 0.4)
-    ax.set_xticklabels(["at init" if c == "init" else "after training" for c in cats])
-    if all_positive(trace["value"]):
+            ax.plot(x, means, color=COLORS[rep], linewidth=0.8, alpha=0.6)
+            ax.scatter(x[:1], means[:1], s=22, facecolors="none", edgecolors=COLORS[rep], marker=MARKERS[rep])
+            ax.scatter(x[1:], means[1:], s=22, color=COLORS[rep], marker=MARKERS[rep])
+    if all_positive(rows["value"]):
         ax.set_yscale("log")
-    ax.set_ylabel("trace")
+    else:
+        # linear within ± the decade of the median magnitude, so the ticks around 0 stay apart
+        typical = float(rows["value"].abs().median())
+        ax.set_yscale("symlog", linthresh=10.0 ** math.floor(math.log10(typical)) if typical > 0 else 1.0)
+    ax.set_xticks(range(len(methods)))
+    ax.set_xticklabels(methods, rotation=30 if len(methods) > 6 else 0)
+    ax.set_ylabel(ylabel)
     ax.grid(axis="y", alpha=0.3)
 
 
