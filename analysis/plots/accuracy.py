@@ -292,6 +292,8 @@ def fig_ablation(ablation: pd.DataFrame, summary: pd.DataFrame, out_stem) -> Dra
               and (ab.loc[ab["variant"] == v, "repr"] == "ip").any()]
     if others:
         panels.append(("other variants", others))
+    # a group without runs gets no panel (one "no data" panel if no group has any)
+    panels = [(title, members) for title, members in panels if members] or [("ablation variants", [])]
     factor = T.percent_scale(ab["test_acc"] if len(ab) else pd.Series(dtype=float),
                              summary["test_acc"] if len(summary) else pd.Series(dtype=float))
     with plt.rc_context(RC):
@@ -312,6 +314,12 @@ def fig_ablation(ablation: pd.DataFrame, summary: pd.DataFrame, out_stem) -> Dra
                     if len(rows):
                         cats.append((str(v).split("=", 1)[-1] if "=" in str(v) else str(v), rows))
             _draw_categories(ax, cats, factor)
+        compared = [ax for ax, (_, members) in zip(axes, panels) if members]
+        if len(compared) > 1:   # the variant panels are compared with each other: one y-scale
+            low = min(ax.get_ylim()[0] for ax in compared)
+            high = max(ax.get_ylim()[1] for ax in compared)
+            for ax in compared:
+                ax.set_ylim(low, high)
         dense = summary[summary["method"] == "dense"] if len(summary) else summary
         if not has_values(dense, "test_acc") and len(ab):
             dense = ab[ab["method"] == "dense"]
