@@ -9,9 +9,13 @@ FMNIST := /usr/share/datasets/fashion-mnist
 
 .PHONY: setup data repro test bench clean-results
 
-setup: $(STAMP) data
+setup: $(STAMP) data .dvc/plots_offline.html
 	@git rev-parse --git-dir >/dev/null 2>&1 || git init -q
 	@[ -d .dvc ] || $(DVC) init -q
+
+# `dvc plots show` with Vega, Vega-Lite and vega-embed inlined (.dvc/config: plots.html_template)
+.dvc/plots_offline.html: $(STAMP)
+	$(PY) -m analysis.dvc_plots --offline-template
 
 $(STAMP): pyproject.toml
 	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)

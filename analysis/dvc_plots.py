@@ -2,7 +2,9 @@
 SP and IP runs of every seed (the DVCLive files of the dense and train stages).  DVC interpolates values in
 top-level plots but cannot loop over ``${methods}`` or ``${seeds}``, so the section lists the
 runs of params.yaml one by one; ``python -m analysis.dvc_plots`` rewrites it from params.yaml
-(tests/test_dvc_plots.py fails while the two disagree)."""
+(tests/test_dvc_plots.py fails while the two disagree).  ``python -m analysis.dvc_plots
+--offline-template`` (run by ``make setup``) writes the page template that makes
+``dvc plots show`` work offline."""
 from __future__ import annotations
 
 import sys
@@ -42,8 +44,48 @@ def with_plots(dvc_yaml: str, params: dict) -> str:
     return stages + "\n\n" + render(params)
 
 
-def main(root: str = ".") -> int:
-    root_path = Path(root)
+#: the page `dvc plots show` writes, with Vega, Vega-Lite and vega-embed inlined instead of loaded
+#: from a CDN (so it shows its curves offline); `.dvc/config` names it (plots.html_template)
+OFFLINE_TEMPLATE = Path(".dvc") / "plots_offline.html"
+OFFLINE_PAGE = """<!DOCTYPE html>
+<html>
+<head>
+    {refresh_tag}
+    <title>DVC Plot</title>
+    <script type="text/javascript">
+__BUNDLE__
+    </script>
+</head>
+<body>
+    {plot_divs}
+</body>
+</html>
+"""
+
+
+def offline_template() -> str:
+    """The HTML template: Vega, Vega-Lite and vega-embed from vl-convert-python's bundle (a set-up
+    dependency), inlined, ``vegaEmbed`` global, and the placeholders of DVC's own page
+    (``{plot_divs}``, ``{refresh_tag}``; no ``{scripts}``, which would add DVC's CDN links)."""
+    import vl_convert
+    bundle = vl_convert.javascript_bundle("window.vegaEmbed = vegaEmbed;")
+    if "{plot_divs}" in bundle or "</script" in bundle:
+        raise RuntimeError("the Vega bundle cannot be inlined as it is")
+    return OFFLINE_PAGE.replace("__BUNDLE__", bundle)
+
+
+def write_offline_template(root: str | Path = ".") -> Path:
+    path = Path(root) / OFFLINE_TEMPLATE
+    path.write_text(offline_template())
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["--offline-template"]:
+        print(write_offline_template(*(argv[1:2] or ["."])))
+        return 0
+    root_path = Path(argv[0] if argv else ".")
     params = yaml.safe_load((root_path / "params.yaml").read_text())
     path = root_path / "dvc.yaml"
     path.write_text(with_plots(path.read_text(), params))
@@ -51,4 +93,4 @@ def main(root: str = ".") -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:]))
+    sys.exit(main())
