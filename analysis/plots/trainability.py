@@ -35,7 +35,7 @@ def _method_panels(subfig, methods, rows, ncols, df, draw, no_data_message: str,
 def fig_gradient_flow(history: pd.DataFrame, gf_layers: pd.DataFrame, out_stem,
                       summary: pd.DataFrame | None = None) -> Drawn:
     # history.sparsity is the sparsity measured at each epoch (it ramps up under GMP): not a selector
-    hist = history
+    hist = _with_start(history, summary)
     methods_h = T.ordered_methods(hist["method"].dropna().unique()) if has_values(hist, "gf") else []
     # a method that starts training at a rewind point (LT) is measured there, not at initialisation
     rewound = set(summary.loc[T.starts_at_rewind(summary), "method"]) if summary is not None and len(summary) \
@@ -54,11 +54,28 @@ def fig_gradient_flow(history: pd.DataFrame, gf_layers: pd.DataFrame, out_stem,
                      "dashed: IP on the coordinates it shares with SP (λ only, no FB)")
         _method_panels(bottom, methods_l, rows_l, ncols, init, _draw_gf_layers, "gf_layers table has no 'init' rows",
                        rewound | set(init.loc[init["when"] == "rewind", "method"]) if len(init) else rewound)
-        bottom.suptitle("Gradient flow per layer at initialisation (mean over seeds, log scale); methods marked "
-                        "gf_rewind: at the rewind point instead")
+        bottom.suptitle("Gradient flow per part of the network at the start of sparse training (sum over its layers, "
+                        "mean over seeds, log scale); gf_rewind: at the rewind point")
         extra = [Line2D([], [], color=COLORS["ip"], linestyle="--", label="IP, shared coordinates (λ) only")]
         bottom.legend(handles=repr_legend(extra=extra), loc="outside lower center", ncol=3, frameon=False)
         return save(fig, out_stem)
+
+
+def _with_start(history: pd.DataFrame, summary: pd.DataFrame | None) -> pd.DataFrame:
+    """The history with each run's gradient flow at the start of sparse training as epoch 0 (the summary's
+    ``gf_init`` / ``gf_init_shared``, or ``gf_rewind`` for a run that starts at a rewind point), unless the
+    history has an epoch 0 already."""
+    if summary is None or not len(summary) or "gf_init" not in summary or \
+            (len(history) and (history["epoch"] == 0).any()):
+        return history
+    start = summary[["method", "repr", "seed"]].copy()
+    start["epoch"] = 0
+    gf_rewind = summary["gf_rewind"] if "gf_rewind" in summary else pd.Series(np.nan, index=summary.index)
+    start["gf"] = summary["gf_init"].where(summary["gf_init"].notna(), gf_rewind)
+    if "gf_init_shared" in summary:
+        start["gf_shared"] = summary["gf_init_shared"]
+    start = start.dropna(subset=["gf"])
+    return pd.concat([start, history], ignore_index=True) if len(start) else history
 
 
 def _draw_gf_curves(ax, hist: pd.DataFrame) -> None:
@@ -81,30 +98,52 @@ def _draw_gf_curves(ax, hist: pd.DataFrame) -> None:
         no_data(ax)
         return
     ax.set_yscale("log")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # whole epochs (0: initialisation)
+    epochs = sorted(int(e) for e in hist["epoch"].dropna().unique())
+    if len(epochs) <= 12:   # whole epochs (0: the start of sparse training)
+        ax.set_xticks(epochs)
+        ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("gradient flow ‖g‖²")
     ax.grid(alpha=0.3, which="major")
 
 
+def layer_group(layer: str) -> str:
+    """The part of the network a layer belongs to: a ResNet stage (``layer<k>.…``), the stem before it,
+    or the head after it; other networks' layers by their first name part."""
+    head = str(layer).split(".", 1)[0]
+    if head.startswith("layer") and head[5:].isdigit():
+        return f"stage {head[5:]}"
+    if head in ("conv1", "bn1"):
+        return "stem"
+    if head in ("fc", "linear", "classifier"):
+        return "head"
+    return head
+
+
 def _draw_gf_layers(ax, rows: pd.DataFrame) -> None:
-    layers = list(dict.fromkeys(rows["layer"].dropna()))
-    pos = {name: i for i, name in enumerate(layers)}
+    """Gradient flow per part of the network (the stem, each ResNet stage, the head): the sum over its
+    layers, mean over seeds, SP against IP."""
+    rows = rows.assign(group=rows["layer"].map(layer_group))
+    groups = list(dict.fromkeys(rows["group"].dropna()))
+    pos = {name: i for i, name in enumerate(groups)}
     for rep in T.REPRS:
-        st = mean_sd_by(rows[rows["repr"] == rep], "layer", "gf")
+        side = rows[rows["repr"] == rep]
+        if side.empty:
+            continue
+        per_run = side.groupby(["seed", "group"])["gf"].sum().reset_index()
+        st = mean_sd_by(per_run, "group", "gf")
         st = st[st["mean"] > 0]
         if st.empty:
             continue
-        st["x"] = st["layer"].map(pos)
+        st["x"] = st["group"].map(pos)
         st = st.sort_values("x")
-        ax.plot(st["x"], st["mean"], color=COLORS[rep], marker=MARKERS[rep], markersize=3, linewidth=1.2)
+        ax.plot(st["x"], st["mean"], color=COLORS[rep], marker=MARKERS[rep], markersize=4, linewidth=1.2)
     ax.set_yscale("log")
-    if len(layers) <= 24:
-        ax.set_xticks(range(len(layers)))
-        ax.set_xticklabels(layers, rotation=90, fontsize=5.5)
-    else:
-        ax.set_xlabel("layer index (input → output)")
-    ax.set_ylabel("‖g_layer‖²")
+    ax.set_xticks(range(len(groups)))
+    ax.set_xticklabels(groups, fontsize=7)
+    ax.set_ylabel("Σ ‖g_layer‖² over the part")
     ax.grid(alpha=0.3)
 
 
