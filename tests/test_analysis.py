@@ -587,3 +587,12 @@ def test_spectral_density_axis_shows_the_bulk_not_the_tails(tmp_path):
     density_axes = [ax for ax in drawn.figure.axes if "spectral density" in ax.get_title()]
     low, high = density_axes[0].get_ylim()
     assert low == pytest.approx(high / 2 * 1e-6, rel=1e-6)
+
+
+def test_the_spectral_density_summary_is_its_first_moment_and_lowest_reach():
+    from analysis.claims.trainability import negative_mass
+    grid = np.linspace(-4.0, 4.0, 801)
+    two_bumps = np.exp(-(grid + 2.0) ** 2 / 0.02) + 3 * np.exp(-(grid - 1.0) ** 2 / 0.02)   # weights 1 : 3
+    mean, lowest = negative_mass(grid, two_bumps)
+    assert mean == pytest.approx((-2.0 + 3 * 1.0) / 4, abs=1e-3)
+    assert -2.5 < lowest < -2.0          # where the left bump falls below 1e-3 of the peak

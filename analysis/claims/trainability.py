@@ -36,7 +36,47 @@ def _hessian_info(t: T.Tables) -> str:
                                 f"{fmt(ratio.median(), 2)} over {len(ratio)} method{'s' if len(ratio) != 1 else ''}")
     if not bits:
         return "Hessian spectra: missing."
-    return "Hessian (information, fig. 5): " + "; ".join(bits) + "."
+    return "Hessian (information, fig. 5): " + "; ".join(bits) + "." + _negative_curvature(t.density)
+
+
+def negative_mass(grid: np.ndarray, density: np.ndarray, floor: float = 1e-3) -> tuple[float, float]:
+    """(the mean eigenvalue of one SLQ spectral density, its first moment: trace / dimension; the lowest
+    eigenvalue where the density is at least ``floor`` × its peak), on an evenly or unevenly spaced grid."""
+    order = np.argsort(grid)
+    grid, density = grid[order], np.clip(density[order], 0.0, None)
+    weights = np.gradient(grid) * density if grid.size > 1 else density
+    total = float(weights.sum())
+    if total <= 0:
+        return float("nan"), float("nan")
+    seen = grid[density >= floor * density.max()]
+    return float((weights * grid).sum() / total), float(seen.min()) if seen.size else float("nan")
+
+
+def _negative_curvature(density: pd.DataFrame) -> str:
+    """Why a Hutchinson trace can lie far below −(top eigenvalue): the SLQ density's mass below 0."""
+    if not has_density(density):
+        return ""
+    bits = []
+    for when, label in (("init", "at the start of sparse training"), ("final", "after training")):
+        rows = density[density["when"] == when]
+        stats = [negative_mass(g["grid"].to_numpy(dtype=float), g["density"].to_numpy(dtype=float))
+                 for _, g in rows.groupby(["method", "repr", "seed"])]
+        stats = [s for s in stats if np.isfinite(s[0])]
+        if stats:
+            mean = np.median([s[0] for s in stats])
+            lowest = np.median([s[1] for s in stats])
+            bits.append(f"{label} the SLQ density's mean eigenvalue is {fmt(mean, 3)} and it reaches down to "
+                        f"about {fmt(lowest, 3)} (medians over {len(stats)} runs)")
+    if not bits:
+        return ""
+    return (" The top eigenvalue is the largest one, not the largest in magnitude, while the trace sums all of "
+            "them (the dimension times the density's mean eigenvalue): " + "; ".join(bits) + ". A mean below 0 "
+            "is the stochastic-Lanczos side of a negative Hutchinson trace: many directions of negative curvature.")
+
+
+def has_density(density: pd.DataFrame) -> bool:
+    return len(density) > 0 and {"grid", "density", "when"} <= set(density.columns) and \
+        density["density"].notna().any()
 
 
 def _median_gf_ratio(parts) -> str:
