@@ -37,10 +37,10 @@ from .style import (
 
 # --------------------------------------------------------------------------- (1) accuracy at the headline sparsity
 
-def _legend(fig, reprs, hollow: bool, extra=()) -> None:
+def _legend(fig, reprs, hollow: bool, extra=(), ncol: int | None = None) -> None:
     handles = repr_legend(reprs, extra=list(extra) + ([disconnected_handle()] if hollow else []))
-    fig.legend(handles=handles, loc="outside lower center", ncol=2 if len(handles) > 3 else len(handles),
-               frameon=False)
+    fig.legend(handles=handles, loc="outside lower center",
+               ncol=ncol or (2 if len(handles) > 3 else len(handles)), frameon=False)
 
 
 def _points_across(ax, values: np.ndarray, y: float, rows: pd.DataFrame, rep: str) -> bool:
@@ -251,13 +251,14 @@ def fig_generalisation(sweep: pd.DataFrame, out_stem) -> Drawn:
         factor = T.percent_scale(sweep["train_acc"], sweep["test_acc"])
         fig, axes = plt.subplots(2, len(methods), figsize=(3.3 * len(methods) + 0.5, 6.4), squeeze=False,
                                  layout="constrained", sharey="row")
+        hollow = False
         for c, method in enumerate(methods):
             runs = sweep[sweep["method"] == method]
             for r, (metric, label, f) in enumerate((("gap_acc", "train − test accuracy (pp)", factor),
                                                      ("gap_loss", "test − train loss", 1.0))):
                 ax = axes[r, c]
                 if has_values(runs, metric):
-                    draw_vs_sparsity(ax, runs, metric, f)
+                    hollow |= draw_vs_sparsity(ax, runs, metric, f)
                     ax.axhline(0, color="#999999", linewidth=0.8)
                     ax.grid(alpha=0.3)
                 else:
@@ -265,7 +266,7 @@ def fig_generalisation(sweep: pd.DataFrame, out_stem) -> Drawn:
                 if c == 0:
                     ax.set_ylabel(label if f == 100 or metric == "gap_loss" else "train − test accuracy")
                 ax.set_title(method if r == 0 else "")
-        fig.legend(handles=repr_legend(), loc="outside lower center", ncol=2, frameon=False)
+        _legend(fig, T.reprs_present(sweep), hollow, ncol=1 if len(methods) < 3 else None)
         fig.suptitle("Generalisation gap vs sparsity at the end of training (smaller = generalises better)\n"
                      "mean ± 1 sd over seeds, points = seeds")
         return save(fig, out_stem)
