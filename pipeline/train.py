@@ -73,10 +73,9 @@ def dense_run(p, repr_: str, seed: int) -> DenseRun:
                     rewind["state"])
 
 
-def find_run_masks(p, method: str, repr_: str, seed: int, times: PhaseTimes) -> None:
-    """masks.pt and masks.json of one run."""
+def find_run_masks(p, run, method: str, repr_: str, seed: int, times: PhaseTimes) -> None:
+    """masks.pt and masks.json of one run (``run``: its :class:`ip.run.Run`)."""
     name = run_id(method, repr_, seed)
-    run = load_run(p, method, repr_, seed)
     with times("loading"):
         model = run.new_model()
         dense = dense_run(p, repr_, seed) if method_info(method).starts_from_dense else None
@@ -100,9 +99,10 @@ def find_run_masks(p, method: str, repr_: str, seed: int, times: PhaseTimes) -> 
           f"collapsed layers: {summary.collapsed_layers or 'none'}", flush=True)
 
 
-def run_checkpoint(p, method: str, repr_: str, seed: int) -> Path:
-    run = load_run(p, method, repr_, seed)
-    return checkpoint_path(run.spec, run_id(method, repr_, seed),
+def run_checkpoint(p, method: str, repr_: str, seed: int, spec=None) -> Path:
+    """The checkpoint of a main run (``spec``: its spec, when the caller has it already)."""
+    spec = spec if spec is not None else load_run(p, method, repr_, seed).spec
+    return checkpoint_path(spec, run_id(method, repr_, seed),
                            [PREPARED, INIT_DIR / f"s{seed}.pt", mask_file(method, repr_, seed)])
 
 
@@ -113,14 +113,15 @@ def train_one(p, method: str, repr_: str, seed: int, threads: int | None = None)
     times = PhaseTimes()
     main_process = dist_utils.is_main_process()
     name = run_id(method, repr_, seed)
+    with times("loading"):
+        run = load_run(p, method, repr_, seed)
     if main_process:
-        find_run_masks(p, method, repr_, seed, times)
+        find_run_masks(p, run, method, repr_, seed, times)
     if dist_utils.is_distributed():
         torch.distributed.barrier()   # the other ranks read the mask file rank 0 wrote
     with times("loading"):
-        run = load_run(p, method, repr_, seed)
         model, masks = run.start()
-    ckpt = run_checkpoint(p, method, repr_, seed)
+    ckpt = run_checkpoint(p, method, repr_, seed, run.spec)
     if main_process:
         remove_stale_checkpoints(CHECKPOINTS, name, keep=ckpt)
     # a dense run keeps its weights after the lottery ticket's rewind step (on disk at once,

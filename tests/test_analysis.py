@@ -590,9 +590,9 @@ def test_spectral_density_axis_shows_the_bulk_not_the_tails(tmp_path):
 
 
 def test_the_spectral_density_summary_is_its_first_moment_and_lowest_reach():
-    from analysis.claims.trainability import negative_mass
+    from analysis.claims.trainability import spectrum_summary
     grid = np.linspace(-4.0, 4.0, 801)
     two_bumps = np.exp(-(grid + 2.0) ** 2 / 0.02) + 3 * np.exp(-(grid - 1.0) ** 2 / 0.02)   # weights 1 : 3
-    mean, lowest = negative_mass(grid, two_bumps)
+    mean, lowest = spectrum_summary(grid, two_bumps)
     assert mean == pytest.approx((-2.0 + 3 * 1.0) / 4, abs=1e-3)
     assert -2.5 < lowest < -2.0          # where the left bump falls below 1e-3 of the peak

@@ -39,7 +39,7 @@ def _hessian_info(t: T.Tables) -> str:
     return "Hessian (information, fig. 5): " + "; ".join(bits) + "." + _negative_curvature(t.density)
 
 
-def negative_mass(grid: np.ndarray, density: np.ndarray, floor: float = 1e-3) -> tuple[float, float]:
+def spectrum_summary(grid: np.ndarray, density: np.ndarray, floor: float = 1e-3) -> tuple[float, float]:
     """(the mean eigenvalue of one SLQ spectral density, its first moment: trace / dimension; the lowest
     eigenvalue where the density is at least ``floor`` × its peak), on an evenly or unevenly spaced grid."""
     order = np.argsort(grid)
@@ -59,7 +59,7 @@ def _negative_curvature(density: pd.DataFrame) -> str:
     bits = []
     for when, label in (("init", "at the start of sparse training"), ("final", "after training")):
         rows = density[density["when"] == when]
-        stats = [negative_mass(g["grid"].to_numpy(dtype=float), g["density"].to_numpy(dtype=float))
+        stats = [spectrum_summary(g["grid"].to_numpy(dtype=float), g["density"].to_numpy(dtype=float))
                  for _, g in rows.groupby(["method", "repr", "seed"])]
         stats = [s for s in stats if np.isfinite(s[0])]
         if stats:

@@ -16,7 +16,7 @@ from matplotlib.transforms import blended_transform_factory
 
 from .. import tables as T
 from ..ablations import sp_baseline
-from ..formatting import fmt_sparsity
+from ..formatting import fmt_sparsity, side_label
 from ..stats import CONFIDENCE, t_interval
 from .style import (
     COLORS,
@@ -33,6 +33,7 @@ from .style import (
     panel_grid,
     repr_legend,
     save,
+    scatter_runs,
 )
 
 # --------------------------------------------------------------------------- (1) accuracy at the headline sparsity
@@ -41,19 +42,6 @@ def _legend(fig, reprs, hollow: bool, extra=(), ncol: int | None = None) -> None
     handles = repr_legend(reprs, extra=list(extra) + ([disconnected_handle()] if hollow else []))
     fig.legend(handles=handles, loc="outside lower center",
                ncol=ncol or (2 if len(handles) > 3 else len(handles)), frameon=False)
-
-
-def _points_across(ax, values: np.ndarray, y: float, rows: pd.DataFrame, rep: str) -> bool:
-    """Per-seed values along x at height ``y`` (slightly spread), disconnected runs hollow; whether any was."""
-    ys = y + (np.linspace(-0.06, 0.06, values.size) if values.size > 1 else np.zeros(1))
-    hollow = T.is_disconnected(rows).to_numpy()
-    if (~hollow).any():
-        ax.scatter(values[~hollow], ys[~hollow], s=14, color=COLORS[rep], alpha=0.55, marker=MARKERS[rep],
-                   linewidths=0, zorder=3)
-    if hollow.any():
-        ax.scatter(values[hollow], ys[hollow], s=22, facecolors="none", edgecolors=COLORS[rep], marker=MARKERS[rep],
-                   linewidths=1.0, zorder=3)
-    return bool(hollow.any())
 
 
 def fig_accuracy(summary: pd.DataFrame, out_stem, sparsity: float | None = None, chance: float | None = None) -> Drawn:
@@ -86,12 +74,13 @@ def fig_accuracy(summary: pd.DataFrame, out_stem, sparsity: float | None = None,
                 y = rows_y[m] + spread[rep]
                 if side.empty:
                     if not (m == "dense" and rep == T.EQUAL_STORAGE):   # dense runs have no IP_eq twin
-                        left.text(0.01, y, f"{rep.upper().replace('IP_EQ', 'IP_eq')} missing", fontsize=7,
+                        left.text(0.01, y, f"{side_label(rep)} missing", fontsize=7,
                                   color=MISSING_COLOR, va="center", transform=blended_transform_factory(
                                       left.transAxes, left.transData))
                     continue
                 vals = side["test_acc"].to_numpy(dtype=float) * factor
-                hollow |= _points_across(left, vals, y, side, rep)
+                ys = y + (np.linspace(-0.06, 0.06, vals.size) if vals.size > 1 else np.zeros(1))
+                hollow |= scatter_runs(left, ys, side, "test_acc", rep, factor, along_x=True)
                 sd = vals.std(ddof=1) if vals.size > 1 else 0.0
                 left.errorbar(vals.mean(), y, xerr=sd, color=COLORS[rep], marker="|", markersize=10, capsize=2,
                               elinewidth=1.2, zorder=4)
@@ -123,7 +112,7 @@ def fig_accuracy(summary: pd.DataFrame, out_stem, sparsity: float | None = None,
                 pairs = pairs[~pairs["disconnected"].astype(bool)] if len(pairs) else pairs
                 y = rows_y[m] + acc_offsets[a]
                 if not len(pairs):
-                    right.text(0.01, y, f"{'IP' if a == 'ip' else 'IP_eq'} − SP: no connected pairs", fontsize=7,
+                    right.text(0.01, y, f"{side_label(a)} − SP: no connected pairs", fontsize=7,
                                color=MISSING_COLOR, va="center",
                                transform=blended_transform_factory(right.transAxes, right.transData))
                     continue
@@ -136,14 +125,14 @@ def fig_accuracy(summary: pd.DataFrame, out_stem, sparsity: float | None = None,
                 right.plot([mean], [y], marker=MARKERS[a], color=COLORS[a], markersize=6, zorder=5,
                            markeredgecolor="white", markeredgewidth=0.5)
         right.axvline(0, color="k", linewidth=0.8)
-        names = " and ".join("IP − SP" if a == "ip" else "IP_eq − SP" for a in against)
+        names = " and ".join(f"{side_label(a)} − SP" for a in against)
         right.set_xlabel(f"paired difference per seed, {names}" + (" (pp)" if factor == 100 else "")
                          + f"; bar: {100 * CONFIDENCE:.0f} % t interval")
         right.grid(axis="x", alpha=0.3)
         right.tick_params(axis="y", length=0)
         handles = [Line2D([], [], color=COLORS[r], marker=MARKERS[r], linestyle="", label=LABELS[r]) for r in reprs]
         handles += [Line2D([], [], color=COLORS[a], marker=MARKERS[a], linewidth=2.2,
-                           label=f"{'IP' if a == 'ip' else 'IP_eq'} − SP: mean, {100 * CONFIDENCE:.0f} % CI, "
+                           label=f"{side_label(a)} − SP: mean, {100 * CONFIDENCE:.0f} % CI, "
                                  "seeds (right)") for a in against]
         if hollow:
             handles.append(disconnected_handle())
@@ -167,12 +156,8 @@ def _draw_advantage(ax, runs: pd.DataFrame, against: str, factor: float, shift: 
         return False, infeasible
     x = -np.log10(1 - pairs["sparsity"].astype(float).to_numpy()) + shift
     d = pairs["diff"].to_numpy(dtype=float) * factor
-    hollow = pairs["disconnected"].astype(bool).to_numpy()
-    ax.scatter(x[~hollow], d[~hollow], s=12, color=COLORS[against], marker=MARKERS[against], alpha=0.45,
-               linewidths=0, zorder=3)
-    if hollow.any():
-        ax.scatter(x[hollow], d[hollow], s=20, facecolors="none", edgecolors=COLORS[against],
-                   marker=MARKERS[against], linewidths=1.0, zorder=3)
+    hollow = T.is_disconnected(pairs).to_numpy()
+    scatter_runs(ax, x, pairs, "diff", against, factor, size=12, alpha=0.45)
     connected = pairs[~hollow].assign(_d=d[~hollow])
     means, lows, highs, xs = [], [], [], []
     for s, g in connected.groupby("sparsity"):
@@ -214,7 +199,7 @@ def fig_sweep(sweep: pd.DataFrame, out_stem, summary: pd.DataFrame | None = None
                 drew_hollow, infeasible = _draw_advantage(ax, rows, a, factor, shifts[a])
                 hollow |= drew_hollow
                 if infeasible:
-                    notes.append(f"{'IP_eq' if a == T.EQUAL_STORAGE else 'IP'} infeasible at "
+                    notes.append(f"{side_label(a)} infeasible at "
                                  + ", ".join(f"{s:g}" for s in infeasible) + " (FB entries exceed the budget)")
             ax.axhline(0, color="k", linewidth=0.8)
             ax.set_xticks([-np.log10(1 - s) for s in sparsities])
@@ -228,7 +213,7 @@ def fig_sweep(sweep: pd.DataFrame, out_stem, summary: pd.DataFrame | None = None
         for ax in axes[::3]:
             ax.set_ylabel("IP − SP test accuracy" + (" (pp)" if factor == 100 else ""))
         handles = [Line2D([], [], color=COLORS[a], marker=MARKERS[a], linewidth=1.4,
-                          label=f"{'IP_eq' if a == T.EQUAL_STORAGE else 'IP'} − SP: mean and {100 * CONFIDENCE:.0f} % "
+                          label=f"{side_label(a)} − SP: mean and {100 * CONFIDENCE:.0f} % "
                                 f"CI over connected pairs; points: seeds") for a in against]
         if hollow:
             handles.append(Line2D([], [], color="k", marker="o", markerfacecolor="none", linestyle="",

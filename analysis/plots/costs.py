@@ -11,7 +11,7 @@ import pandas as pd
 from matplotlib.transforms import blended_transform_factory
 
 from .. import tables as T
-from ..formatting import fmt_sparsity
+from ..formatting import fmt_sparsity, side_label
 from ..paper import PAPER_FB_OVERHEAD_PERCENT
 from .style import (
     COLORS,
@@ -46,10 +46,10 @@ def _stacked_storage(ax, sparse: pd.DataFrame, methods: Sequence[str]) -> None:
             kept = float(side["kept_params"].mean())
             fb = float(side["fb_overhead_params"].fillna(0).mean()) if "fb_overhead_params" in side else 0.0
             what = "weights" if rep == "sp" else "λ"
-            ax.bar(x, kept, width * 0.95, color=COLORS[rep], label=f"{_name(rep)}: kept {what}" if i == 0 else None)
+            ax.bar(x, kept, width * 0.95, color=COLORS[rep], label=f"{side_label(rep)}: kept {what}" if i == 0 else None)
             if fb:
                 ax.bar(x, fb, width * 0.95, bottom=kept, color=COLORS[rep], alpha=0.4, hatch="//",
-                       edgecolor=COLORS[rep], label=f"{_name(rep)}: filter-basis entries" if i == 0 else None)
+                       edgecolor=COLORS[rep], label=f"{side_label(rep)}: filter-basis entries" if i == 0 else None)
             ax.text(x, kept + fb, f"{kept + fb:.0f}", ha="center", va="bottom", fontsize=6.5)
             if rep == "sp":
                 sp_level = kept
@@ -60,10 +60,6 @@ def _stacked_storage(ax, sparse: pd.DataFrame, methods: Sequence[str]) -> None:
     ax.set_ylabel("stored numbers (kept entries + FB entries)")
     ax.set_ylim(0, ax.get_ylim()[1] * 1.45)   # room for the legend above the tallest bar
     ax.legend(frameon=False, fontsize=7, loc="upper left", ncol=2)
-
-
-def _name(rep: str) -> str:
-    return {"sp": "SP", "ip": "IP", T.EQUAL_STORAGE: "IP_eq"}.get(rep, rep)
 
 
 def _log_bars_with_reference(ax, sparse, methods, bars, reference: pd.Series, reference_label: str,

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .. import tables as T
+from ..formatting import side_label
 from .style import (COLORS, MARKERS, RC, Drawn, draw_method_points, has_values, mean_sd_by, no_data,
                     repr_legend, save)
 
@@ -87,7 +88,7 @@ def fig_filters(filters: pd.DataFrame, filter_density: pd.DataFrame, out_stem,
                         spine.set_visible(True)
                         spine.set_color(COLORS[rep])
                         spine.set_linewidth(2)
-                heat_axes[r, 0].set_ylabel(SHORT[rep], color=COLORS[rep], fontsize=11, fontweight="bold")
+                heat_axes[r, 0].set_ylabel(side_label(rep), color=COLORS[rep], fontsize=11, fontweight="bold")
                 if im is not None:
                     top.colorbar(im, ax=list(heat_axes[r, :]), shrink=0.8, label="weight")
             top.suptitle(f"Trained K×K filters of layer {layer} ({method}, seed {seed}); '0' marks exact zeros; "
@@ -109,7 +110,6 @@ def fig_filters(filters: pd.DataFrame, filter_density: pd.DataFrame, out_stem,
 
 
 PR = "participation_ratio"
-SHORT = {"sp": "SP", "ip": "IP"}
 K2 = 9   # the 3×3 filters of the study's networks
 
 

@@ -80,20 +80,25 @@ def disconnected_handle() -> Line2D:
 
 
 def scatter_runs(ax, x, rows: pd.DataFrame, metric: str, rep: str, factor: float, size: float = 14,
-                 alpha: float = 0.55) -> bool:
-    """Per-seed points of ``rows`` at ``x`` (scalar or per row), connected runs filled, disconnected ones hollow.
+                 alpha: float = 0.55, along_x: bool = False) -> bool:
+    """Per-seed points of ``rows`` at ``x`` (scalar or per row), connected runs filled, disconnected ones hollow;
+    ``along_x``: the values along the x axis and ``x`` their heights (a horizontal layout).
 
     Returns whether a disconnected run was drawn (the caller then adds :func:`disconnected_handle`).
     """
     values = rows[metric].to_numpy(dtype=float) * factor
     xs = np.broadcast_to(np.asarray(x, dtype=float), values.shape)
     hollow = T.is_disconnected(rows).to_numpy()
+
+    def points(mask):
+        return (values[mask], xs[mask]) if along_x else (xs[mask], values[mask])
+
     if (~hollow).any():
-        ax.scatter(xs[~hollow], values[~hollow], s=size, color=COLORS[rep], alpha=alpha, marker=MARKERS[rep],
-                   linewidths=0, zorder=3)
+        ax.scatter(*points(~hollow), s=size, color=COLORS[rep], alpha=alpha, marker=MARKERS[rep], linewidths=0,
+                   zorder=3)
     if hollow.any():
-        ax.scatter(xs[hollow], values[hollow], s=size * 1.6, facecolors="none", edgecolors=COLORS[rep],
-                   marker=MARKERS[rep], linewidths=1.0, zorder=3)
+        ax.scatter(*points(hollow), s=size * 1.6, facecolors="none", edgecolors=COLORS[rep], marker=MARKERS[rep],
+                   linewidths=1.0, zorder=3)
     return bool(hollow.any())
 
 
