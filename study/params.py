@@ -87,6 +87,8 @@ class TrainabilityParams(Section):
     # (what a training step sees), or running statistics after a recalibration (STUDY_SPEC section 3)
     bn_mode: Literal["batch", "running"] = "batch"
     seeds: list[Seed] | None = None       # Hessian spectra for these seeds (None: all)
+    hessian_methods: list[MethodName] | None = None   # ... and these methods (None: dense and every method)
+    hessian_reprs: list[Repr] | None = None           # ... and these representations (None: all)
     samples: int = Field(128, ge=1)       # first samples of the metric slice used for Hessians
     hessian_top_k: int = Field(3, ge=1)
     hessian_tol: float = Field(1e-3, ge=0.0)
@@ -124,6 +126,32 @@ class AblationParams(Section):
     seeds: list[Seed] | None = None
 
 
+class ShuffleControlParams(Section):
+    """Mask shuffling (Frankle et al. 2021): each method's masks with the kept positions permuted
+    uniformly within each layer (per-layer counts unchanged), trained like the main runs."""
+    methods: list[MethodName] = Field(["snip", "synflow"], min_length=1)
+    reprs: list[Repr] = Field(["sp", "ip"], min_length=1)
+    seeds: list[Seed] | None = None       # None: the top-level seeds (must be among them)
+
+
+LRScale = Annotated[float, Field(gt=0.0)]
+
+
+class LRControlParams(Section):
+    """Learning-rate control: train.lr times each scale, per representation; each representation's
+    learning rate is chosen on a validation slice held out of the training set (never the test set)."""
+    methods: list[MethodName] = Field(["snip"], min_length=1)
+    lr_scales: list[LRScale] = Field([0.5, 1.0, 2.0], min_length=2)
+    reprs: list[Repr] = Field(["sp", "ip"], min_length=1)
+    seeds: list[Seed] | None = None       # None: the top-level seeds (must be among them)
+    validation_samples: int = Field(5000, ge=1)   # held out of the training set; this control trains on the rest
+
+
+class ControlsParams(Section):
+    shuffle: ShuffleControlParams = ShuffleControlParams()
+    lr: LRControlParams = LRControlParams()
+
+
 class AnalysisParams(Section):
     # a part is supported when its (1 - alpha) paired interval lies on the claimed side; the other side
     # takes Holm-Bonferroni over the claim's parts at alpha (STUDY_SPEC section 5)
@@ -146,6 +174,7 @@ class Params(Section):
     theorem1: Theorem1Params = Theorem1Params()
     sweep: SweepParams = SweepParams()
     ablation: AblationParams = AblationParams()
+    controls: ControlsParams = ControlsParams()
     analysis: AnalysisParams = AnalysisParams()
 
     @property
@@ -278,7 +307,9 @@ def _check_consistency(p: Params) -> None:
     """Rules that tie two keys together."""
     if len(set(p.seeds)) != len(p.seeds):
         raise ParamsError(f"seeds: need distinct non-negative integers, got {p.seeds}")
-    for key in ("methods", "reprs", "sweep.methods", "sweep.sparsities", "ablation.fb_inits", "ablation.shares"):
+    for key in ("methods", "reprs", "sweep.methods", "sweep.sparsities", "ablation.fb_inits", "ablation.shares",
+                "trainability.hessian_methods", "trainability.hessian_reprs", "controls.shuffle.methods",
+                "controls.shuffle.reprs", "controls.lr.methods", "controls.lr.lr_scales", "controls.lr.reprs"):
         value: Any = p
         for part in key.split("."):
             value = getattr(value, part)
@@ -286,7 +317,24 @@ def _check_consistency(p: Params) -> None:
     if "dense" in p.methods:
         raise ParamsError("methods: leave out dense: the dense runs are always trained (stage dense), as the "
                           "reference and the start of lt and oneshot")
+    for key, values, allowed in (("trainability.hessian_methods", p.trainability.hessian_methods, p.run_methods),
+                                 ("trainability.hessian_reprs", p.trainability.hessian_reprs, p.reprs),
+                                 ("controls.shuffle.methods", p.controls.shuffle.methods, p.methods),
+                                 ("controls.shuffle.reprs", p.controls.shuffle.reprs, p.reprs),
+                                 ("controls.shuffle.seeds", p.controls.shuffle.seeds, p.seeds),
+                                 ("controls.lr.seeds", p.controls.lr.seeds, p.seeds)):
+        missing = [v for v in values or () if v not in allowed]
+        if missing:
+            raise ParamsError(f"{key}: {missing} not among the main runs' {allowed}")
+    for m in p.controls.shuffle.methods:
+        if method_info(m).make_hook is not None:
+            raise ParamsError(f"controls.shuffle.methods: {m} changes its masks during training, so there is no "
+                              "fixed mask to shuffle; use a method whose masks are fixed before training")
     steps = training_steps(p)
+    n_train = p.data.train_subset or TRAIN_SPLIT_SIZES.get(p.data.name)
+    if n_train is not None and p.controls.lr.validation_samples >= n_train:
+        raise ParamsError(f"controls.lr.validation_samples: {p.controls.lr.validation_samples} leaves no training "
+                          f"images of the {n_train}; use fewer")
     if "lt" in registered_methods() and steps is not None and p.prune.options_for("lt").rewind_step >= steps:
         raise ParamsError(f"prune.lt.rewind_step: {p.prune.options_for('lt').rewind_step} must be below the "
                           f"{steps} steps of training (train.epochs x the training images // train.batch_size)")
