@@ -1,5 +1,6 @@
-"""Stage `trainability`: Hessian spectra (top eigenvalues, trace, spectral density) and per-layer
-gradient flow of every main run at the start of sparse training and after it, plus the trained
+"""Stage `trainability`: per-layer gradient flow of every main run at the start of sparse training
+and after it, Hessian spectra (top eigenvalues, trace, spectral density) of the runs that
+``trainability.seeds``, ``hessian_methods`` and ``hessian_reprs`` select, plus the trained
 filters for the Fig. 1 analogue (participation ratio and non-zero fraction of the filters),
 in `train.workers` processes."""
 from __future__ import annotations
@@ -14,6 +15,13 @@ from ip.parallel import run_jobs
 
 from .common import TRAINABILITY_DIR as OUT
 from .common import load_run, run_id, setup, stage, write_json
+
+
+def gets_hessian(p, method: str, repr_: str, seed: int) -> bool:
+    """Whether the trainability params select this main run for Hessian spectra (None: every one)."""
+    t = p.trainability
+    return (seed in (t.seeds or p.seeds) and method in (t.hessian_methods or p.run_methods)
+            and repr_ in (t.hessian_reprs or p.reprs))
 
 
 def measure_run(p, method: str, repr_: str, seed: int) -> dict:
@@ -31,7 +39,7 @@ def measure_run(p, method: str, repr_: str, seed: int) -> dict:
     for when, model, masks in (("init", start, masks0), ("final", final, masks1)):
         gf = measure_gradient_flow(model, run.spec, run.data, masks)   # recalibrates first for running stats
         out["gf_layers"] += [{**key, "when": when, "layer": layer, "gf": v} for layer, v in gf["per_layer"].items()]
-        if seed not in (t.seeds or p.seeds):
+        if not gets_hessian(p, method, repr_, seed):
             continue
         h = hessian_summary(model, batches, masks, top_k=t.hessian_top_k, tol=t.hessian_tol,
                             trace_probes=t.hutchinson_probes, slq_probes=t.slq_probes,
@@ -60,7 +68,9 @@ def measure_run(p, method: str, repr_: str, seed: int) -> dict:
 def main() -> None:
     p = setup()
     jobs = [(p, method, repr_, seed) for method in p.run_methods for repr_ in p.reprs_of(method) for seed in p.seeds]
-    results = run_jobs(measure_run, jobs, p.train.workers, p.train.threads)
+    order = sorted(range(len(jobs)), key=lambda i: not gets_hessian(*jobs[i]))   # long jobs first: less idle tail
+    done = run_jobs(measure_run, [jobs[i] for i in order], p.train.workers, p.train.threads)
+    results = [r for _, r in sorted(zip(order, done))]                         # tables in the main runs' order
     tables = {k: [row for r in results for row in r["rows"][k]] for k in results[0]["rows"]}
     per_run = {r["name"]: r["per_run"] for r in results}
     OUT.mkdir(parents=True, exist_ok=True)

@@ -48,6 +48,22 @@ BAD = [
     ("workers 0", lambda r: r["train"].update(workers=0), "train.workers"),
     ("negative loader workers", lambda r: r["data"].update(loader_workers=-1), "data.loader_workers"),
     ("fd samples 0", lambda r: r["theorem1"].update(fd_samples=0), "theorem1.fd_samples"),
+    ("hessian method without main runs", lambda r: r["trainability"].update(hessian_methods=["set"]),
+     "trainability.hessian_methods: ['set'] not among"),
+    ("hessian repr without main runs", lambda r: (r.update(reprs=["sp", "ip"]),
+                                                  r["trainability"].update(hessian_reprs=["ip_eq"])),
+     "trainability.hessian_reprs: ['ip_eq'] not among"),
+    ("shuffling a mask that moves", lambda r: r["controls"]["shuffle"].update(methods=["rigl"]),
+     "controls.shuffle.methods: rigl changes its masks during training"),
+    ("shuffle seed without main runs", lambda r: r["controls"]["shuffle"].update(seeds=[9]),
+     "controls.shuffle.seeds: [9] not among"),
+    ("lr control seed without main runs", lambda r: r["controls"]["lr"].update(seeds=[0, 7]),
+     "controls.lr.seeds: [7] not among"),
+    ("validation slice takes every image", lambda r: r["controls"]["lr"].update(validation_samples=60_000),
+     "controls.lr.validation_samples: 60000 leaves no training images"),
+    ("one learning rate", lambda r: r["controls"]["lr"].update(lr_scales=[1.0]), "controls.lr.lr_scales"),
+    ("negative learning-rate scale", lambda r: r["controls"]["lr"].update(lr_scales=[-1.0, 1.0]),
+     "controls.lr.lr_scales[0]"),
 ]
 
 
