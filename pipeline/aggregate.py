@@ -10,8 +10,10 @@ import pandas as pd
 import torch
 
 from analysis.collect import ablation_table, headline_metrics, sweep_table
+from analysis.controls import controls_table
 from ip.reference import fb_overhead_table
 
+from .controls import CONTROLS_DIR
 from .common import (
     ABLATION_FILE,
     RESULTS,
@@ -54,6 +56,11 @@ def main() -> None:
     ablation_rows = read_json(ABLATION_FILE) if ABLATION_FILE.exists() else []
     ablation_table(ablation_rows, summary, p.ablation.method, p.interspace).to_csv(RESULTS / "ablation.csv",
                                                                                     index=False)
+    control_rows = {kind: [row for m in getattr(p.controls, kind).methods
+                           if (CONTROLS_DIR / f"{kind}-{m}.json").exists()
+                           for row in read_json(CONTROLS_DIR / f"{kind}-{m}.json")] for kind in ("shuffle", "lr")}
+    controls_table(control_rows["shuffle"], control_rows["lr"], summary).to_csv(RESULTS / "controls.csv",
+                                                                               index=False)
     for name in ("filters.csv", "filter_density.csv"):
         if (TRAINABILITY_DIR / name).exists():
             shutil.copyfile(TRAINABILITY_DIR / name, RESULTS / name)

@@ -78,6 +78,8 @@ def pinned_params(threads: int | None = None) -> dict:
     p["theorem1"].update(etas=[0.001, 0.01], fd_samples=8, fd_entries_per_fb=2)
     p["sweep"].update(sparsities=[0.5], methods=["snip"], seeds=None)
     p["ablation"].update(method="snip", fb_inits=["spatial", "dct"], shares=["layer"], fair_budget=False, seeds=None)
+    p["controls"]["shuffle"].update(methods=["snip"], seeds=None)
+    p["controls"]["lr"].update(methods=["snip"], seeds=None, lr_scales=[0.5, 1.0], validation_samples=64)
     return p
 
 

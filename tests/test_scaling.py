@@ -44,7 +44,9 @@ def tiny_params(**overrides) -> dict:
             "trainability.hutchinson_probes": 2, "trainability.slq_probes": 1, "trainability.slq_steps": 4,
             "theorem1.etas": [0.01, 0.1], "theorem1.fd_samples": 8, "theorem1.fd_entries_per_fb": 2,
             "sweep.sparsities": [0.9], "sweep.methods": ["snip"], "sweep.seeds": None, "ablation.fb_inits": ["spatial"],
-            "ablation.shares": ["layer"], "ablation.seeds": None}
+            "ablation.shares": ["layer"], "ablation.seeds": None, "trainability.hessian_methods": None,
+            "controls.shuffle.methods": ["snip"], "controls.shuffle.seeds": None, "controls.lr.methods": ["snip"],
+            "controls.lr.seeds": None, "controls.lr.lr_scales": [0.5, 1.0], "controls.lr.validation_samples": 32}
     tiny.update(overrides)
     for dotted, value in tiny.items():
         *parents, leaf = dotted.split(".")

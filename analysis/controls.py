@@ -1,0 +1,81 @@
+"""The controls' tidy table (results/controls.csv) and what the report reads from it.
+
+- mask shuffling: the shuffled runs (``shuffled`` true) beside their unshuffled pairs, the
+  main runs of the same method, representation and seed;
+- learning rate: every run of the control with its validation and test accuracy, and the
+  scale each representation's validation accuracy chooses (:func:`ip.controls.best_scale`).
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from ip.controls import best_scale
+
+from .stats import Pairs
+
+#: the columns a row of results/controls.csv keeps (the rest of a run's metrics are in its json)
+COLUMNS = ["control", "method", "repr", "seed", "sparsity", "shuffled", "lr_scale", "lr", "val_acc", "test_acc",
+           "train_acc", "test_loss", "train_loss", "disconnected", "steps", "moved_share", "seconds"]
+
+
+def controls_table(shuffle_rows: list[dict], lr_rows: list[dict], summary: pd.DataFrame) -> pd.DataFrame:
+    """One row per run of a control; the shuffle control's unshuffled runs are the main runs it pairs with."""
+    parts = []
+    if shuffle_rows:
+        shuffled = pd.DataFrame(shuffle_rows).assign(control="shuffle", shuffled=True)
+        parts.append(shuffled)
+        if not summary.empty:
+            keys = shuffled[["method", "repr", "seed"]].drop_duplicates()
+            main = summary.merge(keys, on=["method", "repr", "seed"])
+            parts.append(main.assign(control="shuffle", shuffled=False))
+    if lr_rows:
+        parts.append(pd.DataFrame(lr_rows).assign(control="lr", shuffled=False))
+    if not parts:
+        return pd.DataFrame(columns=COLUMNS)
+    table = pd.concat(parts, ignore_index=True)
+    return table.reindex(columns=COLUMNS).sort_values(["control", "method", "repr", "shuffled", "lr_scale", "seed"],
+                                                      ignore_index=True)
+
+
+def lr_choice(table: pd.DataFrame) -> pd.DataFrame:
+    """Per (method, repr) of the learning-rate control: the scale chosen on validation accuracy."""
+    runs = table[table["control"] == "lr"]
+    if runs.empty:
+        return pd.DataFrame(columns=["method", "repr", "lr_scale"])
+    chosen = best_scale(runs, by="val_acc")
+    return pd.DataFrame([{"method": m, "repr": r, "lr_scale": s} for (m, r), s in chosen.items()])
+
+
+def _as_sides(runs: pd.DataFrame, side: pd.Series) -> pd.DataFrame:
+    """``runs`` with ``repr`` replaced by ``side`` (the two sides of a comparison that is not IP vs SP)."""
+    return runs.assign(repr=side.to_numpy())
+
+
+def shuffle_effect(table: pd.DataFrame, method: str, repr_: str) -> Pairs:
+    """Test accuracy of the shuffled runs against the unshuffled ones of (method, repr), paired by seed."""
+    runs = table[(table["control"] == "shuffle") & (table["method"] == method) & (table["repr"] == repr_)]
+    sides = _as_sides(runs, runs["shuffled"].astype(bool).map({True: "shuffled", False: "unshuffled"}))
+    return Pairs.of(sides, "test_acc", keys=["method", "seed"], against="shuffled", base="unshuffled")
+
+
+def shuffle_advantage(table: pd.DataFrame, method: str, shuffled: bool) -> Pairs:
+    """IP − SP test accuracy of ``method``'s shuffle-control seeds, with shuffled or unshuffled masks."""
+    runs = table[(table["control"] == "shuffle") & (table["method"] == method)
+                 & (table["shuffled"].astype(bool) == shuffled)]
+    return Pairs.of(runs, "test_acc", keys=["method", "seed"])
+
+
+def lr_advantage(table: pd.DataFrame, method: str, scale: float | None = None) -> Pairs:
+    """IP − SP test accuracy of the learning-rate control at one scale, or (``scale`` None) with
+    each representation at the scale its validation accuracy chose (best against best)."""
+    runs = table[(table["control"] == "lr") & (table["method"] == method)]
+    if scale is None:
+        chosen = lr_choice(runs)
+        runs = runs.merge(chosen, on=["method", "repr", "lr_scale"])
+    else:
+        runs = runs[runs["lr_scale"].astype(float) == float(scale)]
+    return Pairs.of(runs, "test_acc", keys=["method", "seed"])
+
+
+def methods_of(table: pd.DataFrame, control: str) -> list[str]:
+    return sorted(set(table.loc[table["control"] == control, "method"].dropna()))

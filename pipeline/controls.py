@@ -1,0 +1,113 @@
+"""Stages `shuffle@<method>` and `lr_control@<method>`: the controls of STUDY_SPEC section 6,
+for SP and IP alike, over a pool of `train.workers` processes.
+
+- ``shuffle``: each main run's masks (masks.pt of `train@<method>`) with the kept positions
+  permuted uniformly within each layer (:func:`ip.controls.shuffle_masks`), trained from
+  the same start weights, data order and schedule as the main run; the main run is its
+  unshuffled pair.  Output: results/controls/shuffle-<method>.json.
+- ``lr``: the method trained at ``train.lr`` x each of ``controls.lr.lr_scales`` on the
+  training images less a validation slice held out of them (:func:`ip.controls.hold_out`);
+  each run records its validation and test accuracy.  The aggregate stage chooses each
+  representation's scale on validation accuracy only.  Output: results/controls/lr-<method>.json.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import sys
+
+import torch
+
+from ip.controls import hold_out, shuffle_masks
+from ip.experiment import build_model, compute_masks, train_run
+from ip.metrics.generalisation import evaluate_batches
+from ip.parallel import run_jobs
+from ip.pruning import method_info
+
+from .common import RESULTS, budget_problem, load_init, load_run, prepared, run_spec, setup, stage, write_json
+
+CONTROLS_DIR = RESULTS / "controls"
+
+
+def moved_share(before: dict, after: dict) -> float:
+    """The share of kept entries that are not kept at the same position after shuffling."""
+    kept = sum(int(m.sum()) for m in before.values())
+    same = sum(int((before[k] & after[k]).sum()) for k in before)
+    return 1.0 - same / kept if kept else 0.0
+
+
+def shuffle_run(p, method: str, repr_: str, seed: int) -> dict:
+    run = load_run(p, method, repr_, seed)
+    model, masks = run.start()
+    shuffled = shuffle_masks(masks, seed)
+    metrics, _, _ = train_run(run.spec, model, shuffled, run.data)
+    moved = moved_share(masks, shuffled)
+    print(f"shuffle {run.spec.run_id}: test acc {metrics['test_acc']:.4f} ({moved:.1%} of kept entries moved)",
+          flush=True)
+    return {"control": "shuffle", **metrics, "moved_share": moved}
+
+
+@functools.lru_cache(maxsize=1)
+def held_out(samples: int, seed: int):
+    """The control's training images and validation slice, split once per process."""
+    return hold_out(prepared(), samples, seed)
+
+
+def lr_run(p, method: str, repr_: str, seed: int, scale: float) -> dict:
+    c = p.controls.lr
+    held = held_out(c.validation_samples, p.data.subset_seed)
+    spec = run_spec(p, method, repr_, seed)
+    spec = dataclasses.replace(spec, train=spec.train.model_copy(update={"lr": spec.train.lr * scale}))
+    model = build_model(spec, load_init(seed), held.train.num_classes, held.train.input_shape[0])
+    masks, start_state = compute_masks(spec, model, held.train)
+    if start_state is not None:
+        model.load_state_dict(start_state)
+    metrics, _, _ = train_run(spec, model, masks, held.train)
+    with torch.inference_mode():
+        val_loss, val_acc = evaluate_batches(model, held.val_batches(spec.train.eval_batch_size))
+    print(f"lr x{scale} {spec.run_id}: validation acc {val_acc:.4f}, test acc {metrics['test_acc']:.4f}", flush=True)
+    return {"control": "lr", **metrics, "lr_scale": scale, "lr": spec.train.lr, "val_acc": val_acc,
+            "val_loss": val_loss, "val_samples": c.validation_samples, "train_samples": int(held.train_index.numel())}
+
+
+def check_method(p, control: str, method: str) -> None:
+    """One line and exit code 2 before any work if ``method`` cannot take part in ``control``."""
+    methods = p.controls.shuffle.methods if control == "shuffle" else p.controls.lr.methods
+    if method not in methods:
+        print(f"error: {method} is not in controls.{control}.methods ({methods})", file=sys.stderr)
+        raise SystemExit(2)
+    if control == "lr" and method_info(method).starts_from_dense:
+        print(f"error: controls.lr.methods: {method} starts from a trained dense run, and there is none trained "
+              "without the validation slice; use a method that starts from initialisation", file=sys.stderr)
+        raise SystemExit(2)
+
+
+@stage
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description="the mask-shuffle and learning-rate controls of one method")
+    ap.add_argument("control", choices=["shuffle", "lr"])
+    ap.add_argument("--method", required=True)
+    args = ap.parse_args(argv)
+    p = setup()
+    check_method(p, args.control, args.method)
+    if args.control == "shuffle":
+        c = p.controls.shuffle
+        jobs = [(p, args.method, r, s) for r in c.reprs for s in (c.seeds or p.seeds)]
+        for _, method, repr_, seed in jobs:   # every mask file read before any work
+            load_run(p, method, repr_, seed).start()
+        rows = run_jobs(shuffle_run, jobs, p.train.workers, p.train.threads)
+    else:
+        c = p.controls.lr
+        jobs = [(p, args.method, r, s, scale) for scale in c.lr_scales for r in c.reprs for s in (c.seeds or p.seeds)]
+        for _, method, repr_, seed, _ in jobs:
+            problem = budget_problem(run_spec(p, method, repr_, seed), load_init(seed), prepared())
+            if problem:
+                print(f"error: lr control {method}-{repr_}-s{seed}: {problem}", file=sys.stderr)
+                raise SystemExit(2)
+        rows = run_jobs(lr_run, jobs, p.train.workers, p.train.threads)
+    write_json(CONTROLS_DIR / f"{args.control}-{args.method}.json", rows)
+
+
+if __name__ == "__main__":
+    main()
