@@ -22,8 +22,9 @@ phase) is decided from its per-seed differences d = IP − SP:
   not supported if any part is, not tested here if no part could be tested, inconclusive
   otherwise.
 
-:func:`compare_runs` builds a :class:`Comparison` (IP and SP side summaries plus the paired
-differences, with pairs that contain a disconnected run left out and counted) and
+:class:`Pairs` holds the seed pairs of one metric over some runs, with pairs that contain a
+disconnected run left out and counted; :func:`compare_runs` turns them into a :class:`Comparison`
+(IP and SP side summaries plus the paired differences) and
 :func:`decide_family` applies :func:`decide` to the comparisons of one claim.
 """
 from __future__ import annotations
@@ -356,16 +357,47 @@ def compare(a_values, b_values, diffs, *, metric: str = "", a_label: str = "ip",
                       PairedDifferences.of(diffs, higher_is_better), excluded_disconnected)
 
 
+@dataclass(frozen=True, eq=False)
+class Pairs:
+    """The seed pairs of ``metric``, ``against`` (IP or IP_eq) vs ``base`` (SP; IP_eq for what the FB
+    entries buy), over some runs (:func:`analysis.tables.paired`): the pairs in which both runs are
+    connected, and how many pairs were left out because one is not (STUDY_SPEC section 5)."""
+    metric: str
+    against: str
+    base: str
+    connected: pd.DataFrame
+    excluded_disconnected: int = 0
+    missing: tuple = ()          # of ``base`` and ``against``, the representations without any run
+
+    @classmethod
+    def of(cls, runs: pd.DataFrame, metric: str, keys: Sequence[str] | None = None, against: str = "ip",
+           base: str = "sp") -> Pairs:
+        pairs = T.paired(runs, metric, keys=keys, against=against, base=base)
+        flagged = pairs["disconnected"].astype(bool)
+        have = set(runs["repr"].dropna().unique()) if "repr" in runs else set()
+        return cls(metric, against, base, pairs[~flagged], int(flagged.sum()),
+                   tuple(r for r in (base, against) if r not in have))
+
+    def values(self, rep: str) -> pd.Series:
+        """``rep``'s side (``against`` or ``base``) of the connected pairs."""
+        return self.connected[f"{self.metric}_{rep}"]
+
+    @property
+    def diffs(self) -> pd.Series:
+        return self.connected["diff"]
+
+    def comparison(self, higher_is_better: bool = True) -> Comparison:
+        """The undecided comparison of the connected pairs (the left-out pairs counted)."""
+        return compare(self.values(self.against), self.values(self.base), self.diffs, metric=self.metric,
+                       a_label=self.against, b_label=self.base, higher_is_better=higher_is_better,
+                       excluded_disconnected=self.excluded_disconnected)
+
+
 def compare_runs(runs: pd.DataFrame, metric: str, higher_is_better: bool = True,
                  keys: Sequence[str] | None = None, against: str = "ip", base: str = "sp") -> Comparison:
-    """``against`` (IP or IP_eq) vs ``base`` (SP; IP_eq for what the FB entries buy) on ``metric`` over
-    ``runs``; pairs with a disconnected run are left out of both sides and counted."""
-    pairs = T.paired(runs, metric, keys=keys, against=against, base=base)
-    excluded = int(pairs["disconnected"].sum()) if len(pairs) else 0
-    connected = pairs[~pairs["disconnected"].astype(bool)] if len(pairs) else pairs
-    return compare(connected.get(f"{metric}_{against}", []), connected.get(f"{metric}_{base}", []),
-                   connected["diff"], metric=metric, a_label=against, b_label=base,
-                   higher_is_better=higher_is_better, excluded_disconnected=excluded)
+    """``against`` vs ``base`` on ``metric`` over ``runs`` (:class:`Pairs`): pairs with a disconnected run are
+    left out of both sides and counted."""
+    return Pairs.of(runs, metric, keys, against, base).comparison(higher_is_better)
 
 
 def decide_family(comparisons: Sequence[Comparison], alpha: float) -> list[Comparison]:
