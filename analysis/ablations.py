@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from . import tables as T
-from .stats import alpha_of, compare_runs, decide_family
+from .stats import compare_runs, decide_family
 
 
 def sp_baseline(ablation: pd.DataFrame, method: str, variant=None) -> pd.DataFrame:
@@ -22,10 +21,9 @@ def sp_baseline(ablation: pd.DataFrame, method: str, variant=None) -> pd.DataFra
     return sp
 
 
-def ablation_comparisons(t: T.Tables, metric: str = "test_acc") -> pd.DataFrame:
-    """Each IP ablation variant against the SP runs of the same (method, seed, sparsity), by the same rule;
-    the variants of the table are one family for the Holm adjustment."""
-    ab = t.ablation
+def ablation_comparisons(ab: pd.DataFrame, alpha: float, metric: str = "test_acc") -> pd.DataFrame:
+    """Each IP ablation variant of the ablation table ``ab`` against the SP runs of the same (method, seed,
+    sparsity), by the same rule at ``alpha``; the variants of the table are one family for the Holm adjustment."""
     cols = ["method", "variant", "repr", "n", "mean", "sd", "sp_n", "sp_mean", "sp_sd", "comparison", "verdict"]
     if ab.empty:
         return pd.DataFrame(columns=cols)
@@ -33,7 +31,7 @@ def ablation_comparisons(t: T.Tables, metric: str = "test_acc") -> pd.DataFrame:
     for (method, variant), g in ab[ab["repr"] == "ip"].groupby(["method", "variant"], sort=False, dropna=False):
         runs = pd.concat([g, sp_baseline(ab, method, variant)])
         labelled.append((method, variant, compare_runs(runs, metric, keys=["method", "seed", "sparsity"])))
-    decided = decide_family([c for _, _, c in labelled], alpha_of(t.meta))
+    decided = decide_family([c for _, _, c in labelled], alpha)
     rows = [{"method": method, "variant": variant, "repr": "ip", "n": c.a.n, "mean": c.a.mean, "sd": c.a.sd,
              "sp_n": c.b.n, "sp_mean": c.b.mean, "sp_sd": c.b.sd, "comparison": c, "verdict": c.verdict}
             for (method, variant, _), c in zip(labelled, decided)]

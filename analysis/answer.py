@@ -12,15 +12,16 @@ import pandas as pd
 
 from . import tables as T
 from .claims import ClaimResult
-from .formatting import Scale, accuracy_scale, fmt_sparsity
-from .stats import CONFIDENCE, VERDICTS, Stats, compare_runs
+from .evidence import Evidence
+from .formatting import Scale, fmt_sparsity
+from .stats import CONFIDENCE, VERDICTS, Stats
 
 HEADLINE_TITLE = "## Headline: test accuracy per method"
 
 
-def _scale_text(t: T.Tables) -> str:
+def _scale_text(ev: Evidence) -> str:
     """'fashion_mnist, resnet20 (width 8), 4 epochs, 3 seeds, sparsity 0.98'."""
-    m = t.meta
+    m = ev.tables.meta
     bits = [str(T.meta_value(m, "dataset", "data.name") or "dataset missing")]
     model = T.meta_value(m, "model", "model.name")
     width = T.meta_value(m, "width", "model.width")
@@ -29,21 +30,20 @@ def _scale_text(t: T.Tables) -> str:
     epochs = T.meta_value(m, "epochs", "train.epochs")
     if epochs is not None:
         bits.append(f"{epochs} epochs")
-    seeds = t.summary["seed"].dropna().nunique()
+    seeds = ev.tables.summary["seed"].dropna().nunique()
     if seeds:
         bits.append(f"{seeds} seed{'s' if seeds != 1 else ''}")
-    s = T.headline_sparsity(t)
-    if s is not None:
-        bits.append(f"sparsity {fmt_sparsity(s)}")
+    if ev.sparsity is not None:
+        bits.append(f"sparsity {fmt_sparsity(ev.sparsity)}")
     return ", ".join(bits)
 
 
-def answer_section(t: T.Tables, results: Sequence[ClaimResult]) -> str:
+def answer_section(ev: Evidence, results: Sequence[ClaimResult]) -> str:
     """A short generated summary: the claims grouped by verdict, then one line per claim with its evidence."""
     by_verdict = {v: [r.claim_id for r in results if r.verdict == v] for v in VERDICTS}
     counts = "; ".join(f"{v}: {', '.join(ids)}" for v, ids in by_verdict.items() if ids)
     lines = ["## The answer",
-             f"At this scale ({_scale_text(t)}) the claims come out as follows ({counts}). A part is supported "
+             f"At this scale ({_scale_text(ev)}) the claims come out as follows ({counts}). A part is supported "
              f"when its paired {100 * CONFIDENCE:.0f} % t interval lies on the claimed side (a claim on every part "
              f"needs no adjustment: intersection–union test), not supported when its Holm-adjusted interval lies "
              f"on the other side (see \"How a verdict is decided\"); the intervals below are the unadjusted "
@@ -61,34 +61,31 @@ def _table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
     return "\n".join(lines)
 
 
-def headline_table(t: T.Tables) -> str:
+def headline_table(ev: Evidence) -> str:
     """Per method at the headline sparsity: SP, IP, IP−SP [95 % CI] and, when run, IP_eq, IP_eq−SP [CI]."""
-    s = T.headline_sparsity(t)
-    runs = T.at_sparsity(t.summary, s)
-    table = T.accuracy_table(runs, "test_acc")
+    runs = ev.headline
+    table = T.accuracy_table(runs.frame, "test_acc")
     if table.empty:
         return f"{HEADLINE_TITLE}\n\nmissing (no summary table)."
-    scale = accuracy_scale(runs)
-    unit = "%" if scale.factor == 100 else "fraction"
-    cell_scale, diff_scale = Scale(scale.factor, "", 2), Scale(scale.factor, "", 2)
-    reprs = T.reprs_present(runs)
+    unit = "%" if ev.scale.factor == 100 else "fraction"
+    cell_scale, diff_scale = Scale(ev.scale.factor, "", 2), Scale(ev.scale.factor, "", 2)
+    equal_storage = ev.has_equal_storage
 
     def cell(row, rep):
         return cell_scale.mean_sd(Stats(int(row[f"{rep}_n"]), row[f"{rep}_mean"], row[f"{rep}_sd"]))
 
     def paired_cell(method, against, base="sp"):
-        c = compare_runs(runs[runs["method"] == method], "test_acc", keys=["method", "seed"], against=against,
-                         base=base)
+        c = runs.comparison(method, "test_acc", against=against, base=base, keys=["method", "seed"])
         text = diff_scale.with_ci(c.diff) + (f" (n={c.diff.n})" if c.diff.n else "")
         return text + (f"; {c.excluded_disconnected} excluded: disconnected" if c.excluded_disconnected else "")
 
     header = ["method", "SP", "IP", "IP−SP"]
-    if T.EQUAL_STORAGE in reprs:
+    if equal_storage:
         header += ["IP_eq", "IP_eq−SP", "IP−IP_eq"]
     rows = []
     for _, r in table.iterrows():
         row = [r["method"], cell(r, "sp"), cell(r, "ip"), paired_cell(r["method"], "ip")]
-        if T.EQUAL_STORAGE in reprs:
+        if equal_storage:
             no_budget = r["method"] == "dense"   # a dense run keeps everything: no equal-storage twin
             row += (["–", "–", "–"] if no_budget else
                     [cell(r, T.EQUAL_STORAGE), paired_cell(r["method"], T.EQUAL_STORAGE),
@@ -96,11 +93,12 @@ def headline_table(t: T.Tables) -> str:
         rows.append(row)
     accountings = (f"IP: {T.ACCOUNTINGS['ip']}. " + (f"IP_eq: {T.ACCOUNTINGS[T.EQUAL_STORAGE]} (kept λ plus every FB "
                    "entry = SP's kept weights; dense runs have none). IP−IP_eq is what the FB entries, stored on "
-                   "top of SP's budget, buy." if T.EQUAL_STORAGE in reprs else "Equal storage: not run."))
-    return (f"{HEADLINE_TITLE}\n\nTest accuracy ({unit}) at sparsity {fmt_sparsity(s)} (dense: none), mean ± sd "
-            f"over seeds (n = seeds, every run); differences in {'pp' if unit == '%' else 'fractions'}: mean of the "
-            f"paired per-seed differences over connected pairs with its {100 * CONFIDENCE:.0f} % Student-t interval. "
-            f"{accountings} \"missing\" means the run is not in the summary table.\n\n" + _table(header, rows))
+                   "top of SP's budget, buy." if equal_storage else "Equal storage: not run."))
+    return (f"{HEADLINE_TITLE}\n\nTest accuracy ({unit}) at sparsity {fmt_sparsity(ev.sparsity)} (dense: none), "
+            f"mean ± sd over seeds (n = seeds, every run); differences in {'pp' if unit == '%' else 'fractions'}: mean "
+            f"of the paired per-seed differences over connected pairs with its {100 * CONFIDENCE:.0f} % Student-t "
+            f"interval. {accountings} \"missing\" means the run is not in the summary table.\n\n"
+            + _table(header, rows))
 
 
 def dense_accuracy(summary: pd.DataFrame) -> str:

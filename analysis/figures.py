@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 from . import tables as T
+from .evidence import Evidence
 from .plots.accuracy import fig_ablation, fig_accuracy, fig_generalisation, fig_sweep
 from .plots.costs import fig_costs
 from .plots.filters import fig_filters
@@ -57,8 +58,7 @@ __all__ = ["CLAIM_FIGURES", "FIGURES", "Drawn", "draw_all", "fig_ablation", "fig
 def draw_all(tables: T.Tables, out_dir) -> dict[str, Drawn]:
     """Every figure of the study from ``tables`` into ``out_dir`` (file stems from :data:`FIGURES`)."""
     out = Path(out_dir)
-    s = T.headline_sparsity(tables)
-    t = tables
+    t, s = tables, Evidence.from_tables(tables).sparsity
     jobs = {
         "accuracy": lambda p: fig_accuracy(t.summary, p, s, chance=T.chance_level(t.meta)),
         "sweep": lambda p: fig_sweep(t.sweep, p, t.summary),

@@ -3,6 +3,7 @@
 This module gathers the claims in order (:data:`CLAIM_FUNCTIONS`, :func:`all_verdicts`)
 and is the entry point the report uses.  Where the pieces live:
 
+- :mod:`analysis.evidence`    what every claim reads, derived once from the tables
 - :mod:`analysis.stats`       the one rule that decides every IP-vs-SP comparison
   (paired t intervals; intersection–union for "every part holds", Holm–Bonferroni over a claim's
   parts for "a part goes the other way": :func:`~analysis.stats.decide`)
@@ -13,7 +14,6 @@ and is the entry point the report uses.  Where the pieces live:
 """
 from __future__ import annotations
 
-from . import tables as T
 from .claims import (
     ClaimResult,
     claim_c1,
@@ -26,11 +26,12 @@ from .claims import (
     claim_c8,
     claim_c9,
 )
+from .evidence import Evidence
 
 CLAIM_FUNCTIONS = {"C1": claim_c1, "C2": claim_c2, "C3": claim_c3, "C4": claim_c4, "C5": claim_c5,
                    "C6": claim_c6, "C7": claim_c7, "C8": claim_c8, "C9": claim_c9}
 
 
-def all_verdicts(t: T.Tables) -> list[ClaimResult]:
-    """Every claim's result, C1 to C9."""
-    return [fn(t) for fn in CLAIM_FUNCTIONS.values()]
+def all_verdicts(ev: Evidence) -> list[ClaimResult]:
+    """Every claim's result, C1 to C9, from one evidence."""
+    return [fn(ev) for fn in CLAIM_FUNCTIONS.values()]

@@ -19,6 +19,7 @@ from analysis import report as R
 from analysis import stats as S
 from analysis import tables as T
 from analysis import verdicts as V
+from analysis.evidence import Evidence
 from analysis.plots.style import COLORS
 from analysis.plots.theorem1 import _gf_points
 
@@ -203,7 +204,7 @@ def make_tables(summary=None, sweep=None, checks_pass=True, **overrides) -> T.Ta
 
 
 def claim(tables, cid):
-    return V.CLAIM_FUNCTIONS[cid](tables)
+    return V.CLAIM_FUNCTIONS[cid](Evidence.from_tables(tables))
 
 
 # --------------------------------------------------------------------------- the rule
@@ -282,7 +283,7 @@ def test_c1_missing_ip_run_is_reported_missing_not_zero():
     table = T.accuracy_table(t.summary)
     row = table[table["method"] == "snip"].iloc[0]
     assert row["ip_n"] == 0 and math.isnan(row["ip_mean"])
-    text = A.headline_table(t)
+    text = A.headline_table(Evidence.from_tables(t))
     snip_line = [line for line in text.splitlines() if line.startswith("| snip |")][0]
     assert snip_line.split("|")[3].strip() == "missing"
 
@@ -364,7 +365,7 @@ def test_c9_checks_and_one_step_range():
 
 def test_everything_missing_gives_not_tested():
     empty = T.Tables()
-    for result in V.all_verdicts(empty):
+    for result in V.all_verdicts(Evidence.from_tables(empty)):
         assert result.verdict == S.NOT_TESTED, result.claim_id
 
 
@@ -431,7 +432,8 @@ def test_entry_points_draw_every_figure_and_the_report_from_a_results_folder(tmp
     text = (out / "REPORT.md").read_text()
     assert "![C1 evidence: fig1_accuracy](figures/fig1_accuracy.png)" in text
     reloaded = T.load_tables(results)
-    assert [r.verdict for r in V.all_verdicts(reloaded)] == [r.verdict for r in V.all_verdicts(t)]
+    verdicts = [[r.verdict for r in V.all_verdicts(Evidence.from_tables(x))] for x in (reloaded, t)]
+    assert verdicts[0] == verdicts[1]
 
 
 # --------------------------------------------------------------------------- report

@@ -12,6 +12,7 @@ from scipy import stats as scipy_stats
 from analysis import stats as S
 from analysis import tables as T
 from analysis import verdicts as V
+from analysis.evidence import Evidence
 
 DIFFS = [0.1, 0.3, 0.2, 0.5]
 
@@ -141,6 +142,10 @@ def test_alpha_comes_from_the_params_snapshot():
 
 # --------------------------------------------------------------------------- runs: disconnected pairs
 
+def claim(cid: str, tables: T.Tables):
+    return V.CLAIM_FUNCTIONS[cid](Evidence.from_tables(tables))
+
+
 def run_rows(diffs, method="snip", sparsity=0.98, disconnected=(), base=0.5, column="test_acc", **extra):
     """SP/IP rows of one method, seed i with IP − SP = diffs[i]; seeds in ``disconnected``: IP run disconnected."""
     rows = []
@@ -158,11 +163,11 @@ def test_a_disconnected_pair_is_left_out_and_counted():
     assert c.excluded_disconnected == 1 and c.diff.n == 3 and c.a.n == 3 and c.b.n == 3
     assert c.diff.mean == pytest.approx(0.055)
     t = T.Tables.from_frames(summary=runs, meta={"sparsity": 0.98})
-    c1 = V.CLAIM_FUNCTIONS["C1"](t)
+    c1 = claim("C1", t)
     assert c1.verdict == S.SUPPORTED and "1 pair excluded: disconnected" in c1.parts[0].note
     # the same runs without the flag: the chance-level pair makes it inconclusive
     connected = runs.assign(disconnected=False)
-    assert V.CLAIM_FUNCTIONS["C1"](T.Tables.from_frames(summary=connected, meta={"sparsity": 0.98})).verdict \
+    assert claim("C1", T.Tables.from_frames(summary=connected, meta={"sparsity": 0.98})).verdict \
         == S.INCONCLUSIVE
 
 
@@ -184,18 +189,18 @@ def sweep_frame(advantage_by_sparsity: dict, column="test_acc", spread=(0.0, 0.0
 def test_c2_compares_the_highest_with_the_lowest_sweep_sparsity():
     # written out of order; the middle sparsity has the largest advantage, the highest a larger one than the lowest
     sweep = sweep_frame({0.9: 0.10, 0.99: 0.05, 0.5: 0.01})
-    result = V.CLAIM_FUNCTIONS["C2"](T.Tables.from_frames(sweep=sweep))
+    result = claim("C2", T.Tables.from_frames(sweep=sweep))
     assert result.numbers["snip.sparsity_high"] == 0.99 and result.numbers["snip.sparsity_low"] == 0.5
     assert result.numbers["snip.change_mean"] == pytest.approx(0.04)
     assert result.verdict == S.SUPPORTED
     shrinking = sweep_frame({0.9: 0.10, 0.99: 0.01, 0.5: 0.05})
-    assert V.CLAIM_FUNCTIONS["C2"](T.Tables.from_frames(sweep=shrinking)).verdict == S.NOT_SUPPORTED
+    assert claim("C2", T.Tables.from_frames(sweep=shrinking)).verdict == S.NOT_SUPPORTED
 
 
 def test_c7_takes_the_lowest_sweep_sparsity():
     # IP's gap (train − test) is smaller only at the lowest sparsity, 0.8
     sweep = sweep_frame({0.95: 0.03, 0.8: -0.03, 0.99: 0.04}, column="gap_acc")
-    result = V.CLAIM_FUNCTIONS["C7"](T.Tables.from_frames(sweep=sweep))
+    result = claim("C7", T.Tables.from_frames(sweep=sweep))
     assert result.numbers["sparsity"] == 0.8
     assert result.verdict == S.SUPPORTED
     assert result.numbers["snip.diff_mean"] == pytest.approx(-0.03)

@@ -14,12 +14,13 @@ C8        IP also helps dense training           :mod:`.accuracy`
 C9        Theorem 1 holds numerically            :mod:`.theorem1`
 ========  =====================================  ============================
 
-Every claim decides by the rule of :mod:`analysis.stats`; the claims' texts are in
+Every claim takes the study's :class:`~analysis.evidence.Evidence` (built once from the
+tables) and decides by the rule of :mod:`analysis.stats`; the claims' texts are in
 :mod:`analysis.paper`, their figures in :mod:`analysis.figures`.
 """
 from .accuracy import claim_c1, claim_c2, claim_c3, claim_c8
 from .costs import STEP_TIME_RATIO_MAX, claim_c4
-from .evidence import ClaimResult, Part
+from .parts import ClaimResult, Part
 from .filters import claim_c5
 from .theorem1 import claim_c9, one_step_ranges
 from .trainability import claim_c6, claim_c7

@@ -10,11 +10,12 @@ from __future__ import annotations
 import pandas as pd
 
 from .. import tables as T
+from ..evidence import Evidence
 from ..figures import CLAIM_FIGURES
-from ..formatting import Scale, accuracy_scale, fmt, fmt_sparsity
+from ..formatting import Scale, fmt, fmt_sparsity
 from ..paper import CLAIMS
-from ..stats import NOT_TESTED, alpha_of, combine, compare
-from .evidence import ClaimResult, Part, Pending, decide_parts, numbers_of, per_method_parts, tally, verdicts_by_group
+from ..stats import NOT_TESTED, Pairs, combine, compare
+from .parts import ClaimResult, Part, Pending, decide_parts, numbers_of, per_method_parts, tally, verdicts_by_group
 
 #: what an equal-storage set of parts says when the study has no IP_eq runs
 EQUAL_STORAGE_NOT_RUN = "not run"
@@ -25,40 +26,36 @@ def accounting_label(against: str) -> str:
     return f"{against.upper().replace('IP_EQ', 'IP_eq')} vs SP ({T.ACCOUNTINGS[against]})"
 
 
-def accounting_verdicts(parts, runs: pd.DataFrame) -> dict:
+def accounting_verdicts(parts, ev: Evidence) -> dict:
     """The verdict under each accounting; equal storage is 'not run' without IP_eq runs."""
-    groups = [accounting_label(a) for a in T.ACCOUNTINGS]
-    out = verdicts_by_group(parts, groups)
-    if T.EQUAL_STORAGE not in T.reprs_present(runs):
+    out = verdicts_by_group(parts, [accounting_label(a) for a in T.ACCOUNTINGS])
+    if not ev.has_equal_storage:
         out[accounting_label(T.EQUAL_STORAGE)] = EQUAL_STORAGE_NOT_RUN
     return out
 
 
-def claim_c1(t: T.Tables) -> ClaimResult:
-    """C1: at the headline sparsity, IP better than SP in test accuracy for every sparse method, decided once
-    per accounting (STUDY_SPEC section 6): the paper's (IP) and, where IP_eq runs exist, equal storage; each
-    accounting's parts are one family (Holm for a part shown to go the other way)."""
-    s = T.headline_sparsity(t)
-    runs = T.at_sparsity(t.summary, s)
-    methods = T.sparse_methods(runs)
-    scale = accuracy_scale(runs)
+def claim_c1(ev: Evidence) -> ClaimResult:
+    """C1: for each accounting (STUDY_SPEC section 6), for each sparse method, the paired test-accuracy
+    difference at the headline sparsity; each accounting's methods are one family of the intersection–union
+    rule (Holm for a part shown to go the other way)."""
     parts = []
-    for against in T.reprs_present(runs)[1:]:
+    for against in ev.accountings:
         suffix = "" if against == "ip" else " (equal storage)"
-        parts += decide_parts(per_method_parts(runs, methods, "test_acc", scale, f"test accuracy{suffix}",
+        parts += decide_parts(per_method_parts(ev.headline, "test_acc", ev.scale, f"test accuracy{suffix}",
                                                against=against, group=accounting_label(against),
-                                               label_suffix=suffix), alpha_of(t.meta))
+                                               label_suffix=suffix), ev.alpha)
     verdict = combine(p.verdict for p in parts)
-    by_accounting = accounting_verdicts(parts, runs)
+    by_accounting = accounting_verdicts(parts, ev)
+    s = ev.sparsity
     if not parts:
-        expl = summary = f"missing: no sparse runs in {t.path_of('summary')}"
+        expl = summary = f"missing: no sparse runs in {ev.path_of('summary')}"
     else:
         summary = (f"At sparsity {fmt_sparsity(s)}, test accuracy, paired over seeds, per method; "
                    + "; ".join(f"{g}: {v}" for g, v in by_accounting.items())
                    + f" (parts: {tally(parts)}). Under an accounting the claim is supported only if every method "
                    "is; overall only if it is under every accounting run.")
         expl = summary + " Per method: " + "; ".join(p.note for p in parts) + "."
-    diff_scale = Scale(scale.factor, " pp", 2)
+    diff_scale = Scale(ev.scale.factor, " pp", 2)
     key = "; ".join(f"{p.label} {diff_scale.with_ci(p.comparison.diff)} ({p.verdict})" for p in parts) or "missing"
     numbers = {"sparsity": s, **numbers_of(parts)}
     return ClaimResult("C1", CLAIMS["C1"], verdict, numbers, CLAIM_FIGURES["C1"], expl, parts,
@@ -68,18 +65,17 @@ def claim_c1(t: T.Tables) -> ClaimResult:
 def advantage_by_seed(sweep: pd.DataFrame, method: str) -> tuple[pd.DataFrame, int]:
     """Per seed (rows) and sweep sparsity (columns): the paired IP−SP test-accuracy difference of ``method``,
     pairs with a disconnected run left out; and how many such pairs were left out."""
-    pairs = T.paired(sweep[sweep["method"] == method], "test_acc", keys=["method", "seed", "sparsity"])
-    excluded = int(pairs["disconnected"].sum()) if len(pairs) else 0
-    connected = pairs[~pairs["disconnected"].astype(bool)] if len(pairs) else pairs
-    if connected.empty:
-        return pd.DataFrame(), excluded
-    return connected.pivot_table(index="seed", columns="sparsity", values="diff", aggfunc="first"), excluded
+    pairs = Pairs.of(sweep[sweep["method"] == method], "test_acc", keys=["method", "seed", "sparsity"])
+    if pairs.connected.empty:
+        return pd.DataFrame(), pairs.excluded_disconnected
+    return (pairs.connected.pivot_table(index="seed", columns="sparsity", values="diff", aggfunc="first"),
+            pairs.excluded_disconnected)
 
 
-def claim_c2(t: T.Tables) -> ClaimResult:
-    """C2: per method, the paired IP−SP advantage at the highest sweep sparsity minus that at the lowest,
-    per seed; supported if that change is above 0."""
-    sweep = t.sweep
+def claim_c2(ev: Evidence) -> ClaimResult:
+    """C2: for each sweep method, per seed, the paired IP−SP advantage at the highest connected sweep sparsity
+    minus that at the lowest; supported if that change is above 0."""
+    sweep = ev.tables.sweep
     methods = T.sparse_methods(sweep)
     scale = Scale(T.percent_scale(sweep["test_acc"]), " pp", 2)
     pending, not_tested, compared_levels = [], {}, {}
@@ -95,7 +91,7 @@ def claim_c2(t: T.Tables) -> ClaimResult:
                     a_label=f"s={fmt_sparsity(hi)}", b_label=f"s={fmt_sparsity(lo)}", excluded_disconnected=excluded)
         pending.append(Pending(method, c, scale, f"{method}: IP−SP advantage at s={fmt_sparsity(hi)} vs "
                                                  f"s={fmt_sparsity(lo)}", "advantage"))
-    parts = decide_parts(pending, alpha_of(t.meta))
+    parts = decide_parts(pending, ev.alpha)
     for p in parts:
         lo, hi = compared_levels[p.label]
         p.numbers.update({"sparsity_low": lo, "sparsity_high": hi, "adv_high_mean": p.comparison.a.mean,
@@ -103,7 +99,7 @@ def claim_c2(t: T.Tables) -> ClaimResult:
     parts += [Part(m, NOT_TESTED, {}, None, why) for m, why in not_tested.items()]
     verdict = combine(p.verdict for p in parts)
     if not parts:
-        expl = summary = f"missing: no sweep runs in {t.path_of('sweep')}"
+        expl = summary = f"missing: no sweep runs in {ev.path_of('sweep')}"
     else:
         summary = ("Change of the paired IP−SP test-accuracy advantage from the lowest to the highest sweep "
                    f"sparsity, per method and seed (above 0: the advantage grows); methods: {tally(parts)}.")
@@ -115,33 +111,29 @@ def claim_c2(t: T.Tables) -> ClaimResult:
                        f"IP−SP lowest → highest sparsity: {key}", summary)
 
 
-def claim_c3(t: T.Tables) -> ClaimResult:
+def claim_c3(ev: Evidence) -> ClaimResult:
     """C3: the IP−SP advantage on the hardest dataset (lowest SP accuracy) against that on the easiest."""
-    summary = t.summary
+    summary = ev.tables.summary
     datasets = sorted(summary["dataset"].dropna().unique()) if "dataset" in summary else []
     if len(datasets) < 2:
-        name = T.meta_value(t.meta, "dataset", "data.name") or (datasets[0] if datasets else "missing")
+        name = T.meta_value(ev.tables.meta, "dataset", "data.name") or (datasets[0] if datasets else "missing")
         expl = (f"Not tested here: the study ran one dataset ({name}); the claim compares the IP advantage on "
                 f"harder data (ImageNet) with easier data (CIFAR), which needs runs on at least two datasets "
                 f"(a paper-scale preset per dataset).")
         return ClaimResult("C3", CLAIMS["C3"], NOT_TESTED, {"n_datasets": len(datasets) or (1 if name else 0)},
                            CLAIM_FIGURES["C3"], expl, [], f"one dataset ({name})")
-    s = T.headline_sparsity(t)
-    runs = T.at_sparsity(summary, s, keep_dense=False)
-    runs = runs[runs["method"] != "dense"]
+    runs = ev.headline.frame[ev.headline.frame["method"] != "dense"]
     sp_acc = runs[runs["repr"] == "sp"].groupby("dataset")["test_acc"].mean()
     hardest, easiest = sp_acc.idxmin(), sp_acc.idxmax()
-    pairs = T.paired(runs, "test_acc", keys=["dataset", "method", "seed"])
-    excluded = int(pairs["disconnected"].sum())
-    pairs = pairs[~pairs["disconnected"].astype(bool)]
+    pairs = Pairs.of(runs, "test_acc", keys=["dataset", "method", "seed"])
     # the same method and seed on both datasets pair the two advantages
-    adv = pairs.pivot_table(index=["method", "seed"], columns="dataset", values="diff", aggfunc="first")
+    adv = pairs.connected.pivot_table(index=["method", "seed"], columns="dataset", values="diff", aggfunc="first")
     d_hard, d_easy = adv.get(hardest, pd.Series(dtype=float)), adv.get(easiest, pd.Series(dtype=float))
     c = compare(d_hard, d_easy, (d_hard - d_easy).dropna(), metric="test_acc IP−SP", a_label=str(hardest),
-                b_label=str(easiest), excluded_disconnected=excluded)
+                b_label=str(easiest), excluded_disconnected=pairs.excluded_disconnected)
     scale = Scale(T.percent_scale(runs["test_acc"]), " pp", 2)
     [part] = decide_parts([Pending("datasets", c, scale, f"IP−SP advantage {hardest} vs {easiest}",
-                                   "advantage")], alpha_of(t.meta))
+                                   "advantage")], ev.alpha)
     expl = (f"Harder = lower mean SP test accuracy: {hardest} (SP {fmt(sp_acc[hardest] * scale.factor)} %) vs "
             f"{easiest} (SP {fmt(sp_acc[easiest] * scale.factor)} %); per method and seed, the IP−SP advantage "
             f"on {hardest} minus that on {easiest}. {part.note}.")
@@ -150,11 +142,10 @@ def claim_c3(t: T.Tables) -> ClaimResult:
                        f"change {scale.with_ci(c.diff)}")
 
 
-def claim_c8(t: T.Tables) -> ClaimResult:
-    """C8: dense (unpruned) networks, IP better than SP in test accuracy."""
-    dense = t.summary[t.summary["method"] == "dense"]
-    scale = accuracy_scale(t.summary)
-    [part] = decide_parts(per_method_parts(dense, ["dense"], "test_acc", scale, "test accuracy"), alpha_of(t.meta))
-    key = f"dense IP−SP {Scale(scale.factor, ' pp', 2).with_ci(part.comparison.diff)}" \
+def claim_c8(ev: Evidence) -> ClaimResult:
+    """C8: the paired IP−SP test-accuracy difference of the dense (unpruned) networks."""
+    [part] = decide_parts(per_method_parts(ev.headline, "test_acc", ev.scale, "test accuracy", methods=["dense"]),
+                          ev.alpha)
+    key = f"dense IP−SP {Scale(ev.scale.factor, ' pp', 2).with_ci(part.comparison.diff)}" \
         if part.comparison.diff.n else "missing"
     return ClaimResult("C8", CLAIMS["C8"], part.verdict, part.numbers, CLAIM_FIGURES["C8"], part.note, [part], key)

@@ -17,12 +17,13 @@ from __future__ import annotations
 import pandas as pd
 
 from .. import tables as T
+from ..evidence import Evidence, Runs
 from ..figures import CLAIM_FIGURES
 from ..formatting import fmt, fmt_sparsity
 from ..paper import CLAIMS, PAPER_FB_OVERHEAD_PERCENT
-from ..stats import NOT_SUPPORTED, NOT_TESTED, SUPPORTED, combine, is_missing
+from ..stats import NOT_SUPPORTED, NOT_TESTED, SUPPORTED, Pairs, combine, is_missing
 from .accuracy import EQUAL_STORAGE_NOT_RUN
-from .evidence import ClaimResult, Part, numbers_of, verdicts_by_group
+from .parts import ClaimResult, Part, numbers_of, verdicts_by_group
 
 #: a choice of this study: "equal runtime" means the median IP/SP training-step time ratio is at most this
 STEP_TIME_RATIO_MAX = 1.10
@@ -32,19 +33,11 @@ PAPER_NETS = f"parameters, paper's accounting: FB overhead of the paper's networ
 EQUAL_STORAGE = "parameters, equal storage: IP_eq stores ≤ SP"
 
 
-def connected_pairs(runs: pd.DataFrame, metric: str, against: str) -> tuple[pd.DataFrame, int]:
-    """Seed pairs of ``metric`` (against vs SP) with no disconnected run, and how many pairs were left out."""
-    pairs = T.paired(runs, metric, keys=["method", "seed"], against=against) if len(runs) else pd.DataFrame()
-    if not len(pairs):
-        return pairs, 0
-    flagged = pairs["disconnected"].astype(bool)
-    return pairs[~flagged], int(flagged.sum())
-
-
 def _runtime_part(summary: pd.DataFrame, against: str) -> Part:
     """Median over connected (method, seed) pairs of the ``against``/SP training-step time."""
     name = against.upper().replace("IP_EQ", "IP_eq")
-    steps, excluded = connected_pairs(summary, "step_seconds", against)
+    pairs = Pairs.of(summary, "step_seconds", keys=["method", "seed"], against=against)
+    steps, excluded = pairs.connected, pairs.excluded_disconnected
     label = f"runtime {name}/SP"
     if not len(steps):
         return Part(label, NOT_TESTED, {}, None, f"training step time {name}/SP: missing (no connected pairs with "
@@ -88,11 +81,14 @@ def _paper_net_parts(t: T.Tables) -> list[Part]:
     return parts
 
 
-def _equal_storage_part(summary: pd.DataFrame) -> list[Part]:
+def _equal_storage_part(main: Runs) -> list[Part]:
     """IP_eq's stored numbers (kept λ + FB entries) against SP's kept weights, every connected pair."""
-    if T.EQUAL_STORAGE not in T.reprs_present(summary):
+    if T.EQUAL_STORAGE not in main.reprs:
         return []
-    pairs, excluded = connected_pairs(summary[summary["method"] != "dense"], "stored_params", T.EQUAL_STORAGE)
+    summary = main.frame
+    stored = Pairs.of(summary[summary["method"] != "dense"], "stored_params", keys=["method", "seed"],
+                      against=T.EQUAL_STORAGE)
+    pairs, excluded = stored.connected, stored.excluded_disconnected
     if not len(pairs):
         return [Part("equal storage", NOT_TESTED, {}, None, "IP_eq stored parameters: no connected pairs",
                      EQUAL_STORAGE)]
@@ -105,16 +101,15 @@ def _equal_storage_part(summary: pd.DataFrame) -> list[Part]:
                        f"{int(over.sum())} over SP's budget", EQUAL_STORAGE)]
 
 
-def _own_network_info(t: T.Tables, numbers: dict) -> list[str]:
-    """Costs in this study's own network, for information (the claim is about the paper's nets).
+def _own_network_info(ev: Evidence, numbers: dict) -> list[str]:
+    """Costs in this study's own network at the headline sparsity, for information (the claim is about the
+    paper's nets).
 
     Adds the numbers it reports to ``numbers``.
     """
-    summary = t.summary
     info = []
-    s = T.headline_sparsity(t)
-    ip_runs = T.at_sparsity(summary, s)
-    ip_runs = ip_runs[(ip_runs["repr"] == "ip") & (ip_runs["method"] != "dense")]
+    s, runs = ev.sparsity, ev.headline.frame
+    ip_runs = runs[(runs["repr"] == "ip") & (runs["method"] != "dense")]
     ip_runs = ip_runs.dropna(subset=["fb_overhead_params", "stored_params"])
     if len(ip_runs):
         share_stored = float((ip_runs["fb_overhead_params"] / ip_runs["stored_params"]).median())
@@ -124,7 +119,7 @@ def _own_network_info(t: T.Tables, numbers: dict) -> list[str]:
         info.append(f"In this study's network at sparsity {fmt_sparsity(s)}, the FB entries are "
                     f"{fmt(100 * share_stored)} % of the parameters an IP network stores (median over IP runs) and "
                     f"{fmt(100 * share_dense, 3)} % of the dense parameters; see the fair-budget ablation")
-    flops = T.paired(T.at_sparsity(summary, s), "flops_sparse", keys=["method", "seed"]) if len(summary) else []
+    flops = T.paired(runs, "flops_sparse", keys=["method", "seed"])
     if len(flops):
         fr = float((flops["flops_sparse_ip"] / flops["flops_sparse_sp"]).median())
         numbers["ours.flops_ratio_median"] = fr
@@ -132,17 +127,19 @@ def _own_network_info(t: T.Tables, numbers: dict) -> list[str]:
     return info
 
 
-def claim_c4(t: T.Tables) -> ClaimResult:
-    """C4: equal runtime (this study's step times) and parameters, under both accountings, each part apart."""
-    summary = t.summary
-    parts = [_runtime_part(summary, against) for against in T.reprs_present(summary)[1:]]
-    parts += _paper_net_parts(t) + _equal_storage_part(summary)
+def claim_c4(ev: Evidence) -> ClaimResult:
+    """C4: runtime (median IP/SP training-step time ratio of every main run, per accounting run), parameters
+    (the FB overhead of the paper's nets, both sharing modes; equal storage: IP_eq stores ≤ SP), each part apart;
+    this study's own FB share and inference MACs for information."""
+    main = ev.main
+    parts = [_runtime_part(main.frame, against) for against in main.reprs[1:]]
+    parts += _paper_net_parts(ev.tables) + _equal_storage_part(main)
     verdict = combine(p.verdict for p in parts)
     by_set = verdicts_by_group(parts, (RUNTIME, PAPER_NETS, EQUAL_STORAGE))
     if not any(p.group == EQUAL_STORAGE for p in parts):
         by_set[EQUAL_STORAGE] = EQUAL_STORAGE_NOT_RUN
     numbers = numbers_of(parts)
-    info = _own_network_info(t, numbers)
+    info = _own_network_info(ev, numbers)
     summary_text = ("; ".join(f"{name}: {v}" for name, v in by_set.items()) + ". "
                     f"Runtime: median training-step time ratio ≤ {STEP_TIME_RATIO_MAX:.2f} counts as equal (our "
                     f"threshold). " + (". ".join(info) + "." if info else ""))

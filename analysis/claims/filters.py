@@ -11,29 +11,30 @@ from __future__ import annotations
 import pandas as pd
 
 from .. import tables as T
+from ..evidence import Evidence, Runs
 from ..figures import CLAIM_FIGURES
 from ..formatting import Scale, fmt
 from ..paper import CLAIMS
-from ..stats import NOT_TESTED, alpha_of, combine
-from .evidence import ClaimResult, decide_parts, numbers_of, per_method_parts, tally
+from ..stats import NOT_TESTED, combine
+from .parts import ClaimResult, decide_parts, numbers_of, per_method_parts, tally
 
 METRIC = "participation_ratio"
 
 
-def _filter_runs(t: T.Tables) -> tuple[pd.DataFrame, str]:
+def _filter_runs(ev: Evidence) -> tuple[Runs, str]:
     """Per-run participation ratios (and non-zero fractions) at the headline sparsity, and their source."""
-    s = T.headline_sparsity(t)
-    runs = T.at_sparsity(t.summary, s)
+    runs = ev.headline.frame
     if METRIC in runs and runs[METRIC].notna().any():
-        return runs, f"{t.path_of('summary')} ({METRIC})"
-    if t.filter_density.empty:
-        return runs, "missing"
+        return ev.headline, f"{ev.path_of('summary')} ({METRIC})"
+    filter_density = ev.tables.filter_density
+    if filter_density.empty:
+        return ev.headline, "missing"
     # the per-layer file knows nothing of connectivity: take each run's flag from the summary
     flags = runs[["method", "repr", "seed", "disconnected"]].drop_duplicates(["method", "repr", "seed"])
-    per_run = T.filter_density_per_run(t.filter_density).merge(flags, on=["method", "repr", "seed"], how="inner")
+    per_run = T.filter_density_per_run(filter_density).merge(flags, on=["method", "repr", "seed"], how="inner")
     if not per_run[METRIC].notna().any():
-        return per_run, "missing"
-    return per_run, f"{t.path_of('filter_density')} (filter-weighted mean over layers)"
+        return Runs.of(per_run), "missing"
+    return Runs.of(per_run), f"{ev.path_of('filter_density')} (filter-weighted mean over layers)"
 
 
 def _nonzero_note(runs: pd.DataFrame, methods) -> str:
@@ -46,22 +47,21 @@ def _nonzero_note(runs: pd.DataFrame, methods) -> str:
             + "; ".join(bits) + ".") if bits else ""
 
 
-def claim_c5(t: T.Tables) -> ClaimResult:
-    """C5: per method, the mean participation ratio of IP's trained filters above SP's."""
-    runs, source = _filter_runs(t)
-    methods = T.sparse_methods(runs) if len(runs) else []
-    scale = Scale(1.0, "", 3)
-    parts = decide_parts(per_method_parts(runs, methods, METRIC, scale, "mean participation ratio", True,
-                                          "more spread"), alpha_of(t.meta)) if source != "missing" else []
+def claim_c5(ev: Evidence) -> ClaimResult:
+    """C5: for each sparse method, the paired IP−SP difference of the mean participation ratio of the trained
+    filters at the headline sparsity (above 0: IP's filters are spatially denser)."""
+    runs, source = _filter_runs(ev)
+    parts = decide_parts(per_method_parts(runs, METRIC, Scale(1.0, "", 3), "mean participation ratio",
+                                          better="more spread"), ev.alpha) if source != "missing" else []
     verdict = combine(p.verdict for p in parts)
     if not parts:
-        expl, verdict = f"missing: no participation ratios ({t.path_of('summary')}, {t.path_of('filter_density')})", \
-            NOT_TESTED
+        expl, verdict = (f"missing: no participation ratios ({ev.path_of('summary')}, "
+                         f"{ev.path_of('filter_density')})"), NOT_TESTED
         summary = expl
     else:
         summary = ("Spatial participation ratio PR(h) = (Σh²)² / (K²·Σh⁴) of the trained K×K filters that keep an "
                    "entry (SP) or coefficient (IP): 1/K² for one non-zero entry, 1 for equal energy everywhere; "
-                   f"mean per run, from {source}; methods: {tally(parts)}." + _nonzero_note(runs, methods))
+                   f"mean per run, from {source}; methods: {tally(parts)}." + _nonzero_note(runs.frame, runs.methods))
         expl = summary + " Per method: " + "; ".join(p.note for p in parts) + "."
     key = "; ".join(f"{p.label} SP {fmt(p.comparison.b.mean, 3)} / IP {fmt(p.comparison.a.mean, 3)}"
                     for p in parts if p.comparison is not None and p.comparison.diff.n) or "missing"

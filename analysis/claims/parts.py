@@ -2,20 +2,19 @@
 
 A claim is tested on one or more :class:`Part` (a method, a phase, a paper net).  The
 comparisons of a claim's parts are collected first (:class:`Pending`, e.g. from
-:func:`per_method_parts`) and decided together by :func:`decide_parts`, because the
-Holm adjustment of :mod:`analysis.stats` depends on every part of the claim; the
-claim's verdict combines the parts (:func:`analysis.stats.combine`) and comes back as
-a :class:`ClaimResult`.
+:func:`per_method_parts` over the seed pairs of an :class:`analysis.evidence.Runs`) and
+decided together by :func:`decide_parts`, because the Holm adjustment of
+:mod:`analysis.stats` depends on every part of the claim; the claim's verdict combines the
+parts (:func:`analysis.stats.combine`) and comes back as a :class:`ClaimResult`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Sequence
 
-import pandas as pd
-
+from ..evidence import Runs
 from ..formatting import Scale, describe
-from ..stats import VERDICTS, Comparison, combine, compare_runs, decide_family
+from ..stats import VERDICTS, Comparison, combine, decide_family
 
 
 @dataclass
@@ -47,13 +46,6 @@ class ClaimResult:
         return self.figures[0] if self.figures else ""
 
 
-def missing_runs(runs: pd.DataFrame, against: str = "ip") -> str:
-    """The representations (SP and ``against``) with no run in ``runs``, e.g. 'IP'."""
-    have = set(runs["repr"].dropna().unique())
-    gone = [r.upper() for r in ("sp", against) if r not in have]
-    return ", ".join(gone)
-
-
 @dataclass
 class Pending:
     """A part whose comparison waits for the Holm adjustment over all parts of its claim."""
@@ -66,15 +58,16 @@ class Pending:
     missing_note: str = ""       # said instead of the numbers when no pair could be formed
 
 
-def per_method_parts(runs: pd.DataFrame, methods: Sequence[str], metric: str, scale: Scale, what: str,
-                     higher_is_better: bool = True, better: str = "higher", against: str = "ip",
-                     group: str = "", label_suffix: str = "") -> list[Pending]:
-    """One pending part per method: ``against`` (IP or IP_eq) vs SP on ``metric`` over the method's runs."""
+def per_method_parts(runs: Runs, metric: str, scale: Scale, what: str, higher_is_better: bool = True,
+                     better: str = "higher", against: str = "ip", group: str = "", label_suffix: str = "",
+                     methods: Sequence[str] | None = None) -> list[Pending]:
+    """One pending part per method (``runs.methods`` unless given): ``against`` (IP or IP_eq) vs SP on
+    ``metric`` over the method's seed pairs."""
     pending = []
-    for method in methods:
-        sub = runs[runs["method"] == method]
-        c = compare_runs(sub, metric, higher_is_better, against=against)
-        gone = missing_runs(sub, against)
+    for method in runs.methods if methods is None else methods:
+        pairs = runs.pairs(method, metric, against=against)
+        c = pairs.comparison(higher_is_better)
+        gone = ", ".join(r.upper() for r in pairs.missing)
         missing = f"{method}: {gone or 'values'} missing for {metric}" if c.diff.n == 0 and \
             not c.excluded_disconnected else ""
         pending.append(Pending(f"{method}{label_suffix}", c, scale, f"{method} {what}", better, group, missing))

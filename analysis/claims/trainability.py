@@ -11,11 +11,12 @@ import numpy as np
 import pandas as pd
 
 from .. import tables as T
+from ..evidence import Evidence, Runs
 from ..figures import CLAIM_FIGURES
 from ..formatting import Scale, fmt, fmt_sparsity
 from ..paper import CLAIMS
-from ..stats import NOT_TESTED, alpha_of, combine, compare_runs
-from .evidence import ClaimResult, Part, decide_parts, numbers_of, per_method_parts, tally, verdicts_by_group
+from ..stats import NOT_TESTED, combine
+from .parts import ClaimResult, Part, decide_parts, numbers_of, per_method_parts, tally, verdicts_by_group
 
 TRAINING, FINAL_LOSS = "gradient flow during training", "final training loss"
 
@@ -104,39 +105,41 @@ def _shared_gf_note(train: pd.DataFrame, methods) -> str:
             + "; ".join(bits) + ".") if bits else ""
 
 
-def claim_c6(t: T.Tables) -> ClaimResult:
-    """C6 (STUDY_SPEC section 5): per method, IP's mean gradient flow over the training epochs above SP's
-    (all trainable coordinates) and IP's final training loss below SP's.
+def training_means(ev: Evidence) -> Runs:
+    """Per main run at the headline sparsity: the mean GF over the training epochs (all trainable coordinates,
+    and the shared ones when logged), with the run's connectivity flag from the summary."""
+    history = ev.tables.history
+    keys = ["method", "repr", "seed"]
+    flags = ev.headline.frame[keys + ["disconnected"]].drop_duplicates(keys)
+    train = T.history_means(history, "gf")
+    if len(train) and "gf_shared" in history:
+        train = train.merge(T.history_means(history, "gf_shared"), on=keys, how="left")
+    return Runs.of(train.merge(flags, on=keys, how="left"))
+
+
+def claim_c6(ev: Evidence) -> ClaimResult:
+    """C6 (STUDY_SPEC section 5): for each sparse method, the paired IP−SP differences of the mean gradient flow
+    over the training epochs (all trainable coordinates; above 0) and of the final training loss (below 0).
 
     At initialisation GF_IP ≥ GF_SP is Theorem 1 (an identity for the spatial FB init): it is checked
     in C9, not tested here.  The GF on the shared coordinates is printed beside, for information.
     """
-    s = T.headline_sparsity(t)
-    runs = T.at_sparsity(t.summary, s)
-    methods = T.sparse_methods(runs)
-    gf_scale = Scale(1.0, "", 2, sci=True)
-    # the history has no connectivity flag: each run's flag comes from the summary
-    flags = runs[["method", "repr", "seed", "disconnected"]].drop_duplicates(["method", "repr", "seed"])
-    keys = ["method", "repr", "seed"]
-    train = T.history_means(t.history, "gf")
-    if len(train) and "gf_shared" in t.history:
-        train = train.merge(T.history_means(t.history, "gf_shared"), on=keys, how="left")
-    train = train.merge(flags, on=keys, how="left")
-    pending = per_method_parts(train, T.sparse_methods(train) if len(train) else [], "gf", gf_scale,
-                               "mean GF over training epochs", group=TRAINING, label_suffix=" GF")
-    pending += per_method_parts(runs, methods, "train_loss", Scale(1.0, "", 3), "final training loss",
+    train = training_means(ev)
+    pending = per_method_parts(train, "gf", Scale(1.0, "", 2, sci=True), "mean GF over training epochs",
+                               group=TRAINING, label_suffix=" GF")
+    pending += per_method_parts(ev.headline, "train_loss", Scale(1.0, "", 3), "final training loss",
                                 higher_is_better=False, better="lower", group=FINAL_LOSS, label_suffix=" loss")
-    parts = decide_parts(pending, alpha_of(t.meta))
-    if not len(train):
-        parts.append(Part("training", NOT_TESTED, {}, None, f"GF during training: missing ({t.path_of('history')})",
-                          TRAINING))
+    parts = decide_parts(pending, ev.alpha)
+    if not len(train.frame):
+        parts.append(Part("training", NOT_TESTED, {}, None,
+                          f"GF during training: missing ({ev.path_of('history')})", TRAINING))
     verdict = combine(p.verdict for p in parts)
     gf_parts = [p for p in parts if p.group == TRAINING]
     loss_parts = [p for p in parts if p.group == FINAL_LOSS]
     summary = ("Per method: gradient flow ‖g‖² over all trainable unpruned coordinates (IP: λ and F), mean over the "
                "training epochs, higher is better; and the final training loss, lower is better; parts (method × "
                f"measure): {tally(parts)}. GF at initialisation is Theorem 1 (checked in C9), not a part here."
-               + _shared_gf_note(train, methods) + " " + _hessian_info(t))
+               + _shared_gf_note(train.frame, ev.methods) + " " + _hessian_info(ev.tables))
     expl = (summary + " Gradient flow: " + ("; ".join(p.note for p in gf_parts) or "missing")
             + ". Final training loss: " + ("; ".join(p.note for p in loss_parts) or "missing") + ".")
     key = f"GF over training: {_median_gf_ratio(gf_parts)} ({tally(gf_parts) or 'missing'}); final train loss: " \
@@ -145,21 +148,22 @@ def claim_c6(t: T.Tables) -> ClaimResult:
                        summary, verdicts_by_group(parts, (TRAINING, FINAL_LOSS)))
 
 
-def claim_c7(t: T.Tables) -> ClaimResult:
-    """C7: at the LOWEST sweep sparsity, per method, IP's train − test accuracy gap smaller than SP's."""
-    sweep = t.sweep[t.sweep["method"] != "dense"].dropna(subset=["sparsity"])
+def claim_c7(ev: Evidence) -> ClaimResult:
+    """C7: for each sweep method at the lowest sweep sparsity, the paired IP−SP difference of the train − test
+    accuracy gap (below 0: IP generalises better)."""
+    sweep = ev.tables.sweep
+    sweep = sweep[sweep["method"] != "dense"].dropna(subset=["sparsity"])
     if sweep.empty:
         return ClaimResult("C7", CLAIMS["C7"], NOT_TESTED, {}, CLAIM_FIGURES["C7"],
-                           f"missing: no sweep runs ({t.path_of('sweep')})", [], "missing")
+                           f"missing: no sweep runs ({ev.path_of('sweep')})", [], "missing")
     lowest = float(sweep["sparsity"].min())
-    runs = T.at_sparsity(sweep, lowest, keep_dense=False)
-    scale = Scale(T.percent_scale(runs["train_acc"], runs["test_acc"]), " pp", 2)
-    methods = T.sparse_methods(runs)
-    parts = decide_parts(per_method_parts(runs, methods, "gap_acc", scale, "gap train−test acc.",
-                                          higher_is_better=False, better="smaller gap"), alpha_of(t.meta))
+    runs = Runs.of(T.at_sparsity(sweep, lowest, keep_dense=False))
+    scale = Scale(T.percent_scale(runs.frame["train_acc"], runs.frame["test_acc"]), " pp", 2)
+    parts = decide_parts(per_method_parts(runs, "gap_acc", scale, "gap train−test acc.",
+                                          higher_is_better=False, better="smaller gap"), ev.alpha)
     verdict = combine(p.verdict for p in parts)
-    loss = [compare_runs(runs[runs["method"] == m], "gap_loss", False) for m in methods]
-    loss_txt = "; ".join(f"{m} IP−SP {Scale(1, '', 3).with_ci(c.diff)}" for m, c in zip(methods, loss))
+    loss_txt = "; ".join(f"{m} IP−SP {Scale(1, '', 3).with_ci(runs.comparison(m, 'gap_loss', False).diff)}"
+                         for m in runs.methods)
     summary = (f"Generalisation gap (train acc − test acc) at the lowest sweep sparsity {fmt_sparsity(lowest)}, "
                f"smaller is better (the claimed side of IP−SP is below 0); methods: {tally(parts)}. Loss gap "
                f"(test − train loss) IP−SP, for information: {loss_txt or 'missing'}.")
