@@ -3,19 +3,33 @@
 - mask shuffling: the shuffled runs (``shuffled`` true) beside their unshuffled pairs, the
   main runs of the same method, representation and seed;
 - learning rate: every run of the control with its validation and test accuracy, and the
-  scale each representation's validation accuracy chooses (:func:`ip.controls.best_scale`).
+  scale each representation's validation accuracy chooses (:func:`best_scale`).
 """
 from __future__ import annotations
 
 import pandas as pd
 
-from ip.controls import best_scale
+import math
+from collections.abc import Mapping
 
+from . import tables as T
 from .stats import Pairs
 
 #: the columns a row of results/controls.csv keeps (the rest of a run's metrics are in its json)
-COLUMNS = ["control", "method", "repr", "seed", "sparsity", "shuffled", "lr_scale", "lr", "val_acc", "test_acc",
-           "train_acc", "test_loss", "train_loss", "disconnected", "steps", "moved_share", "seconds"]
+COLUMNS = T.SCHEMAS["controls"][1]
+
+
+def best_scale(runs: pd.DataFrame, by: str = "val_acc") -> Mapping[tuple[str, str], float]:
+    """(method, repr) -> the ``lr_scale`` whose runs have the highest mean ``by`` over seeds
+    (the validation accuracy; ties go to the scale closest to 1, then the smaller one).
+    Only ``by`` enters the choice: the test accuracy of the runs is never read."""
+    means = runs.groupby(["method", "repr", "lr_scale"])[by].mean().reset_index()
+    out = {}
+    for (method, repr_), group in means.groupby(["method", "repr"]):
+        group = group.assign(distance=group["lr_scale"].astype(float).map(lambda s: abs(math.log2(s))))
+        group = group.sort_values([by, "distance", "lr_scale"], ascending=[False, True, True])
+        out[(method, repr_)] = float(group["lr_scale"].iloc[0])
+    return out
 
 
 def controls_table(shuffle_rows: list[dict], lr_rows: list[dict], summary: pd.DataFrame) -> pd.DataFrame:
@@ -54,14 +68,14 @@ def _as_sides(runs: pd.DataFrame, side: pd.Series) -> pd.DataFrame:
 def shuffle_effect(table: pd.DataFrame, method: str, repr_: str) -> Pairs:
     """Test accuracy of the shuffled runs against the unshuffled ones of (method, repr), paired by seed."""
     runs = table[(table["control"] == "shuffle") & (table["method"] == method) & (table["repr"] == repr_)]
-    sides = _as_sides(runs, runs["shuffled"].astype(bool).map({True: "shuffled", False: "unshuffled"}))
+    sides = _as_sides(runs, runs["shuffled"].map(lambda v: "shuffled" if v is True else "unshuffled"))
     return Pairs.of(sides, "test_acc", keys=["method", "seed"], against="shuffled", base="unshuffled")
 
 
 def shuffle_advantage(table: pd.DataFrame, method: str, shuffled: bool) -> Pairs:
     """IP − SP test accuracy of ``method``'s shuffle-control seeds, with shuffled or unshuffled masks."""
     runs = table[(table["control"] == "shuffle") & (table["method"] == method)
-                 & (table["shuffled"].astype(bool) == shuffled)]
+                 & (table["shuffled"].map(lambda v: v is True) == shuffled)]
     return Pairs.of(runs, "test_acc", keys=["method", "seed"])
 
 

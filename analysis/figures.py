@@ -19,6 +19,7 @@ from typing import Sequence
 from . import tables as T
 from .evidence import Evidence
 from .plots.accuracy import fig_ablation, fig_accuracy, fig_generalisation, fig_sweep
+from .plots.controls import fig_lr, fig_shuffle
 from .plots.costs import fig_costs
 from .plots.filters import fig_filters
 from .plots.style import Drawn
@@ -36,6 +37,8 @@ FIGURES = {
     "theorem1": "fig7_theorem1",
     "ablation": "fig8_ablation",
     "costs": "fig9_costs",
+    "shuffle": "fig10_shuffle_control",
+    "lr": "fig11_lr_control",
 }
 #: the figures each claim cites, in the order the report shows them
 CLAIM_FIGURES = {
@@ -49,10 +52,12 @@ CLAIM_FIGURES = {
     "C8": (FIGURES["ablation"], FIGURES["accuracy"]),
     "C9": (FIGURES["theorem1"],),
 }
+#: the figures of the controls' claims (beyond the paper)
+CONTROL_FIGURES = {"K1": (FIGURES["shuffle"],), "K2": (FIGURES["lr"],)}
 
-__all__ = ["CLAIM_FIGURES", "FIGURES", "Drawn", "draw_all", "fig_ablation", "fig_accuracy", "fig_costs",
-           "fig_filters", "fig_generalisation", "fig_gradient_flow", "fig_hessian", "fig_sweep", "fig_theorem1",
-           "main"]
+__all__ = ["CLAIM_FIGURES", "CONTROL_FIGURES", "FIGURES", "Drawn", "draw_all", "fig_ablation", "fig_accuracy",
+           "fig_costs", "fig_filters", "fig_generalisation", "fig_gradient_flow", "fig_hessian", "fig_lr",
+           "fig_shuffle", "fig_sweep", "fig_theorem1", "main"]
 
 
 def draw_all(tables: T.Tables, out_dir) -> dict[str, Drawn]:
@@ -69,6 +74,8 @@ def draw_all(tables: T.Tables, out_dir) -> dict[str, Drawn]:
         "theorem1": lambda p: fig_theorem1(t.checks, t.one_step, p, gf_masks=t.gf_masks),
         "ablation": lambda p: fig_ablation(t.ablation, t.summary, p),
         "costs": lambda p: fig_costs(t.summary, t.costs_reference, p, s),
+        "shuffle": lambda p: fig_shuffle(t.controls, p),
+        "lr": lambda p: fig_lr(t.controls, p),
     }
     return {name: job(out / FIGURES[name]) for name, job in jobs.items()}
 

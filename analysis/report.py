@@ -18,6 +18,7 @@ from . import tables as T
 from .ablations import ablation_comparisons
 from .answer import answer_section, dense_accuracy, headline_table
 from .claims import STEP_TIME_RATIO_MAX, ClaimResult
+from .claims.controls import control_verdicts
 from .claims.costs import paper_network_overheads
 from .evidence import Evidence
 from .figures import FIGURES
@@ -243,6 +244,25 @@ def ablation_section(t: T.Tables, out_dir: Path, alpha: float) -> str:
             + "\n\n" + _figure_md(FIGURES["ablation"], out_dir, "ablations"))
 
 
+def controls_section(ev: Evidence, out_dir: Path) -> str:
+    """The controls beyond the paper (STUDY_SPEC section 6), by the claims' rule."""
+    results = control_verdicts(ev)
+    text = ["## Controls (beyond the paper)",
+            "Two questions the paper's abstract does not answer, decided by the same rule as the claims: does "
+            "IP's advantage depend on *which* entries the masks keep, and is it a larger effective step size "
+            "(W = λ·Fᵀ with a trainable F moves W by Δλ·Fᵀ + λ·ΔFᵀ in a step)?",
+            _table(("id", "claim", "verdict", "key numbers"),
+                   [(r.claim_id, r.claim, _verdict_cell(r), r.key_numbers) for r in results])]
+    for r in results:
+        text.append(f"### {r.claim_id}: {r.claim}\n\n**Verdict: {r.verdict}.**\n\n{r.summary or r.explanation}")
+        if r.parts:
+            text.append("\n".join(f"- **{p.label}** — {p.verdict}" + (f": {p.note}" if p.note else "")
+                                  for p in r.parts))
+        for name in r.figures:
+            text.append(_figure_md(name, out_dir, f"{r.claim_id}: {name}"))
+    return "\n\n".join(text)
+
+
 def choices_section(t: T.Tables, alpha: float) -> str:
     lines = ["## Our choices (not the paper's)",
              "The paper's abstract and introduction do not fix the settings below; each is a choice of this "
@@ -300,6 +320,7 @@ def build_report(t: T.Tables, out_dir: Path, presets_dir: Path = Path("presets")
     ]
     parts += [claim_section(r, out_dir, t) for r in results]
     parts.append(ablation_section(t, out_dir, ev.alpha))
+    parts.append(controls_section(ev, out_dir))
     parts += [choices_section(t, ev.alpha), rerun_section(presets_dir)]
     return "\n\n".join(parts) + "\n"
 

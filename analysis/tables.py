@@ -63,13 +63,16 @@ SCHEMAS: dict[str, tuple[str, list[str]]] = {
     "gf_masks": ("theorem1/gf_masks.csv", ["method", "sparsity", "seed", "gf_sp", "gf_ip"]),
     "costs_reference": ("costs_reference.csv", ["model", "width", "share", "dense_params", "fb_overhead_params",
                                                 "fb_overhead_percent"]),
+    "controls": ("controls.csv", ["control", "method", "repr", "seed", "sparsity", "shuffled", "lr_scale", "lr",
+                                  "val_acc", "val_samples", "test_acc", "train_acc", "test_loss", "train_loss",
+                                  "disconnected", "steps", "moved_share", "seconds"]),
 }
 META_FILE = "meta.json"
 
 #: columns read as text; every other schema column is numeric (``passed`` is boolean)
 TEXT_COLUMNS = {"experiment", "method", "repr", "when", "kind", "layer", "check", "detail", "model", "variant",
-                "dataset", "share"}
-BOOL_COLUMNS = {"passed", "disconnected"}
+                "dataset", "share", "control"}
+BOOL_COLUMNS = {"passed", "disconnected", "shuffled"}
 #: sparsities are compared after rounding, so 0.98 written as 0.9800000001 still pairs
 SPARSITY_DECIMALS = 6
 
@@ -168,6 +171,7 @@ class Tables:
     one_step: pd.DataFrame = field(default_factory=lambda: empty_table("one_step"))
     gf_masks: pd.DataFrame = field(default_factory=lambda: empty_table("gf_masks"))
     costs_reference: pd.DataFrame = field(default_factory=lambda: empty_table("costs_reference"))
+    controls: pd.DataFrame = field(default_factory=lambda: empty_table("controls"))
     meta: dict = field(default_factory=dict)
     present: dict = field(default_factory=dict)
     results_dir: str = "results"

@@ -6,16 +6,11 @@
   survives it, its masks carry no more than their layer densities.
 - :func:`hold_out`: the training data split into the images a learning-rate control
   trains on and a validation slice it chooses the learning rate on (never the test set).
-- :func:`best_scale`: the learning-rate scale of one representation with the highest
-  mean validation accuracy over seeds.
 """
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections.abc import Mapping
 
-import pandas as pd
 import torch
 
 from .data import PreparedData
@@ -70,16 +65,3 @@ def hold_out(data: PreparedData, samples: int, seed: int = 0) -> HeldOut:
     train_index = order[samples:].sort().values
     train = dataclasses.replace(data, x_train=data.x_train[train_index], y_train=data.y_train[train_index])
     return HeldOut(train, data.x_train[val_index], data.y_train[val_index], val_index, train_index)
-
-
-def best_scale(runs: pd.DataFrame, by: str = "val_acc") -> Mapping[tuple[str, str], float]:
-    """(method, repr) -> the ``lr_scale`` whose runs have the highest mean ``by`` over seeds
-    (the validation accuracy; ties go to the scale closest to 1, then the smaller one).
-    Only ``by`` enters the choice: the test accuracy of the runs is never read."""
-    means = runs.groupby(["method", "repr", "lr_scale"])[by].mean().reset_index()
-    out = {}
-    for (method, repr_), group in means.groupby(["method", "repr"]):
-        group = group.assign(distance=group["lr_scale"].astype(float).map(lambda s: abs(math.log2(s))))
-        group = group.sort_values([by, "distance", "lr_scale"], ascending=[False, True, True])
-        out[(method, repr_)] = float(group["lr_scale"].iloc[0])
-    return out

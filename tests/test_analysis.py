@@ -191,6 +191,24 @@ META = {"dataset": "fashion_mnist", "model": "resnet20", "width": 8, "epochs": 5
         "params": {"interspace": {"fb_init": "spatial", "share": "layer"}, "model": {"name": "resnet20"}}}
 
 
+def make_controls(seeds=(0, 1, 2)) -> pd.DataFrame:
+    """Both controls for snip (and the shuffle one for synflow): SP and IP, three seeds."""
+    rows = []
+    for s in seeds:
+        w = 0.002 * (s - 1)
+        for method in ("snip", "synflow"):
+            for repr_, gain in (("sp", 0.0), ("ip", 0.03)):
+                for shuffled in (False, True):
+                    rows.append({"control": "shuffle", "method": method, "repr": repr_, "seed": s, "sparsity": HEADLINE,
+                                 "shuffled": shuffled, "test_acc": 0.8 + gain - 0.01 * shuffled + w})
+        for repr_, gain in (("sp", 0.0), ("ip", 0.02)):
+            for scale, d in ((0.5, -0.01), (1.0, 0.0), (2.0, -0.02)):
+                rows.append({"control": "lr", "method": "snip", "repr": repr_, "seed": s, "sparsity": HEADLINE,
+                             "shuffled": False, "lr_scale": scale, "val_acc": 0.8 + gain + d + w,
+                             "test_acc": 0.8 + gain + d + 2 * w, "val_samples": 5000})
+    return pd.DataFrame(rows)
+
+
 def make_tables(summary=None, sweep=None, checks_pass=True, **overrides) -> T.Tables:
     hess, dens, gfl = make_trainability()
     filt, fd = make_filters()
@@ -198,7 +216,7 @@ def make_tables(summary=None, sweep=None, checks_pass=True, **overrides) -> T.Ta
     frames = dict(summary=make_runs() if summary is None else summary,
                   sweep=make_sweep() if sweep is None else sweep, history=make_history(), hessian=hess, density=dens,
                   gf_layers=gfl, filters=filt, filter_density=fd, checks=checks, one_step=steps, gf_masks=gf_masks,
-                  ablation=make_ablation(), costs_reference=COSTS)
+                  ablation=make_ablation(), costs_reference=COSTS, controls=make_controls())
     frames.update(overrides)
     return T.Tables.from_frames(meta=META, **frames)
 
@@ -381,6 +399,8 @@ FIGURE_CALLS = {
     "theorem1": lambda t, p: Fg.fig_theorem1(t.checks, t.one_step, p, gf_masks=t.gf_masks),
     "ablation": lambda t, p: Fg.fig_ablation(t.ablation, t.summary, p),
     "costs": lambda t, p: Fg.fig_costs(t.summary, t.costs_reference, p, HEADLINE),
+    "shuffle": lambda t, p: Fg.fig_shuffle(t.controls, p),
+    "lr": lambda t, p: Fg.fig_lr(t.controls, p),
 }
 
 

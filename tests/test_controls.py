@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 import torch
 
-from analysis.controls import controls_table, lr_choice
-from ip.controls import best_scale, hold_out, shuffle_masks
+from analysis.controls import best_scale, controls_table, lr_choice
+from ip.controls import hold_out, shuffle_masks
 from ip.data import PreparedData
 from ip.masks import layer_name
 from ip.experiment import RunSpec, build_model, initial_state
@@ -114,3 +114,53 @@ def test_controls_table_pairs_shuffled_runs_with_their_main_runs():
     assert sh.groupby("shuffled").size().to_dict() == {False: 4, True: 4}
     assert (table[table["control"] == "lr"]["lr_scale"] == 2.0).all()
     assert controls_table([], [], summary).empty
+
+
+def _shuffle_table(own_gain: float, shuffled_gain: float, seeds=range(4)) -> pd.DataFrame:
+    rows = []
+    for s in seeds:
+        wiggle = 0.001 * ((s * 7) % 3 - 1)
+        for shuffled, gain in ((False, own_gain), (True, shuffled_gain)):
+            rows.append({"control": "shuffle", "method": "snip", "repr": "sp", "seed": s, "shuffled": shuffled,
+                         "test_acc": 0.80 + wiggle, "sparsity": 0.98})
+            rows.append({"control": "shuffle", "method": "snip", "repr": "ip", "seed": s, "shuffled": shuffled,
+                         "test_acc": 0.80 + gain + 2 * wiggle, "sparsity": 0.98})
+    return pd.DataFrame(rows)
+
+
+def _evidence(controls: pd.DataFrame):
+    from analysis import tables as T
+    from analysis.evidence import Evidence
+    summary = pd.DataFrame([{"method": m, "repr": r, "seed": s, "sparsity": 0.98, "test_acc": 0.8}
+                            for m in ("dense", "snip") for r in ("sp", "ip") for s in range(4)])
+    return Evidence.from_tables(T.Tables.from_frames(summary=summary, controls=controls))
+
+
+def test_k1_follows_the_shuffled_pairs_not_the_own_masks():
+    from analysis.claims.controls import claim_k1
+    survives = claim_k1(_evidence(_shuffle_table(0.03, 0.03)))
+    assert survives.verdict == "supported" and survives.parts[0].label == "snip"
+    # IP ahead with its own masks, behind once they are shuffled: the advantage does not survive
+    gone = claim_k1(_evidence(_shuffle_table(0.03, -0.03)))
+    assert gone.verdict == "not supported"
+    assert "shuffled − own masks" in gone.summary
+
+
+def test_k2_compares_each_representation_at_its_validation_choice():
+    from analysis.claims.controls import claim_k2
+    rows = []
+    for s in range(4):
+        w = 0.001 * ((s * 7) % 3 - 1)
+        # at x1 IP leads; SP's validation accuracy picks x2, where SP beats IP's best
+        for repr_, scale, acc in (("sp", 1.0, 0.78), ("sp", 2.0, 0.85), ("ip", 1.0, 0.82), ("ip", 2.0, 0.70)):
+            rows.append({"control": "lr", "method": "snip", "repr": repr_, "seed": s, "lr_scale": scale,
+                         "val_acc": acc + w, "test_acc": acc + 2 * w, "sparsity": 0.98, "shuffled": False})
+    result = claim_k2(_evidence(pd.DataFrame(rows)))
+    assert result.verdict == "not supported"
+    assert "SP at ×2 vs IP at ×1" in result.parts[0].note
+
+
+def test_controls_without_runs_are_not_tested():
+    from analysis.claims.controls import claim_k1, claim_k2
+    empty = _evidence(pd.DataFrame(columns=["control", "method", "repr", "seed"]))
+    assert claim_k1(empty).verdict == claim_k2(empty).verdict == "not tested here"

@@ -1,0 +1,98 @@
+"""The controls' claims (beyond the paper: STUDY_SPEC section 6), decided by the same rule.
+
+- K1 :func:`claim_k1` IP's advantage survives mask shuffling: for each shuffled method, the
+  paired IP − SP test-accuracy difference of the runs whose masks were shuffled within each
+  layer (Frankle et al. 2021) lies above 0
+- K2 :func:`claim_k2` IP's advantage survives learning-rate selection: for each method of the
+  learning-rate control, IP at the scale its validation accuracy chose against SP at the
+  scale its own validation accuracy chose, paired over seeds, lies above 0
+
+Beside each verdict, for information: shuffled − unshuffled per method and representation,
+IP − SP with the runs' own masks on the same seeds, and IP − SP at each learning rate.
+"""
+from __future__ import annotations
+
+from .. import controls as C
+from ..evidence import Evidence
+from ..figures import CONTROL_FIGURES
+from ..formatting import difference_scale, fmt_sparsity
+from ..stats import NOT_TESTED, combine
+from .parts import ClaimResult, Pending, decide_parts, numbers_of, tally
+
+CONTROL_CLAIMS = {
+    "K1": "IP's advantage survives mask shuffling (kept positions permuted within each layer)",
+    "K2": "IP's advantage survives learning-rate selection (each representation at its best learning rate)",
+}
+
+
+def _missing(claim_id: str, why: str) -> ClaimResult:
+    return ClaimResult(claim_id, CONTROL_CLAIMS[claim_id], NOT_TESTED, {}, CONTROL_FIGURES[claim_id], why,
+                       key_numbers="missing", summary=why)
+
+
+def claim_k1(ev: Evidence) -> ClaimResult:
+    """K1: for each method of the shuffle control, IP − SP test accuracy with shuffled masks, paired by seed."""
+    table = ev.tables.controls
+    methods = C.methods_of(table, "shuffle")
+    if not methods:
+        return _missing("K1", f"not tested here: no shuffle-control runs in {ev.path_of('controls')}")
+    scale = ev.scale
+    pending = [Pending(m, C.shuffle_advantage(table, m, shuffled=True).comparison(), scale,
+                       f"{m}, shuffled masks, test accuracy") for m in methods]
+    parts = decide_parts(pending, ev.alpha)
+    verdict = combine(p.verdict for p in parts)
+    ds = difference_scale(scale)
+    info = []
+    for m in methods:
+        own = C.shuffle_advantage(table, m, shuffled=False).comparison().diff
+        effects = "; ".join(f"{rep.upper()} {ds.with_ci(C.shuffle_effect(table, m, rep).comparison().diff)}"
+                            for rep in sorted(set(table.loc[(table['control'] == 'shuffle')
+                                                            & (table['method'] == m), 'repr']), reverse=True))
+        info.append(f"{m}: IP−SP with its own masks {ds.with_ci(own)}; shuffled − own masks: {effects}")
+    sparsity = table.loc[table["control"] == "shuffle", "sparsity"].dropna()
+    at = f" at sparsity {fmt_sparsity(float(sparsity.iloc[0]))}" if len(sparsity) else ""
+    summary = (f"Masks of {', '.join(methods)}{at} with the kept positions permuted uniformly within each layer "
+               f"(per-layer counts unchanged), trained like the main runs; IP−SP test accuracy of the shuffled runs, "
+               f"paired over seeds (parts: {tally(parts)}). For information (not part of the verdict): "
+               + ". ".join(info) + ".")
+    key = "; ".join(f"{p.label} {ds.with_ci(p.comparison.diff)} ({p.verdict})" for p in parts)
+    return ClaimResult("K1", CONTROL_CLAIMS["K1"], verdict, numbers_of(parts), CONTROL_FIGURES["K1"],
+                       summary + " Per method: " + "; ".join(p.note for p in parts) + ".", parts,
+                       f"IP−SP test acc., shuffled masks: {key}", summary)
+
+
+def claim_k2(ev: Evidence) -> ClaimResult:
+    """K2: for each method of the learning-rate control, IP at its validation-chosen scale against SP at its
+    own, test accuracy paired by seed."""
+    table = ev.tables.controls
+    methods = C.methods_of(table, "lr")
+    if not methods:
+        return _missing("K2", f"not tested here: no learning-rate-control runs in {ev.path_of('controls')}")
+    scale = ev.scale
+    chosen = C.lr_choice(table).set_index(["method", "repr"])["lr_scale"].to_dict()
+    pending = [Pending(m, C.lr_advantage(table, m).comparison(), scale,
+                       f"{m}, SP at ×{chosen.get((m, 'sp'), float('nan')):g} vs IP at ×"
+                       f"{chosen.get((m, 'ip'), float('nan')):g} of train.lr, test accuracy") for m in methods]
+    parts = decide_parts(pending, ev.alpha)
+    verdict = combine(p.verdict for p in parts)
+    ds = difference_scale(scale)
+    runs = table[table["control"] == "lr"]
+    info = []
+    for m in methods:
+        scales = sorted(runs.loc[runs["method"] == m, "lr_scale"].dropna().astype(float).unique())
+        info.append(f"{m}: IP−SP at " + "; ".join(f"×{s:g} {ds.with_ci(C.lr_advantage(table, m, s).comparison().diff)}"
+                                                   for s in scales))
+    val = runs["val_samples"].dropna() if "val_samples" in runs else []
+    held = f"{int(val.iloc[0])} training images" if len(val) else "a slice of the training images"
+    summary = (f"Each representation trained at train.lr × each scale on the training images less {held} held "
+               f"out for validation; each representation's scale is the one with the highest mean validation "
+               f"accuracy (the test set is never used to choose); IP at its scale against SP at its own, test "
+               f"accuracy paired over seeds (parts: {tally(parts)}). For information: " + ". ".join(info) + ".")
+    key = "; ".join(f"{p.label} {ds.with_ci(p.comparison.diff)} ({p.verdict})" for p in parts)
+    return ClaimResult("K2", CONTROL_CLAIMS["K2"], verdict, numbers_of(parts), CONTROL_FIGURES["K2"],
+                       summary + " Per method: " + "; ".join(p.note for p in parts) + ".", parts,
+                       f"IP−SP test acc., best vs best: {key}", summary)
+
+
+def control_verdicts(ev: Evidence) -> list[ClaimResult]:
+    return [claim_k1(ev), claim_k2(ev)]
