@@ -38,11 +38,33 @@ def _scale_text(ev: Evidence) -> str:
     return ", ".join(bits)
 
 
+def _question(ev: Evidence, results: Sequence[ClaimResult]) -> list[str]:
+    """The study's question first: does IP beat SP, under each accounting (C1's parts), and what the
+    FB parameters buy (IP − IP_eq per method)."""
+    c1 = next((r for r in results if r.claim_id == "C1"), None)
+    if c1 is None or not c1.parts:
+        return []
+    diff = Scale(ev.scale.factor, " pp", 2)
+    lines = [f"**Does IP beat SP at sparsity {fmt_sparsity(ev.sparsity)}?** (test accuracy, IP − SP paired over "
+             f"seeds, {100 * CONFIDENCE:.0f} % t interval; C1 below)", ""]
+    for group, verdict in c1.group_verdicts.items():
+        parts = [p for p in c1.parts if p.group == group]
+        per_method = "; ".join(f"{p.label.split(' ')[0]} {diff.with_ci(p.comparison.diff)}" for p in parts)
+        lines.append(f"- {group}: **{verdict}**" + (f" — {per_method}" if per_method else ""))
+    if ev.has_equal_storage:
+        bought = "; ".join(f"{m} {diff.with_ci(ev.headline.comparison(m, 'test_acc', against='ip', base=T.EQUAL_STORAGE, keys=['method', 'seed']).diff)}"
+                           for m in ev.methods)
+        lines.append(f"- what the FB entries buy (IP − IP_eq: the same IP with and without its FB entries charged "
+                     f"to the budget): {bought}")
+    return lines + [""]
+
+
 def answer_section(ev: Evidence, results: Sequence[ClaimResult]) -> str:
-    """A short generated summary: the claims grouped by verdict, then one line per claim with its evidence."""
+    """The study's question under both accountings, then the claims grouped by verdict and one line per
+    claim with its evidence."""
     by_verdict = {v: [r.claim_id for r in results if r.verdict == v] for v in VERDICTS}
     counts = "; ".join(f"{v}: {', '.join(ids)}" for v, ids in by_verdict.items() if ids)
-    lines = ["## The answer",
+    lines = ["## The answer", *_question(ev, results),
              f"At this scale ({_scale_text(ev)}) the claims come out as follows ({counts}). A part is supported "
              f"when its paired {100 * CONFIDENCE:.0f} % t interval lies on the claimed side (a claim on every part "
              f"needs no adjustment: intersection–union test), not supported when its Holm-adjusted interval lies "

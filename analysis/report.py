@@ -137,6 +137,12 @@ def setting_section(ev: Evidence) -> str:
     rows.append(("training time of the main runs (sum over runs)", _duration(m.get("training_seconds_main_runs"))))
     rows += [(key.replace("_", " "), _duration(value)) for key, value in m.items()
              if "seconds" in key and key != "training_seconds_main_runs" and isinstance(value, (int, float))]
+    stages = m.get("stage_wall_seconds")
+    if isinstance(stages, dict) and stages:
+        main_stages = {k: v for k, v in stages.items() if k.startswith("train-")}
+        rows.append(("wall time of the stages (last run of each, `results/profile/`)",
+                     f"{_duration(sum(stages.values()))} over {len(stages)} stages, of which the main runs' "
+                     f"(dense, train@<method>) {_duration(sum(main_stages.values()))}"))
     if isinstance(m.get("runs_main"), (int, float)) and isinstance(m.get("runs_expected_main"), (int, float)):
         rows.append(("main runs in the summary", f"{int(m['runs_main'])} of {int(m['runs_expected_main'])} expected"))
     rows.append(("torch", _value(m.get("torch_version", m.get("torch")))))

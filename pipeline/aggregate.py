@@ -16,6 +16,7 @@ from ip.reference import fb_overhead_table
 from .controls import CONTROLS_DIR
 from .common import (
     ABLATION_FILE,
+    PROFILE_DIR,
     RESULTS,
     SWEEP_DIR,
     TRAINABILITY_DIR,
@@ -42,6 +43,20 @@ def main_runs(p) -> tuple[pd.DataFrame, pd.DataFrame]:
                 for rec in read_json(run_dir(method, repr_, seed) / "history.json"):
                     hist.append({"method": method, "repr": repr_, "seed": seed, **rec})
     return pd.DataFrame(rows), pd.DataFrame(hist)
+
+
+def stage_wall_seconds(p) -> dict:
+    """Wall seconds of the last run of each stage of this study that left a record in results/profile/
+    (named as the records are: ``train-dense``, ``train-<method>``, ``sweep-<s>``, ...)."""
+    names = ["prepare", "init", *(f"train-{m}" for m in p.run_methods), *(f"sweep-{s}" for s in p.sweep.sparsities),
+             "ablation", "trainability", "theorem1", *(f"controls-shuffle-{m}" for m in p.controls.shuffle.methods),
+             *(f"controls-lr-{m}" for m in p.controls.lr.methods)]
+    out = {}
+    for name in names:
+        path = PROFILE_DIR / f"{name}.json"
+        if path.exists():
+            out[name] = float(read_json(path)["total_seconds"])
+    return out
 
 
 @stage
@@ -73,6 +88,7 @@ def main() -> None:
                          "workers": p.train.workers},
             "training_seconds_main_runs": float(summary["seconds"].sum()) if not summary.empty else 0.0,
             "runs_main": int(len(summary)),
+            "stage_wall_seconds": stage_wall_seconds(p),
             "runs_expected_main": sum(len(p.reprs_of(m)) for m in p.run_methods) * len(p.seeds),
             "params": p.model_dump()}
     write_json(RESULTS / "meta.json", meta)

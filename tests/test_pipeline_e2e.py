@@ -38,18 +38,26 @@ def test_repro_writes_every_result(project):
     assert sparse["sparsity_actual"].between(0.899, 0.901).all()
     assert (summary[summary["method"] == "dense"]["sparsity_actual"] == 0).all()
     assert summary["test_acc"].between(0.0, 1.0).all()
-    for rel in ("history.csv", "sweep.csv", "ablation.csv", "filters.csv", "costs_reference.csv",
+    for rel in ("history.csv", "sweep.csv", "ablation.csv", "filters.csv", "costs_reference.csv", "controls.csv",
                 "trainability/hessian.csv", "theorem1/checks.csv", "theorem1/one_step.csv"):
         assert (dest / "results" / rel).stat().st_size > 0, rel
     sweep = pd.read_csv(dest / "results" / "sweep.csv")
     assert set(sweep["sparsity"]) == {0.5, 0.9}
     report = (dest / "paper_figures" / "REPORT.md").read_text()
-    for claim in [f"C{i}" for i in range(1, 10)]:
+    for claim in [f"C{i}" for i in range(1, 10)] + ["K1", "K2"]:
         assert claim in report
+    # the controls: the shuffled runs beside their main-run pairs, the lr runs with a validation accuracy
+    controls = pd.read_csv(dest / "results" / "controls.csv")
+    shuffle = controls[controls["control"] == "shuffle"]
+    assert shuffle.groupby("shuffled").size().to_dict() == {False: 2, True: 2}
+    assert (shuffle.loc[shuffle["shuffled"], "moved_share"] > 0).all()
+    lr = controls[controls["control"] == "lr"]
+    assert len(lr) == 4 and lr["val_acc"].between(0.0, 1.0).all() and set(lr["lr_scale"]) == {0.5, 1.0}
     assert (dest / "paper_figures" / "figures" / "fig1_accuracy.png").stat().st_size > 10_000
     # every stage process left its timings; a train stage's include its training steps
     profiles = {p.stem: json.loads(p.read_text()) for p in (dest / "results" / "profile").glob("*.json")}
-    assert {"prepare", "init", "train-dense", "train-snip", "train-rigl", "trainability", "aggregate"} <= set(profiles)
+    assert {"prepare", "init", "train-dense", "train-snip", "train-rigl", "trainability", "aggregate",
+            "controls-shuffle-snip", "controls-lr-snip"} <= set(profiles)
     phases = profiles["train-snip"]["phases"]
     assert phases["run_steps"] > 0 and phases["mask_scoring"] > 0 and profiles["train-snip"]["startup_seconds"] > 0
     metrics = json.loads((dest / "results" / "metrics.json").read_text())
