@@ -24,6 +24,7 @@ from .evidence import Evidence
 from .figures import FIGURES
 from .formatting import Scale, decision_text, excluded_text, fmt_sparsity
 from .paper import PAPER, PAPER_FB_OVERHEAD_PERCENT
+from .sanity import sanity_section
 from .stats import (BOOTSTRAP_MIN_PAIRS, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, MIN_SEEDS, ROUGH_BELOW, TARGET_POWER,
                     Stats, is_missing)
 from .verdicts import all_verdicts
@@ -321,6 +322,7 @@ def build_report(t: T.Tables, out_dir: Path, presets_dir: Path = Path("presets")
         answer_section(ev, results),
         headline_table(ev),
         setting_section(ev),
+        sanity_section(ev),
         rule_section(ev.alpha),
         claims_table(results),
     ]
