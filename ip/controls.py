@@ -56,7 +56,8 @@ class HeldOut:
 def hold_out(data: PreparedData, samples: int, seed: int = 0) -> HeldOut:
     """Split the training images of ``data`` into a validation slice of ``samples`` images
     (a fixed random draw) and the rest, which keep their order; the test split, the metric
-    slice and every setting stay as they are."""
+    slice and every setting stay as they are (the metric slice, used for gradient flow only,
+    may hold validation images: nothing is trained or chosen on it)."""
     n = data.x_train.shape[0]
     if not 0 < samples < n:
         raise ValueError(f"validation slice of {samples} images: need between 1 and {n - 1} of the {n} training images")
