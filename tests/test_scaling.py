@@ -58,7 +58,8 @@ def tiny_params(**overrides) -> dict:
         tiny["methods"] = methods = [*methods, "random"]      # a cheap one, so that the controls validate
         fixed = ["random"]
     derived = {"trainability.hessian_methods": None, "trainability.hessian_reprs": None,
-               "controls.shuffle.methods": fixed[:1], "controls.shuffle.reprs": reprs}
+               "controls.shuffle.methods": fixed[:1], "controls.shuffle.reprs": reprs,
+               "controls.lr.validation_samples": max(1, min(32, (tiny["data.train_subset"] or 128) // 4))}
     tiny.update({k: v for k, v in derived.items() if k not in overrides})
     for dotted, value in tiny.items():
         *parents, leaf = dotted.split(".")
