@@ -92,4 +92,5 @@ def lr_advantage(table: pd.DataFrame, method: str, scale: float | None = None) -
 
 
 def methods_of(table: pd.DataFrame, control: str) -> list[str]:
-    return sorted(set(table.loc[table["control"] == control, "method"].dropna()))
+    """The methods of ``control``, in the study's display order."""
+    return T.ordered_methods(table.loc[table["control"] == control, "method"].dropna())

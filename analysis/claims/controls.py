@@ -30,6 +30,15 @@ def _missing(claim_id: str, why: str) -> ClaimResult:
                        key_numbers="missing", summary=why)
 
 
+def _result(claim_id: str, parts, summary: str, ds, what: str) -> ClaimResult:
+    """The claim's result from its decided parts (``ds``: how differences are printed; ``what``: what the key
+    numbers are)."""
+    key = "; ".join(f"{p.label} {ds.with_ci(p.comparison.diff)} ({p.verdict})" for p in parts)
+    return ClaimResult(claim_id, CONTROL_CLAIMS[claim_id], combine(p.verdict for p in parts), numbers_of(parts),
+                       CONTROL_FIGURES[claim_id], summary + " Per method: " + "; ".join(p.note for p in parts) + ".",
+                       parts, f"{what}: {key}", summary)
+
+
 def claim_k1(ev: Evidence) -> ClaimResult:
     """K1: for each method of the shuffle control, IP − SP test accuracy with shuffled masks, paired by seed."""
     table = ev.tables.controls
@@ -40,7 +49,6 @@ def claim_k1(ev: Evidence) -> ClaimResult:
     pending = [Pending(m, C.shuffle_advantage(table, m, shuffled=True).comparison(), scale,
                        f"{m}, shuffled masks, test accuracy") for m in methods]
     parts = decide_parts(pending, ev.alpha)
-    verdict = combine(p.verdict for p in parts)
     ds = difference_scale(scale)
     info = []
     for m in methods:
@@ -55,10 +63,7 @@ def claim_k1(ev: Evidence) -> ClaimResult:
                f"(per-layer counts unchanged), trained like the main runs; IP−SP test accuracy of the shuffled runs, "
                f"paired over seeds (parts: {tally(parts)}). For information (not part of the verdict): "
                + ". ".join(info) + ".")
-    key = "; ".join(f"{p.label} {ds.with_ci(p.comparison.diff)} ({p.verdict})" for p in parts)
-    return ClaimResult("K1", CONTROL_CLAIMS["K1"], verdict, numbers_of(parts), CONTROL_FIGURES["K1"],
-                       summary + " Per method: " + "; ".join(p.note for p in parts) + ".", parts,
-                       f"IP−SP test acc., shuffled masks: {key}", summary)
+    return _result("K1", parts, summary, ds, "IP−SP test acc., shuffled masks")
 
 
 def claim_k2(ev: Evidence) -> ClaimResult:
@@ -74,7 +79,6 @@ def claim_k2(ev: Evidence) -> ClaimResult:
                        f"{m}, SP at ×{chosen.get((m, 'sp'), float('nan')):g} vs IP at ×"
                        f"{chosen.get((m, 'ip'), float('nan')):g} of train.lr, test accuracy") for m in methods]
     parts = decide_parts(pending, ev.alpha)
-    verdict = combine(p.verdict for p in parts)
     ds = difference_scale(scale)
     runs = table[table["control"] == "lr"]
     info = []
@@ -88,10 +92,7 @@ def claim_k2(ev: Evidence) -> ClaimResult:
                f"out for validation; each representation's scale is the one with the highest mean validation "
                f"accuracy (the test set is never used to choose); IP at its scale against SP at its own, test "
                f"accuracy paired over seeds (parts: {tally(parts)}). For information: " + ". ".join(info) + ".")
-    key = "; ".join(f"{p.label} {ds.with_ci(p.comparison.diff)} ({p.verdict})" for p in parts)
-    return ClaimResult("K2", CONTROL_CLAIMS["K2"], verdict, numbers_of(parts), CONTROL_FIGURES["K2"],
-                       summary + " Per method: " + "; ".join(p.note for p in parts) + ".", parts,
-                       f"IP−SP test acc., best vs best: {key}", summary)
+    return _result("K2", parts, summary, ds, "IP−SP test acc., best vs best")
 
 
 def control_verdicts(ev: Evidence) -> list[ClaimResult]:

@@ -33,19 +33,27 @@ def _interval(ax, x: float, pairs, factor: float, color: str, marker: str = "o")
     return True
 
 
-def fig_shuffle(table: pd.DataFrame, out_stem) -> Drawn:
-    methods = C.methods_of(table, "shuffle")
-    runs = table[table["control"] == "shuffle"]
+def _control_runs(table: pd.DataFrame, control: str) -> tuple[list[str], pd.DataFrame, float, str]:
+    """The control's methods and runs, the accuracy factor (100: fractions shown in %) and the difference unit."""
+    runs = table[table["control"] == control]
     factor = T.percent_scale(runs["test_acc"]) if len(runs) else 100.0
-    unit = " (pp)" if factor == 100 else ""
+    return C.methods_of(table, control), runs, factor, " (pp)" if factor == 100 else ""
+
+
+def _no_runs(fig, axes, what: str, title: str, out_stem) -> Drawn:
+    no_data(axes[0], f"no {what} runs in results/controls.csv")
+    for ax in axes[1:]:
+        ax.set_visible(False)
+    fig.suptitle(title)
+    return save(fig, out_stem)
+
+
+def fig_shuffle(table: pd.DataFrame, out_stem) -> Drawn:
+    methods, runs, factor, unit = _control_runs(table, "shuffle")
     with plt.rc_context(RC):
         fig, axes = panel_grid(max(1, len(methods)) + 1, 3, panel=(3.6, 3.2), sharey=False)
         if not methods:
-            no_data(axes[0], "no shuffle-control runs in results/controls.csv")
-            for ax in axes[1:]:
-                ax.set_visible(False)
-            fig.suptitle("Mask-shuffle control")
-            return save(fig, out_stem)
+            return _no_runs(fig, axes, "shuffle-control", "Mask-shuffle control", out_stem)
         reprs = [r for r in (*T.REPRS, T.EQUAL_STORAGE) if (runs["repr"] == r).any()]
         for ax, method in zip(axes, methods):
             ax.set_title(f"{method}: test accuracy")
@@ -79,18 +87,11 @@ def fig_shuffle(table: pd.DataFrame, out_stem) -> Drawn:
 
 
 def fig_lr(table: pd.DataFrame, out_stem) -> Drawn:
-    methods = C.methods_of(table, "lr")
-    runs = table[table["control"] == "lr"]
-    factor = T.percent_scale(runs["test_acc"]) if len(runs) else 100.0
-    unit = " (pp)" if factor == 100 else ""
+    methods, runs, factor, unit = _control_runs(table, "lr")
     with plt.rc_context(RC):
         fig, axes = panel_grid(max(1, 2 * len(methods)), 2, panel=(4.2, 3.2), sharey=False)
         if not methods:
-            no_data(axes[0], "no learning-rate-control runs in results/controls.csv")
-            for ax in axes[1:]:
-                ax.set_visible(False)
-            fig.suptitle("Learning-rate control")
-            return save(fig, out_stem)
+            return _no_runs(fig, axes, "learning-rate-control", "Learning-rate control", out_stem)
         chosen = C.lr_choice(runs).set_index(["method", "repr"])["lr_scale"].to_dict()
         reprs = [r for r in (*T.REPRS, T.EQUAL_STORAGE) if (runs["repr"] == r).any()]
         for j, method in enumerate(methods):
