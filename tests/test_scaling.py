@@ -52,7 +52,7 @@ def tiny_params(**overrides) -> dict:
     # the controls and Hessian selections must name main runs: follow the methods and reprs asked for
     methods, reprs = tiny["methods"], tiny["reprs"]
     # masks fixed before training can be shuffled (a method the main checkout does not know, e.g. a test's own, counts)
-    fixed = [m for m in methods if m not in registered_methods() or method_info(m).make_hook is None]
+    fixed = [m for m in methods if m not in registered_methods() or not method_info(m).has_train_hook]
     if not fixed:
         tiny["methods"] = methods = [*methods, "random"]      # a cheap one, so that the controls validate
         fixed = ["random"]
