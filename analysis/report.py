@@ -77,6 +77,24 @@ def _value(v) -> str:
     return str(v)
 
 
+def _in_params(meta: dict, dotted: str) -> bool:
+    """Whether meta.json's params snapshot has ``dotted`` at all (its value may be null)."""
+    node = meta.get("params") or {}
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def _split(meta: dict, key: str, dotted: str) -> str:
+    """A data split as the run used it: the whole split (``null`` in params.yaml) or a fixed subset."""
+    value = T.meta_value(meta, key, dotted)
+    if value is not None:
+        return f"a fixed subset of {_value(value)} images"
+    return "the full split" if _in_params(meta, dotted) else "missing"
+
+
 FIGURE_DIR = "figures"  # figures live in <out>/figures (the `figures` stage's output)
 
 
@@ -117,15 +135,13 @@ def setting_section(ev: Evidence) -> str:
         seeds = sorted(int(s) for s in t.summary["seed"].dropna().unique())
     rows = [
         ("dataset", _value(T.meta_value(m, "dataset", "data.name"))),
-        ("training subset", _value(T.meta_value(m, "train_subset", "data.train_subset"))),
+        ("training set", _split(m, "train_subset", "data.train_subset")),
         ("model", _value(T.meta_value(m, "model", "model.name"))),
         ("width", _value(T.meta_value(m, "width", "model.width"))),
         ("epochs", _value(T.meta_value(m, "epochs", "train.epochs"))),
         ("batch size", _value(T.meta_value(m, "train.batch_size"))),
         ("training steps per run", _value(T.steps_per_run(m, t.summary))),
-        ("test set", "missing" if not m.get("params") else "the full split"
-         if T.meta_value(m, "test_subset", "data.test_subset") is None
-         else f"a fixed subset of {_value(T.meta_value(m, 'test_subset', 'data.test_subset'))} images"),
+        ("test set", _split(m, "test_subset", "data.test_subset")),
         ("precision", _value(T.meta_value(m, "train.precision"))),
         ("dense accuracy (test)", dense_accuracy(t.summary)),
         *schedule_rows(t),
@@ -276,7 +292,8 @@ def choices_section(t: T.Tables, alpha: float) -> str:
              "study, set in `params.yaml` (values as recorded in `meta.json` for this run):", ""]
     for key, label, *fallbacks in CHOICE_KEYS:
         value = T.meta_value(t.meta, key, *fallbacks)
-        lines.append(f"- {label} (`{key}`): {_value(value) if value is not None else 'missing'}")
+        shown = _value(value) if value is not None else "null" if _in_params(t.meta, key) else "missing"
+        lines.append(f"- {label} (`{key}`): {shown}")
     lines += [
         f"- the verdict rule (paired t intervals at α = {alpha:g}: intersection–union for the claimed "
         f"side, Holm–Bonferroni over a claim's parts for the other side, ≥ {MIN_SEEDS} seed pairs; see above) and, "

@@ -209,7 +209,7 @@ def make_controls(seeds=(0, 1, 2)) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def make_tables(summary=None, sweep=None, checks_pass=True, **overrides) -> T.Tables:
+def make_tables(summary=None, sweep=None, checks_pass=True, meta=None, **overrides) -> T.Tables:
     hess, dens, gfl = make_trainability()
     filt, fd = make_filters()
     checks, steps, gf_masks = make_theorem1(checks_pass)
@@ -218,7 +218,7 @@ def make_tables(summary=None, sweep=None, checks_pass=True, **overrides) -> T.Ta
                   gf_layers=gfl, filters=filt, filter_density=fd, checks=checks, one_step=steps, gf_masks=gf_masks,
                   ablation=make_ablation(), costs_reference=COSTS, controls=make_controls())
     frames.update(overrides)
-    return T.Tables.from_frames(meta=META, **frames)
+    return T.Tables.from_frames(meta=META if meta is None else meta, **frames)
 
 
 def claim(tables, cid):
@@ -371,6 +371,14 @@ def test_c5_c6_c7_follow_the_data():
     assert claim(make_tables(sweep=make_sweep(gap_ip_shift=+0.03)), "C7").verdict == S.NOT_SUPPORTED
 
 
+def test_c6_says_what_its_mean_over_training_averages():
+    """GF is logged at each epoch's end: five epochs give a mean of five, one epoch the value at the end."""
+    assert "(5 epoch ends)" in claim(make_tables(), "C6").summary
+    one = make_history(epochs=1)
+    assert "one epoch here" in claim(make_tables(history=one), "C6").summary
+    assert "one epoch here" in claim(make_tables(history=one[one["epoch"] == 1]), "C6").summary
+
+
 def test_c9_checks_and_one_step_range():
     assert claim(make_tables(), "C9").verdict == S.SUPPORTED
     failed = claim(make_tables(checks_pass=False), "C9")
@@ -469,6 +477,18 @@ def test_report_has_every_claim_with_a_verdict(tmp_path):
     assert "arXiv:2203.07808" in text and "cp presets/<name>.yaml params.yaml && dvc repro" in text
     assert "1 h 02 min" in text                     # wall time 3723 s from meta.json
     assert "interspace.fb_init`): spatial" in text
+    assert "| training set | a fixed subset of 4000 images |" in text
+
+
+def test_report_says_a_null_subset_is_the_full_split(tmp_path):
+    """``data.train_subset: null`` (the default) trains on the whole split: the setting table says so."""
+    meta = {**META, "params": {**META["params"], "data": {"train_subset": None, "test_subset": None}}}
+    meta.pop("train_subset")
+    text = R.build_report(make_tables(meta=meta), tmp_path)
+    assert "| training set | the full split |" in text and "| test set | the full split |" in text
+    assert "(`data.train_subset`): null" in text
+    bare = {k: v for k, v in meta.items() if k != "params"}       # no params snapshot: unknown, not "full"
+    assert "| training set | missing |" in R.build_report(make_tables(meta=bare), tmp_path)
 
 
 def test_report_accuracy_table_numbers_are_the_data_means(tmp_path):

@@ -117,6 +117,17 @@ def training_means(ev: Evidence) -> Runs:
     return Runs.of(train.merge(flags, on=keys, how="left"))
 
 
+def _epochs_note(history) -> str:
+    """What "mean over the training epochs" averages here: GF is logged at the end of each epoch, so a one-epoch
+    study's mean is the GF at the end of training."""
+    if history is None or "epoch" not in history or not len(history):
+        return ""
+    epochs = history.loc[history["epoch"] > 0, "epoch"].nunique()      # epoch 0 (initialisation) is not averaged
+    if epochs == 1:
+        return " (one epoch here: the mean is the GF at the end of training)"
+    return f" ({epochs} epoch ends)"
+
+
 def claim_c6(ev: Evidence) -> ClaimResult:
     """C6 (STUDY_SPEC section 5): for each sparse method, the paired IP−SP differences of the mean gradient flow
     over the training epochs (all trainable coordinates; above 0) and of the final training loss (below 0).
@@ -137,8 +148,9 @@ def claim_c6(ev: Evidence) -> ClaimResult:
     gf_parts = [p for p in parts if p.group == TRAINING]
     loss_parts = [p for p in parts if p.group == FINAL_LOSS]
     summary = ("Per method: gradient flow ‖g‖² over all trainable unpruned coordinates (IP: λ and F), mean over the "
-               "training epochs, higher is better; and the final training loss, lower is better; parts (method × "
-               f"measure): {tally(parts)}. GF at initialisation is Theorem 1 (checked in C9), not a part here."
+               f"training epochs{_epochs_note(ev.tables.history)}, higher is better; and the final training loss, "
+               f"lower is better; parts (method × measure): {tally(parts)}. GF at initialisation is Theorem 1 "
+               "(checked in C9), not a part here."
                + _shared_gf_note(train.frame, ev.methods) + " " + _hessian_info(ev.tables))
     expl = (summary + " Gradient flow: " + ("; ".join(p.note for p in gf_parts) or "missing")
             + ". Final training loss: " + ("; ".join(p.note for p in loss_parts) or "missing") + ".")
