@@ -46,3 +46,14 @@ def test_missing_methods_are_missing_not_agreeing():
     means = {k: v for k, v in SP_MEANS.items() if k not in ("gmp", "lt")}
     got = _by_label(checks(_evidence(means)))
     assert got["SP: GMP at or above the best pruning-at-initialisation method"] is None
+
+
+def test_the_section_points_to_the_readme_only_when_something_disagrees():
+    from pathlib import Path
+
+    from analysis.sanity import README_SECTION, sanity_section
+    flagged = sanity_section(_evidence({**SP_MEANS, "gmp": 0.78}))
+    assert "1 of 6 disagree" in flagged and README_SECTION in flagged
+    assert README_SECTION not in sanity_section(_evidence())
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    assert f"### {README_SECTION}\n" in readme.read_text()          # the section the report names exists
