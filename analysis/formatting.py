@@ -8,6 +8,8 @@ differences in pp) and a paired difference with its confidence intervals; and
 """
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 
 from . import tables as T
@@ -61,6 +63,16 @@ class Scale:
     def _signed(self, value) -> str:
         return (fmt_sci if self.sci else fmt_signed)(value * self.factor, self.digits)
 
+    def _bound(self, value) -> str:
+        """An interval's end: as :meth:`_signed`, with the digits it needs not to read as 0 when it is not
+        (a verdict turns on which side of 0 an end lies: '+0.001', not '+0.00')."""
+        if self.sci or is_missing(value):
+            return self._signed(value)
+        x = float(value) * self.factor
+        if x == 0 or abs(x) >= 0.5 * 10 ** -self.digits:
+            return self._signed(value)
+        return fmt_signed(x, min(-math.floor(math.log10(abs(x))), 9))
+
     def mean_sd(self, s: Stats) -> str:
         f = fmt_sci if self.sci else fmt
         if s.n == 0:
@@ -79,7 +91,7 @@ class Scale:
         low, high = interval
         if is_missing(low) or is_missing(high):
             return "[n/a]"
-        return f"[{self._signed(low)}, {self._signed(high)}]"
+        return f"[{self._bound(low)}, {self._bound(high)}]"
 
     def with_ci(self, d: PairedDifferences) -> str:
         """Mean difference with its 95 % t interval, e.g. '+8.20 pp [95 % CI +5.10, +11.30]'."""
@@ -89,7 +101,7 @@ class Scale:
             return f"{self._signed(d.mean)}{self.unit} (1 pair, no CI)"
         low, high = d.ci
         level = fmt_level(CONFIDENCE)
-        return f"{self._signed(d.mean)}{self.unit} [{level} CI {self._signed(low)}, {self._signed(high)}]"
+        return f"{self._signed(d.mean)}{self.unit} [{level} CI {self._bound(low)}, {self._bound(high)}]"
 
 
 def accuracy_scale(*frames: pd.DataFrame, column: str = "test_acc", diff: bool = False) -> Scale:

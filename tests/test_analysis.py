@@ -638,3 +638,13 @@ def test_the_spectral_density_summary_is_its_first_moment_and_lowest_reach():
     mean, lowest = spectrum_summary(grid, two_bumps)
     assert mean == pytest.approx((-2.0 + 3 * 1.0) / 4, abs=1e-3)
     assert -2.5 < lowest < -2.0          # where the left bump falls below 1e-3 of the peak
+
+
+def test_an_interval_end_near_zero_keeps_the_digits_that_show_its_side():
+    """A verdict turns on the side of 0 an interval's end lies on: +0.0013 pp prints as +0.001, not +0.00."""
+    from analysis.formatting import Scale
+    pp = Scale(100.0, " pp", 2)
+    assert pp.interval((0.000013, 0.009)) == "[+0.001, +0.90]"
+    assert pp.interval((-0.0000004, 0.0)) == "[-0.00004, +0.00]"
+    assert pp.interval((0.012, 0.05)) == "[+1.20, +5.00]"
+    assert Scale(1.0, "", 2, sci=True).interval((1e-5, 2e-5)) == "[1.00e-05, 2.00e-05]"
