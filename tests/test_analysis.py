@@ -317,6 +317,19 @@ def test_c2_flips_with_the_trend(adv_low, adv_high, wobble, expected):
     assert result.numbers["random.sparsity_high"] == 0.99 and result.numbers["random.sparsity_low"] == 0.9
 
 
+def test_c2_reads_both_ends_over_the_same_seeds():
+    """The headline sparsity has more seeds than the sweep: the advantages C2 prints at the two ends, and
+    their change, are over the seeds that have both ends (a seed only at one end would shift its mean)."""
+    sweep = make_sweep(0.0, 0.06, ip_wobble=0.0)
+    extra = make_runs(ip_shift=0.5, noise=0.003, methods=("random", "snip"), sparsity=0.99, experiment="sweep",
+                      seeds=(7,))
+    result = claim(make_tables(sweep=pd.concat([sweep, extra], ignore_index=True)), "C2")
+    assert result.numbers["random.adv_high_mean"] == pytest.approx(0.06)
+    assert result.numbers["random.change_mean"] == pytest.approx(0.06)
+    random = [p for p in result.parts if p.label == "random"][0]
+    assert random.comparison.a.n == random.comparison.b.n == random.comparison.diff.n == len(SEEDS)
+
+
 def test_c3_not_tested_with_one_dataset_and_tested_with_two():
     assert claim(make_tables(), "C3").verdict == S.NOT_TESTED
     easy = make_runs(ip_shift=0.01, noise=0.002)
