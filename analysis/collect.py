@@ -43,7 +43,8 @@ def headline_metrics(summary: pd.DataFrame, alpha: float = 1 - CONFIDENCE) -> di
     """Per method: mean test accuracy per representation (``test_acc_sp``, ``test_acc_ip``[, ``test_acc_ip_eq``])
     and, per representation compared with SP, the mean paired difference over connected seed pairs with its
     Student-t interval at confidence 1 − ``alpha`` (``ip_minus_sp``, ``ip_minus_sp_ci_low``,
-    ``ip_minus_sp_ci_high``, ``ip_minus_sp_n_pairs``; likewise ``ip_eq_minus_sp``).  Rounded to 4 decimals;
+    ``ip_minus_sp_ci_high``, ``ip_minus_sp_n_pairs``; likewise ``ip_eq_minus_sp``).  Rounded to 4 decimals
+    (an interval's end near 0 keeps 2 significant digits);
     an interval that needs 2 pairs is left out with fewer."""
     out: dict = {}
     if summary.empty:
@@ -62,8 +63,15 @@ def headline_metrics(summary: pd.DataFrame, alpha: float = 1 - CONFIDENCE) -> di
             d[f"{key}_n_pairs"] = diff.n
             if diff.testable:
                 low, high = t_interval(diff.values, 1 - alpha)
-                d[f"{key}_ci_low"], d[f"{key}_ci_high"] = round(low, 4), round(high, 4)
+                d[f"{key}_ci_low"], d[f"{key}_ci_high"] = interval_end(low), interval_end(high)
     return out
+
+
+def interval_end(x: float, decimals: int = 4) -> float:
+    """An interval's end rounded to ``decimals``, or to 2 significant digits where that would make a
+    non-zero end 0: which side of 0 an end lies on decides a verdict."""
+    rounded = round(float(x), decimals)
+    return rounded if rounded != 0 or x == 0 else float(f"{x:.2g}")
 
 
 def theorem1_tables(rows: pd.DataFrame) -> dict[str, pd.DataFrame]:

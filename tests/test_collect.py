@@ -104,3 +104,9 @@ def test_theorem1_check_passes_only_above_one_half(value, passed):
                          {"method": "snip", "sparsity": 0.9, "seed": 0, "check": "one_step", "variant": "ip",
                           "quantity": "first_order_prediction", "value": 1.0, "eta": 0.1}])
     assert bool(theorem1_tables(rows)["checks"]["passed"].iloc[0]) is passed
+
+
+def test_an_interval_end_that_rounds_to_zero_keeps_its_side():
+    from analysis.collect import interval_end
+    assert interval_end(0.0000127) == 1.3e-05 and interval_end(-0.0000127) == -1.3e-05
+    assert interval_end(0.01234) == 0.0123 and interval_end(0.0) == 0.0
