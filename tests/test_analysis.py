@@ -609,6 +609,29 @@ def test_equal_storage_is_a_second_set_of_parts_in_c1_and_c4(tmp_path):
     assert "Equal storage: not run." in plain and "IP_eq vs SP (equal storage): not run" in plain
 
 
+def test_c1_overall_takes_holm_over_the_parts_of_both_accountings():
+    """One IP_eq part below SP at t = 9 with 3 pairs: Holm over its accounting's 3 parts (98.33 %, t_crit 7.6)
+    shows it below, so that accounting is not supported; over all 6 parts of the claim (99.17 %, t_crit 10.9) it
+    is not shown, so the claim overall, "under every accounting", is inconclusive, not "not supported"."""
+    a = 0.03 / 9 * math.sqrt(3)                          # sd of the strong part's differences: t = 9
+    spread = {"random": (0.01, -0.01, 0.002), "snip": (0.012, -0.008, -0.003), "grasp": (-a, 0.0, a)}
+    rows = []
+    for method, wiggle in spread.items():
+        for seed in SEEDS:
+            sp = 0.8 + 0.01 * seed
+            rows += [dict(method=method, repr="sp", seed=seed, sparsity=HEADLINE, test_acc=sp),
+                     dict(method=method, repr="ip", seed=seed, sparsity=HEADLINE,
+                          test_acc=sp + (0.003 - wiggle[seed] if method != "grasp" else 0.01 * (seed - 1))),
+                     dict(method=method, repr=T.EQUAL_STORAGE, seed=seed, sparsity=HEADLINE,
+                          test_acc=sp + (wiggle[seed] - 0.03 if method == "grasp" else wiggle[seed]))]
+    ev = Evidence.from_tables(T.Tables.from_frames(meta={"sparsity": HEADLINE}, summary=pd.DataFrame(rows)))
+    c1 = [r for r in V.all_verdicts(ev) if r.claim_id == "C1"][0]
+    eq = [g for g in c1.group_verdicts if "equal storage" in g][0]
+    assert c1.group_verdicts[eq] == S.NOT_SUPPORTED
+    assert [p.verdict for p in c1.parts if p.label == "grasp (equal storage)"] == [S.NOT_SUPPORTED]
+    assert c1.verdict == S.INCONCLUSIVE and "Holm over the 6 parts" in c1.summary
+
+
 def test_c4_reads_a_costs_table_without_share_as_layer_and_names_the_failing_part():
     costs = pd.concat([COSTS.assign(share="layer"), COSTS.assign(share="network", fb_overhead_params=81,
                                                                  fb_overhead_percent=100 * 81 / COSTS["dense_params"])])
