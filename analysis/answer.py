@@ -13,7 +13,7 @@ import pandas as pd
 from . import tables as T
 from .claims import ClaimResult
 from .evidence import Evidence
-from .formatting import Scale, fmt_sparsity
+from .formatting import Scale, fmt_sparsity, side_label
 from .stats import CONFIDENCE, VERDICTS, Stats
 
 HEADLINE_TITLE = "## Headline: test accuracy per method"
@@ -114,13 +114,33 @@ def headline_table(ev: Evidence) -> str:
                      paired_cell(r["method"], "ip", base=T.EQUAL_STORAGE)])
         rows.append(row)
     accountings = (f"IP: {T.ACCOUNTINGS['ip']}. " + (f"IP_eq: {T.ACCOUNTINGS[T.EQUAL_STORAGE]} (kept λ plus every FB "
-                   "entry = SP's kept weights; dense runs have none). IP−IP_eq is what the FB entries, stored on "
-                   "top of SP's budget, buy." if equal_storage else "Equal storage: not run."))
+                   "entry = SP's kept weights; dense runs have none). IP−IP_eq is what storing the FB entries on "
+                   "top of SP's budget buys: IP keeps as many λ as SP keeps weights, IP_eq that many less the FB "
+                   "entries, and both train their FBs." if equal_storage else "Equal storage: not run."))
     return (f"{HEADLINE_TITLE}\n\nTest accuracy ({unit}) at sparsity {fmt_sparsity(ev.sparsity)} (dense: none), "
             f"mean ± sd over seeds (n = seeds, every run); differences in {'pp' if unit == '%' else 'fractions'}: mean "
             f"of the paired per-seed differences over connected pairs with its {100 * CONFIDENCE:.0f} % Student-t "
             f"interval. {accountings} \"missing\" means the run is not in the summary table.\n\n"
-            + _table(header, rows))
+            + _table(header, rows) + "\n\n" + collapse_note(runs.frame))
+
+
+def collapse_note(runs: pd.DataFrame) -> str:
+    """Which runs have a collapsed layer (a prunable layer with no kept entry) or are disconnected (no path
+    from input to output), per method and representation: reported, not hidden (STUDY_SPEC §2)."""
+    if runs.empty or "collapsed_layers" not in runs or runs["collapsed_layers"].isna().all():
+        return "Layer collapse: not recorded."
+    bits = []
+    for (method, repr_), g in runs.groupby(["method", "repr"], sort=False):
+        collapsed = g["collapsed_layers"].fillna(0)
+        hit = int((collapsed > 0).sum())
+        if hit:
+            cut = int(g["disconnected"].eq(True).sum()) if "disconnected" in g else 0
+            bits.append(f"{method} {side_label(repr_)} {hit} of {len(g)} runs (at most {int(collapsed.max())} "
+                        f"layer{'s' if collapsed.max() > 1 else ''}{f'; {cut} disconnected' if cut else ''})")
+    disconnected = int(runs["disconnected"].eq(True).sum()) if "disconnected" in runs else 0
+    return ("Layer collapse (a prunable layer left with no kept entry): "
+            + ("; ".join(bits) if bits else "none") + f". Disconnected runs (no path from input to output; left "
+            f"out of every comparison): {disconnected}.")
 
 
 def dense_accuracy(summary: pd.DataFrame) -> str:

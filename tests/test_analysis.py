@@ -684,3 +684,14 @@ def test_an_interval_end_near_zero_keeps_the_digits_that_show_its_side():
     assert pp.interval((-0.0000004, 0.0)) == "[-0.00004, +0.00]"
     assert pp.interval((0.012, 0.05)) == "[+1.20, +5.00]"
     assert Scale(1.0, "", 2, sci=True).interval((1e-5, 2e-5)) == "[1.00e-05, 2.00e-05]"
+
+
+def test_the_headline_says_which_runs_lost_a_layer_and_which_are_disconnected():
+    runs = make_runs()
+    runs.loc[(runs["method"] == "snip") & (runs["repr"] == "sp") & (runs["seed"] == 1), "collapsed_layers"] = 2
+    runs["disconnected"] = False
+    runs.loc[(runs["method"] == "snip") & (runs["repr"] == "sp") & (runs["seed"] == 1), "disconnected"] = True
+    note = A.collapse_note(Evidence.from_tables(make_tables(summary=runs)).headline.frame)
+    assert "snip SP 1 of 3 runs (at most 2 layers; 1 disconnected)" in note and "Disconnected runs" in note
+    assert note.endswith(": 1.")
+    assert "collapse (a prunable layer left with no kept entry): none." in A.collapse_note(make_runs())
