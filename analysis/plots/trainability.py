@@ -13,6 +13,8 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
+from ip.pruning import method_info
+
 from .. import tables as T
 from .style import COLORS, MARKERS, RC, Drawn, all_positive, has_values, mean_sd_by, no_data, repr_legend, save
 
@@ -29,7 +31,17 @@ def _method_panels(subfig, methods, rows, ncols, df, draw, no_data_message: str,
         ax.set_visible(False)
     for ax, method in zip(axes, methods):
         draw(ax, df[df["method"] == method])
-        ax.set_title(f"{method} (first point: gf_rewind)" if method in rewound else method)
+        ax.set_title(f"{method} (first point: gf_rewind)" if method in rewound
+                     else f"{method} (first point: the pruned trained net)" if _starts_trained(method) else method)
+
+
+def _starts_trained(method: str) -> bool:
+    """Whether sparse training of ``method`` starts from the trained dense network (``oneshot``): its first
+    gradient-flow point is measured there, not at initialisation."""
+    try:
+        return bool(method_info(method).finetunes)
+    except (KeyError, ValueError):
+        return False
 
 
 def fig_gradient_flow(history: pd.DataFrame, gf_layers: pd.DataFrame, out_stem,
@@ -50,13 +62,14 @@ def fig_gradient_flow(history: pd.DataFrame, gf_layers: pd.DataFrame, out_stem,
         top, bottom = fig.subfigures(2, 1, height_ratios=[rows_h + 0.35, rows_l + 0.6])
         _method_panels(top, methods_h, rows_h, ncols, hist, _draw_gf_curves, "history table has no gradient flow",
                        rewound)
-        top.suptitle("Gradient flow ‖g‖² during training (log scale): line = mean over seeds, band = min–max; "
-                     "dashed: IP on the coordinates it shares with SP (λ only, no FB)")
+        top.suptitle("Gradient flow ‖g‖² during training (log scale), measured at the start of sparse training "
+                     "and at each epoch's end: line = mean over seeds, band = min–max;\ndashed: only the masked "
+                     "prunable tensors, the coordinates SP and IP share (w / λ)")
         _method_panels(bottom, methods_l, rows_l, ncols, init, _draw_gf_layers, "gf_layers table has no 'init' rows",
                        rewound | set(init.loc[init["when"] == "rewind", "method"]) if len(init) else rewound)
         bottom.suptitle("Gradient flow per part of the network at the start of sparse training (sum over its layers, "
                         "mean over seeds, log scale); gf_rewind: at the rewind point")
-        extra = [Line2D([], [], color=COLORS["ip"], linestyle="--", label="IP, shared coordinates (λ) only")]
+        extra = [Line2D([], [], color="0.3", linestyle="--", label="shared coordinates only (SP: masked w; IP: λ)")]
         bottom.legend(handles=repr_legend(extra=extra), loc="outside lower center", ncol=3, frameon=False)
         return save(fig, out_stem)
 
@@ -83,8 +96,6 @@ def _draw_gf_curves(ax, hist: pd.DataFrame) -> None:
     for rep in T.REPRS:
         rows = hist[hist["repr"] == rep]
         for metric, style in (("gf", "-"), ("gf_shared", "--")):
-            if metric == "gf_shared" and rep == "sp":
-                continue
             st = mean_sd_by(rows, "epoch", metric).sort_values("epoch") if has_values(rows, metric) else pd.DataFrame()
             st = st[st["mean"] > 0] if len(st) else st
             if st.empty:
