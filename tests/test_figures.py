@@ -148,3 +148,13 @@ def test_the_checks_catch_what_they_look_for(tmp_path):
     assert legends_outside(fig)
     plt.close(fig)
     assert T.REPRS[0] == "sp"
+
+
+def test_sweep_figures_say_how_many_seeds_each_sparsity_has():
+    import pandas as pd
+
+    from analysis.plots.accuracy import seeds_per_sparsity
+    rows = [{"sparsity": s, "seed": k} for s in (0.9, 0.95) for k in range(3)] + \
+           [{"sparsity": 0.98, "seed": k} for k in range(5)] + [{"sparsity": 0.0, "seed": k} for k in range(5)]
+    assert seeds_per_sparsity(pd.DataFrame(rows)) == "seeds: 3 at 0.9, 0.95; 5 at 0.98"
+    assert seeds_per_sparsity(pd.DataFrame(rows[:6])) == "3 seeds at every sparsity"

@@ -204,14 +204,14 @@ def fig_sweep(sweep: pd.DataFrame, out_stem, summary: pd.DataFrame | None = None
             ax.axhline(0, color="k", linewidth=0.8)
             ax.set_xticks([-np.log10(1 - s) for s in sparsities])
             ax.set_xticklabels([f"{s:g}" for s in sparsities], rotation=45 if len(sparsities) > 4 else 0)
-            ax.set_xlabel("sparsity (axis: log of the kept fraction 1 − s)")
+            ax.set_xlabel("sparsity s (log scale in the kept fraction 1 − s)")
             ax.set_title(method)
             ax.grid(alpha=0.3)
             if notes:
                 ax.text(0.02, 0.02, "\n".join(notes), transform=ax.transAxes, fontsize=6.5, color=MISSING_COLOR,
                         va="bottom")
         for ax in axes[::3]:
-            ax.set_ylabel("IP − SP test accuracy" + (" (pp)" if factor == 100 else ""))
+            ax.set_ylabel("test accuracy − SP's" + (" (pp)" if factor == 100 else ""))
         handles = [Line2D([], [], color=COLORS[a], marker=MARKERS[a], linewidth=1.4,
                           label=f"{side_label(a)} − SP: mean and {100 * CONFIDENCE:.0f} % "
                                 f"CI over connected pairs; points: seeds") for a in against]
@@ -219,8 +219,22 @@ def fig_sweep(sweep: pd.DataFrame, out_stem, summary: pd.DataFrame | None = None
             handles.append(Line2D([], [], color="k", marker="o", markerfacecolor="none", linestyle="",
                                   label="pair with a disconnected run (hollow; left out of the mean and CI)"))
         fig.legend(handles=handles, loc="outside lower center", ncol=1, frameon=False)
-        fig.suptitle("IP's test-accuracy advantage over SP against sparsity (sweep; above 0: IP better)")
+        fig.suptitle("IP's test-accuracy advantage over SP against sparsity (sweep; above 0: IP better)\n"
+                     + seeds_per_sparsity(sweep))
         return save(fig, out_stem)
+
+
+def seeds_per_sparsity(runs: pd.DataFrame) -> str:
+    """'3 seeds at every sparsity', or 'seeds: 3 at 0.9, 0.95, 0.99; 5 at 0.98' when they differ (the
+    headline sparsity has the main runs' seeds)."""
+    sparse = runs[runs["sparsity"].astype(float) > 0]
+    counts = sparse.groupby("sparsity")["seed"].nunique()
+    if counts.nunique() == 1:
+        return f"{int(counts.iloc[0])} seeds at every sparsity"
+    by_n = {}
+    for s, n in counts.items():
+        by_n.setdefault(int(n), []).append(f"{float(s):g}")
+    return "seeds: " + "; ".join(f"{n} at {', '.join(levels)}" for n, levels in sorted(by_n.items()))
 
 
 # --------------------------------------------------------------------------- (6) generalisation gaps
@@ -253,7 +267,8 @@ def fig_generalisation(sweep: pd.DataFrame, out_stem) -> Drawn:
                 ax.set_title(method if r == 0 else "")
         _legend(fig, T.reprs_present(sweep), hollow, ncol=1 if len(methods) < 3 else None)
         fig.suptitle("Generalisation gap vs sparsity at the end of training (smaller = generalises better)\n"
-                     "mean ± 1 sd over seeds, points = seeds")
+                     "mean ± 1 sd over seeds, points = seeds (C7: paired gaps at the lowest sparsity)\n"
+                     + seeds_per_sparsity(sweep))
         return save(fig, out_stem)
 
 

@@ -183,7 +183,8 @@ def sparsity_axis(ax, sparsities) -> None:
         ax.minorticks_off()
     ax.set_xticks(values)
     ax.set_xticklabels([f"{v:g}" for v in values], rotation=45 if len(values) > 3 else 0)
-    ax.set_xlabel("sparsity")
+    logit = values and all(0 < v < 1 for v in values)
+    ax.set_xlabel("sparsity (logit scale)" if logit else "sparsity")
 
 
 def draw_vs_sparsity(ax, runs: pd.DataFrame, metric: str, factor: float = 1.0) -> bool:
