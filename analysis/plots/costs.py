@@ -50,7 +50,7 @@ def _stacked_storage(ax, sparse: pd.DataFrame, methods: Sequence[str]) -> None:
             if fb:
                 ax.bar(x, fb, width * 0.95, bottom=kept, color=COLORS[rep], alpha=0.4, hatch="//",
                        edgecolor=COLORS[rep], label=f"{side_label(rep)}: filter-basis entries" if i == 0 else None)
-            ax.text(x, kept + fb, f"{kept + fb:.0f}", ha="center", va="bottom", fontsize=6.5)
+            ax.text(x, kept + fb, f" {kept + fb:.0f}", ha="center", va="bottom", fontsize=6.5, rotation=90)
             if rep == "sp":
                 sp_level = kept
     if sp_level is not None:
@@ -71,7 +71,9 @@ def _log_bars_with_reference(ax, sparse, methods, bars, reference: pd.Series, re
         ax.axhline(reference.median(), color="k", linestyle=":", linewidth=1, label=reference_label)
     ax.set_yscale("log")
     ax.set_ylabel(ylabel)
-    ax.legend(frameon=False, fontsize=7)
+    low, high = ax.get_ylim()
+    ax.set_ylim(low, high * 3)                 # room above the dense line for the legend
+    ax.legend(frameon=False, fontsize=7, loc="upper left", ncol=2)
 
 
 def fig_costs(summary: pd.DataFrame, costs_reference: pd.DataFrame, out_stem, sparsity: float | None = None
@@ -91,14 +93,16 @@ def fig_costs(summary: pd.DataFrame, costs_reference: pd.DataFrame, out_stem, sp
         # (b) sparse inference MACs
         ax_flops.set_title("Inference multiply-accumulates (IP: factorised path)")
         if methods and has_values(sparse, "flops_sparse"):
-            _log_bars_with_reference(ax_flops, sparse, methods,
-                                     [("SP: sparse", "sp", "flops_sparse", None),
-                                      ("IP: sparse (basis conv + 1×1)", "ip", "flops_sparse", None)],
-                                     runs["flops_dense"], "dense network", "MACs per image (log)")
+            bars = [("SP: sparse", "sp", "flops_sparse", None), ("IP: sparse (basis conv + 1×1)", "ip", "flops_sparse",
+                                                                None)]
+            if T.EQUAL_STORAGE in T.reprs_present(sparse):
+                bars.append(("IP_eq: sparse (basis conv + 1×1)", T.EQUAL_STORAGE, "flops_sparse", None))
+            _log_bars_with_reference(ax_flops, sparse, methods, bars, runs["flops_dense"], "dense network",
+                                     "MACs per image (log)")
         else:
             no_data(ax_flops, "no FLOP counts")
         # (c) training step time
-        ax_time.set_title("Training step time (points: seeds; bars: mean ± 1 sd)")
+        ax_time.set_title("Training step time (points: seeds; bars: mean ± 1 sd; C4: median of the paired IP/SP ratios)")
         if has_values(runs, "step_seconds"):
             draw_method_points(ax_time, runs, "step_seconds", 1000.0)
             ax_time.set_ylabel("seconds per step × 1000 (ms)")
@@ -116,7 +120,8 @@ def fig_costs(summary: pd.DataFrame, costs_reference: pd.DataFrame, out_stem, sp
             ax_ref.bar(x, ref["fb_overhead_percent"], color=COLORS["ip"], alpha=0.85)
             for xi, v in zip(x, ref["fb_overhead_percent"]):
                 meets = "meets" if v <= PAPER_FB_OVERHEAD_PERCENT else "exceeds"
-                ax_ref.text(xi, v, f"{v:.3g} %\n({meets})", ha="center", va="bottom", fontsize=7)
+                ax_ref.text(xi, v * 1.08, f"{v:.3g} %\n({meets})", ha="center", va="bottom", fontsize=7,
+                            bbox=dict(facecolor="white", edgecolor="none", alpha=0.8, pad=1))
             ax_ref.axhline(PAPER_FB_OVERHEAD_PERCENT, color="k", linestyle="--", linewidth=1,
                            label=f"paper: ≤ {PAPER_FB_OVERHEAD_PERCENT:g} % of dense parameters")
             ax_ref.set_xticks(x)
@@ -125,6 +130,8 @@ def fig_costs(summary: pd.DataFrame, costs_reference: pd.DataFrame, out_stem, sp
                               fontsize=7)
             if all_positive(ref["fb_overhead_percent"]):
                 ax_ref.set_yscale("log")
+                low, high = ax_ref.get_ylim()
+                ax_ref.set_ylim(low, high * 4)     # room for the tallest bar's label
             ax_ref.set_ylabel("FB entries / dense parameters (%)")
             ax_ref.legend(frameon=False, fontsize=7)
         else:
