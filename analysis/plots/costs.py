@@ -102,7 +102,8 @@ def fig_costs(summary: pd.DataFrame, costs_reference: pd.DataFrame, out_stem, sp
         else:
             no_data(ax_flops, "no FLOP counts")
         # (c) training step time
-        ax_time.set_title("Training step time (points: seeds; bars: mean ± 1 sd; C4: median of the paired IP/SP ratios)")
+        ax_time.set_title("Training step time (points: seeds; bars: mean ± 1 sd; C4: median of the paired "
+                          "IP/SP ratios)")
         if has_values(runs, "step_seconds"):
             draw_method_points(ax_time, runs, "step_seconds", 1000.0)
             ax_time.set_ylabel("seconds per step × 1000 (ms)")
