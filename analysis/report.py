@@ -123,6 +123,19 @@ def schedule_rows(t: T.Tables) -> list[tuple[str, str]]:
     return rows
 
 
+def _stage_seed_rows(meta: dict, seeds) -> list[tuple[str, str]]:
+    """The seeds of the sweep, the ablation and the controls where they differ from the main runs'
+    (null in params.yaml: the top-level seeds)."""
+    rows = []
+    for label, key in (("seeds of the sweep", "sweep.seeds"), ("seeds of the ablation", "ablation.seeds"),
+                       ("seeds of the shuffle control", "controls.shuffle.seeds"),
+                       ("seeds of the learning-rate control", "controls.lr.seeds")):
+        value = T.meta_value(meta, key)
+        if value is not None and list(value) != list(seeds or []):
+            rows.append((label, _value(value)))
+    return rows
+
+
 def setting_section(ev: Evidence) -> str:
     t, m = ev.tables, ev.tables.meta
     hw = m.get("hardware")
@@ -146,6 +159,7 @@ def setting_section(ev: Evidence) -> str:
         ("dense accuracy (test)", dense_accuracy(t.summary)),
         *schedule_rows(t),
         ("seeds", _value(seeds)),
+        *_stage_seed_rows(m, seeds),
         ("headline sparsity", fmt_sparsity(ev.sparsity) if ev.sparsity is not None else "missing"),
         ("methods run", ", ".join(T.ordered_methods(t.summary["method"].dropna().unique())) or "missing"),
         ("hardware", hardware),

@@ -491,6 +491,9 @@ def test_report_has_every_claim_with_a_verdict(tmp_path):
     assert "1 h 02 min" in text                     # wall time 3723 s from meta.json
     assert "interspace.fb_init`): spatial" in text
     assert "| training set | a fixed subset of 4000 images |" in text
+    meta = {**META, "params": {**META["params"], "sweep": {"seeds": [0, 1]}, "ablation": {"seeds": list(SEEDS)}}}
+    other = R.build_report(make_tables(meta=meta), tmp_path)
+    assert "| seeds of the sweep | 0, 1 |" in other and "seeds of the ablation" not in other   # same as main: no row
 
 
 def test_report_says_a_null_subset_is_the_full_split(tmp_path):
