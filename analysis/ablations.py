@@ -23,16 +23,24 @@ def sp_baseline(ablation: pd.DataFrame, method: str, variant=None) -> pd.DataFra
 
 def ablation_comparisons(ab: pd.DataFrame, alpha: float, metric: str = "test_acc") -> pd.DataFrame:
     """Each IP ablation variant of the ablation table ``ab`` against the SP runs of the same (method, seed,
-    sparsity), by the same rule at ``alpha``; the variants of the table are one family for the Holm adjustment."""
+    sparsity), by the same rule at ``alpha``; the variants of the table are one family for the Holm adjustment
+    (a variant that is the same runs as another under a second name counts once)."""
     cols = ["method", "variant", "repr", "n", "mean", "sd", "sp_n", "sp_mean", "sp_sd", "comparison", "verdict"]
     if ab.empty:
         return pd.DataFrame(columns=cols)
-    labelled = []
+    labelled, unique, seen = [], [], {}
     for (method, variant), g in ab[ab["repr"] == "ip"].groupby(["method", "variant"], sort=False, dropna=False):
-        runs = pd.concat([g, sp_baseline(ab, method, variant)])
-        labelled.append((method, variant, compare_runs(runs, metric, keys=["method", "seed", "sparsity"])))
-    decided = decide_family([c for _, _, c in labelled], alpha)
+        sp = sp_baseline(ab, method, variant)
+        # the main setting is the reference of two groups (FB init, FB sharing): one set of runs under two
+        # names is one comparison of the Holm family, not two
+        key = (method, tuple(sorted(zip(g["seed"], g["sparsity"], g[metric]))),
+               tuple(sorted(zip(sp["seed"], sp["sparsity"], sp[metric]))))
+        if key not in seen:
+            seen[key] = len(unique)
+            unique.append(compare_runs(pd.concat([g, sp]), metric, keys=["method", "seed", "sparsity"]))
+        labelled.append((method, variant, seen[key]))
+    decided = decide_family(unique, alpha)
     rows = [{"method": method, "variant": variant, "repr": "ip", "n": c.a.n, "mean": c.a.mean, "sd": c.a.sd,
              "sp_n": c.b.n, "sp_mean": c.b.mean, "sp_sd": c.b.sd, "comparison": c, "verdict": c.verdict}
-            for (method, variant, _), c in zip(labelled, decided)]
+            for method, variant, c in ((m, v, decided[i]) for m, v, i in labelled)]
     return pd.DataFrame(rows, columns=cols)

@@ -20,13 +20,17 @@ def sweep_table(sweep_rows: list[dict], summary: pd.DataFrame, sweep_methods: li
     return sweep
 
 
-def ablation_table(ablation_rows: list[dict], summary: pd.DataFrame, method: str, interspace) -> pd.DataFrame:
+def ablation_table(ablation_rows: list[dict], summary: pd.DataFrame, method: str, interspace,
+                   seeds=None) -> pd.DataFrame:
     """The ablation's IP variants of ``method`` plus their baselines from the main runs: SP, IP
     with the main setting (``interspace``: its FB init and sharing), the main IP_eq runs as the
     ``fair_budget`` variant (the main setting with its FB entries charged to the budget), and the
-    dense runs."""
+    dense runs; with ``seeds`` (the ablation's), only the main runs of those seeds, so that every
+    variant is read over the same seeds."""
     parts = [pd.DataFrame(ablation_rows)] if ablation_rows else []
     if not summary.empty:
+        if seeds is not None:
+            summary = summary[summary["seed"].isin(list(seeds))]
         base = summary[summary["method"] == method]
         parts.append(base[base["repr"] == "sp"].assign(variant="sp"))
         ip_main = base[base["repr"] == "ip"]

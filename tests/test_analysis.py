@@ -698,3 +698,19 @@ def test_the_headline_says_which_runs_lost_a_layer_and_which_are_disconnected():
     assert "snip SP 1 of 3 runs (at most 2 layers; 1 disconnected)" in note and "Disconnected runs" in note
     assert note.endswith(": 1.")
     assert "collapse (a prunable layer left with no kept entry): none." in A.collapse_note(make_runs())
+
+
+def test_an_ablation_variant_under_two_names_is_one_member_of_the_holm_family():
+    """The main setting is the reference of the FB-init and the FB-sharing groups: the same runs, one comparison."""
+    from analysis.ablations import ablation_comparisons
+    frames = []
+    for variant, shift in (("fb_init=spatial", 0.03), ("share=layer", 0.03), ("fb_init=dct", 0.01),
+                           ("share=network", -0.02)):
+        df = make_runs(ip_shift=shift, methods=("snip",), drop={("snip", "sp")})
+        frames.append(df.assign(variant=variant))
+    frames.append(make_runs(methods=("snip",), drop={("snip", "ip")}).assign(variant="sp"))
+    out = ablation_comparisons(pd.concat(frames, ignore_index=True), 0.05)
+    assert len(out) == 4
+    assert {c.decision.holm_m for c in out["comparison"]} == {3}
+    same = out.set_index("variant")["comparison"]
+    assert same["fb_init=spatial"].decision == same["share=layer"].decision

@@ -110,3 +110,13 @@ def test_an_interval_end_that_rounds_to_zero_keeps_its_side():
     from analysis.collect import interval_end
     assert interval_end(0.0000127) == 1.3e-05 and interval_end(-0.0000127) == -1.3e-05
     assert interval_end(0.01234) == 0.0123 and interval_end(0.0) == 0.0
+
+
+def test_ablation_baselines_are_the_main_runs_of_the_ablation_seeds():
+    ablation_rows = [{**run("snip", "ip", s, 0.98, 0.50), "variant": "fb_init=dct"} for s in (0, 1)]
+    summary = pd.DataFrame([run("snip", r, s, 0.98, 0.40 + 0.01 * s) for r in ("sp", "ip") for s in range(5)])
+    table = ablation_table(ablation_rows, summary, "snip", SimpleNamespace(fb_init="spatial", share="layer"),
+                           seeds=[0, 1])
+    assert set(table["seed"]) == {0, 1}
+    everything = ablation_table(ablation_rows, summary, "snip", SimpleNamespace(fb_init="spatial", share="layer"))
+    assert set(everything["seed"]) == set(range(5))
