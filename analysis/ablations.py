@@ -40,7 +40,9 @@ def ablation_comparisons(ab: pd.DataFrame, alpha: float, metric: str = "test_acc
             unique.append(compare_runs(pd.concat([g, sp]), metric, keys=["method", "seed", "sparsity"]))
         labelled.append((method, variant, seen[key]))
     decided = decide_family(unique, alpha)
-    rows = [{"method": method, "variant": variant, "repr": "ip", "n": c.a.n, "mean": c.a.mean, "sd": c.a.sd,
-             "sp_n": c.b.n, "sp_mean": c.b.mean, "sp_sd": c.b.sd, "comparison": c, "verdict": c.verdict}
-            for method, variant, c in ((m, v, decided[i]) for m, v, i in labelled)]
+    rows = []
+    for method, variant, i in labelled:
+        c = decided[i]
+        rows.append({"method": method, "variant": variant, "repr": "ip", "n": c.a.n, "mean": c.a.mean, "sd": c.a.sd,
+                     "sp_n": c.b.n, "sp_mean": c.b.mean, "sp_sd": c.b.sd, "comparison": c, "verdict": c.verdict})
     return pd.DataFrame(rows, columns=cols)

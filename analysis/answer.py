@@ -134,10 +134,10 @@ def collapse_note(runs: pd.DataFrame) -> str:
         collapsed = g["collapsed_layers"].fillna(0)
         hit = int((collapsed > 0).sum())
         if hit:
-            cut = int(g["disconnected"].eq(True).sum()) if "disconnected" in g else 0
+            cut = int(T.is_disconnected(g).sum())
             bits.append(f"{method} {side_label(repr_)} {hit} of {len(g)} runs (at most {int(collapsed.max())} "
                         f"layer{'s' if collapsed.max() > 1 else ''}{f'; {cut} disconnected' if cut else ''})")
-    disconnected = int(runs["disconnected"].eq(True).sum()) if "disconnected" in runs else 0
+    disconnected = int(T.is_disconnected(runs).sum())
     return ("Layer collapse (a prunable layer left with no kept entry): "
             + ("; ".join(bits) if bits else "none") + f". Disconnected runs (no path from input to output; left "
             f"out of every comparison): {disconnected}.")

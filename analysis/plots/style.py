@@ -178,12 +178,12 @@ def mean_sd_by(df: pd.DataFrame, x: str, metric: str) -> pd.DataFrame:
 
 def sparsity_axis(ax, sparsities) -> None:
     values = sorted(set(float(s) for s in sparsities if np.isfinite(s)))
-    if values and all(0 < v < 1 for v in values):
+    logit = bool(values) and all(0 < v < 1 for v in values)
+    if logit:
         ax.set_xscale("logit")
         ax.minorticks_off()
     ax.set_xticks(values)
     ax.set_xticklabels([f"{v:g}" for v in values], rotation=45 if len(values) > 3 else 0)
-    logit = values and all(0 < v < 1 for v in values)
     ax.set_xlabel("sparsity (logit scale)" if logit else "sparsity")
 
 
