@@ -235,3 +235,34 @@ def test_e_fd_leaves_out_relu_kinks_and_counts_them():
     assert checked["num_checked"] > 0 and checked["max_rel_error"] < 1e-8
     ignored = fd_check_fb_gradient(net, masks, batches, loss_fn=loss_fn, kink_rtol=float("inf"))
     assert ignored["num_nondifferentiable"] == 0 and ignored["max_rel_error"] > 0.1
+
+
+def test_e_fd_sets_aside_every_kink_that_could_fail_it():
+    """A kink whose one-sided slopes differ by a small fraction of the gradient scale still
+    puts the central difference half that gap away from autograd; the check must set it
+    aside rather than report it as a gradient error, and a coarser threshold must not."""
+    from ip.interspace import to_interspace
+    from ip.masks import dense_masks
+    from ip.theory import FD_RTOL
+
+    small = 1e-4
+    net = nn.Sequential(nn.Conv2d(1, 1, 3, bias=False), nn.ReLU()).double()
+    with torch.no_grad():
+        net[0].weight.zero_()
+        net[0].weight[0, 0, 0, 0] = -1.0
+        net[0].weight[0, 0, 0, 1] = 1.0
+    to_interspace(net)
+    x = torch.full((1, 1, 3, 4), small, dtype=torch.float64)
+    x[..., 2:] = 1.0  # first output pixel: -small + small = 0 exactly, on its kink; second: 1 - small > 0
+    batches = [(x, torch.zeros(1, dtype=torch.long))]
+    loss_fn = lambda out, y: out.sum()  # noqa: E731
+    masks = dense_masks(net)
+    result = fd_check_fb_gradient(net, masks, batches, loss_fn=loss_fn)
+    gap = small / result["max_abs_grad"]  # one-sided slopes of the small-input taps differ by this much
+    assert 2 * FD_RTOL < gap < 1e-3
+    assert result["rtol"] == FD_RTOL and result["kink_rtol"] == 2 * FD_RTOL
+    assert result["num_nondifferentiable"] > 0 and result["num_checked"] > 0
+    assert result["max_rel_error"] < 1e-8 and result["holds"]
+    assert result["max_kink_rel_error"] < 1e-8  # autograd takes ReLU'(0) = 0: the backward side
+    coarse = fd_check_fb_gradient(net, masks, batches, loss_fn=loss_fn, kink_rtol=1e-3)
+    assert coarse["max_rel_error"] == pytest.approx(gap / 2, rel=1e-3) and not coarse["holds"]
