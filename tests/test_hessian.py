@@ -16,14 +16,15 @@ from torch.func import functional_call
 from ip.interspace import to_interspace
 from ip.masks import masks_from_scores, prunable_parameters
 from ip.metrics.gradient_flow import full_gradient, trainable_coordinates
-from ip.metrics.hessian import (HessianOperator, hutchinson_trace, lanczos_quadrature, power_iteration_top_k,
+from ip.metrics.hessian import (HessianOperator, gauss_newton_trace, hutchinson_trace, lanczos_quadrature, power_iteration_top_k,
                                 slq_density, top_eigenvalues)
 
 
-def small_net(representation: str) -> tuple[nn.Module, dict, list]:
-    """conv 1->2 3x3, BN, tanh, conv 2->2 3x3, tanh, linear; float64, half the prunable entries kept."""
+def small_net(representation: str, act: type[nn.Module] = nn.Tanh) -> tuple[nn.Module, dict, list]:
+    """conv 1->2 3x3, BN, tanh, conv 2->2 3x3, tanh, linear; float64, half the prunable entries kept.
+    ``act``: the activation (tanh, or ReLU for a network linear in each parameter tensor)."""
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.BatchNorm2d(2), nn.Tanh(), nn.Conv2d(2, 2, 3), nn.Tanh(),
+    net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.BatchNorm2d(2), act(), nn.Conv2d(2, 2, 3), act(),
                         nn.Flatten(), nn.Linear(2 * 3 * 3, 3)).double()
     with torch.no_grad():  # non-trivial running statistics, so eval-mode BN is not the identity
         net[1].running_mean.copy_(torch.tensor([0.1, -0.2]))
@@ -303,3 +304,48 @@ def test_unknown_bn_mode_is_rejected_at_construction():
     net, masks, batches = small_net("sp")
     with pytest.raises(ValueError, match="bn_mode"):
         HessianOperator(net, batches, masks, bn_mode="batch_statistics")
+
+
+def exact_gauss_newton(net: nn.Module, masks: dict, batches: list, batch_statistics: bool) -> np.ndarray:
+    """sum_i J_i^T (diag p_i - p_i p_i^T) J_i / N over the kept coordinates, from full Jacobians."""
+    ref = copy.deepcopy(net)
+    if batch_statistics:
+        for i, module in enumerate(ref):
+            if isinstance(module, nn.BatchNorm2d):
+                ref[i] = BatchStatisticsNorm(module)
+    ref.eval()
+    theta0, unflatten = flat_parameters(ref)
+    keep = kept_mask(ref, masks)
+    total = sum(len(y) for _, y in batches)
+    gn = torch.zeros(int(keep.sum()), int(keep.sum()), dtype=torch.float64)
+    for x, _ in batches:
+        jac = torch.func.jacrev(lambda theta: functional_call(ref, unflatten(theta), (x,)))(theta0)[..., keep]
+        p = torch.softmax(functional_call(ref, unflatten(theta0), (x,)), dim=1).detach()
+        for i in range(len(x)):
+            gn += jac[i].T @ (torch.diag(p[i]) - torch.outer(p[i], p[i])) @ jac[i] / total
+    return gn.detach().numpy()
+
+
+@pytest.mark.parametrize("representation", ["sp", "ip"])
+@pytest.mark.parametrize("bn_mode", ["running", "batch"])
+def test_gauss_newton_trace_equals_exact(representation, bn_mode):
+    net, masks, batches = small_net(representation)
+    exact = np.trace(exact_gauss_newton(net, masks, batches, batch_statistics=bn_mode == "batch"))
+    got = gauss_newton_trace(net, batches, masks, bn_mode=bn_mode)
+    assert exact > 0 and got["trace"] == pytest.approx(exact, rel=1e-10)
+    assert got["backward_passes"] == 6 * 2   # 3 classes: a softmax curvature has rank 2
+
+
+@pytest.mark.parametrize("representation", ["sp", "ip"])
+def test_relu_network_trace_is_its_gauss_newton_trace_unless_bn_uses_batch_statistics(representation):
+    """Linear in each parameter tensor: the residual term has a zero diagonal with BN as a
+    fixed affine map, so trace H = trace G >= 0; BN on batch statistics breaks that."""
+    net, masks, batches = small_net(representation, act=nn.ReLU)
+    running = np.trace(exact_kept_hessian(net, masks, batches)[0])
+    assert running == pytest.approx(gauss_newton_trace(net, batches, masks, bn_mode="running")["trace"], rel=1e-10)
+    batch = np.trace(exact_kept_hessian_batch_statistics(net, masks, batches))
+    gn_batch = gauss_newton_trace(net, batches, masks, bn_mode="batch")["trace"]
+    assert abs(batch - gn_batch) > 1e-3 * abs(gn_batch)
+    smooth, *_ = small_net(representation)   # tanh: the residual term's diagonal is not zero
+    assert abs(np.trace(exact_kept_hessian(smooth, masks, batches)[0])
+               - gauss_newton_trace(smooth, batches, masks, bn_mode="running")["trace"]) > 1e-6

@@ -26,6 +26,9 @@ Estimators (each validated against an exact Hessian in ``tests/test_hessian.py``
 - :func:`slq_density`: stochastic Lanczos quadrature (Ghorbani et al. 2019; Lin et al.
   2016) with Gaussian smoothing.
 
+:func:`gauss_newton_trace` computes the trace of the Hessian's Gauss-Newton part exactly
+(no probes): the rest of the trace is the residual term, which explains its sign.
+
 Every estimator takes either a :class:`HessianOperator` or anything
 ``scipy.sparse.linalg.aslinearoperator`` accepts (a dense symmetric matrix, say) and
 reports ``hvps``, the number of operator applications it made.
@@ -43,8 +46,8 @@ from torch import nn
 
 from ..masks import Masks
 from .batchnorm import DEFAULT_BN_MODE, bn_context, resolve_bn_mode
-from .gradient_flow import (Batches, CoordinateSet, LossFn, as_batches, check_pruned_zero, full_gradient,
-                            subset_loss_terms, trainable_coordinates)
+from .gradient_flow import (Batches, CoordinateSet, LossFn, _to_model, as_batches, check_pruned_zero,
+                            full_gradient, subset_loss_terms, trainable_coordinates)
 
 EIGSH_WHICH = ("LA", "LM")
 
@@ -321,6 +324,46 @@ def slq_density(op, num_probes: int = 10, lanczos_steps: int = 80, grid: np.ndar
             "nodes": np.stack(nodes) if same_length else nodes,
             "weights": np.stack(weights) if same_length else weights,
             "sigma": sigma, "moments": {"mean": first, "second": second}, "hvps": counter.count}
+
+
+def gauss_newton_trace(model: nn.Module, batches: Batches, masks: Masks | None = None,
+                       coords: CoordinateSet | None = None, bn_mode: str = DEFAULT_BN_MODE) -> dict:
+    """Exact trace of the Gauss-Newton part of the Hessian of the mean cross-entropy.
+
+    With logits z_i of sample i, p_i = softmax(z_i) and N samples, the Hessian over the
+    coordinates is G + R: G = sum_i J_i^T (diag p_i - p_i p_i^T) J_i / N (J_i = dz_i/dtheta,
+    positive semi-definite) and R = sum_i sum_c (p_ic - y_ic) d^2 z_ic / N, the residual
+    term.  A network that is linear in each parameter tensor taken alone (convolutions,
+    ReLUs, pooling, BN as a fixed affine map) has d^2 z with a zero diagonal, so tr R = 0
+    and the trace equals tr G >= 0; BN on batch statistics divides by a standard deviation
+    that depends on the weights, and then tr R can take either sign.
+
+    tr G = sum_i sum_k s_ik ||J_i^T u_ik||^2 over the eigenpairs (s_ik, u_ik) of sample i's
+    logit Hessian: one backward pass per sample and class.  Returns ``trace``, ``loss``
+    (the mean cross-entropy) and ``backward_passes``.  Cross-entropy without label
+    smoothing only; BN in ``bn_mode`` as for :class:`HessianOperator`.
+    """
+    batches = as_batches(batches)
+    coords = coords if coords is not None else trainable_coordinates(model, masks)
+    total = sum(int(y.shape[0]) for _, y in batches)
+    trace, loss, passes = 0.0, 0.0, 0
+    with bn_context(model, bn_mode):
+        for x, y in batches:
+            x, y = _to_model(model, x, y)
+            logits = model(x)
+            loss += float(F.cross_entropy(logits.detach(), y)) * (y.shape[0] / total)
+            prob = torch.softmax(logits.detach().to(torch.float64), dim=1)
+            for i in range(logits.shape[0]):
+                curvature = (torch.diag(prob[i]) - torch.outer(prob[i], prob[i])) / total
+                values, vectors = torch.linalg.eigh(curvature)
+                for value, vector in zip(values.tolist(), vectors.T):
+                    if value <= 1e-12 * float(values[-1]):   # the null direction (1, ..., 1), up to round-off
+                        continue
+                    grads = torch.autograd.grad(logits[i] @ vector.to(logits.dtype), coords.params,
+                                                retain_graph=True, allow_unused=True)
+                    trace += value * float(coords.gather(grads).to(torch.float64).pow(2).sum())
+                    passes += 1
+    return {"trace": trace, "loss": loss, "backward_passes": passes}
 
 
 def hessian_summary(model: nn.Module, batches: Batches, masks: Masks | None = None,
