@@ -327,7 +327,7 @@ def _check_consistency(p: Params) -> None:
         if missing:
             raise ParamsError(f"{key}: {missing} not among the main runs' {allowed}")
     for m in p.controls.shuffle.methods:
-        if method_info(m).make_hook is not None:
+        if method_info(m).has_train_hook:
             raise ParamsError(f"controls.shuffle.methods: {m} changes its masks during training, so there is no "
                               "fixed mask to shuffle; use a method whose masks are fixed before training")
     steps = training_steps(p)
