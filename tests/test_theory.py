@@ -213,9 +213,9 @@ def test_run_theorem1_returns_tidy_json(smooth_twins):
     assert np.isfinite([r["value"] for r in rows if r["value"] is not None]).all()
 
 
-def test_e_fd_leaves_out_relu_kinks_and_counts_them():
-    """A pre-activation exactly at zero makes the loss non-differentiable in F: the FD check
-    must count such entries instead of reporting a false gradient error."""
+def kinked_net(x: torch.Tensor):
+    """conv 1->1 3x3 (taps -1 and +1 in its first row, F = I) and ReLU, in interspace form, with
+    input ``x`` of shape (1, 1, 3, 4) and the loss sum of outputs: (net, masks, batches, loss_fn)."""
     from ip.interspace import to_interspace
     from ip.masks import dense_masks
 
@@ -225,11 +225,15 @@ def test_e_fd_leaves_out_relu_kinks_and_counts_them():
         net[0].weight[0, 0, 0, 0] = -1.0
         net[0].weight[0, 0, 0, 1] = 1.0
     to_interspace(net)
+    return net, dense_masks(net), [(x, torch.zeros(1, dtype=torch.long))], lambda out, y: out.sum()
+
+
+def test_e_fd_leaves_out_relu_kinks_and_counts_them():
+    """A pre-activation exactly at zero makes the loss non-differentiable in F: the FD check
+    must count such entries instead of reporting a false gradient error."""
     x = torch.ones(1, 1, 3, 4, dtype=torch.float64)
     x[0, 0, 0, 2] = 5.0  # first output pixel: -1 + 1 = 0 exactly (a kink); second: -1 + 5 = 4
-    batches = [(x, torch.zeros(1, dtype=torch.long))]
-    loss_fn = lambda out, y: out.sum()  # noqa: E731
-    masks = dense_masks(net)
+    net, masks, batches, loss_fn = kinked_net(x)
     checked = fd_check_fb_gradient(net, masks, batches, loss_fn=loss_fn)
     assert checked["num_nondifferentiable"] > 0
     assert checked["num_checked"] > 0 and checked["max_rel_error"] < 1e-8
@@ -241,22 +245,12 @@ def test_e_fd_sets_aside_every_kink_that_could_fail_it():
     """A kink whose one-sided slopes differ by a small fraction of the gradient scale still
     puts the central difference half that gap away from autograd; the check must set it
     aside rather than report it as a gradient error, and a coarser threshold must not."""
-    from ip.interspace import to_interspace
-    from ip.masks import dense_masks
     from ip.theory import FD_RTOL
 
     small = 1e-4
-    net = nn.Sequential(nn.Conv2d(1, 1, 3, bias=False), nn.ReLU()).double()
-    with torch.no_grad():
-        net[0].weight.zero_()
-        net[0].weight[0, 0, 0, 0] = -1.0
-        net[0].weight[0, 0, 0, 1] = 1.0
-    to_interspace(net)
     x = torch.full((1, 1, 3, 4), small, dtype=torch.float64)
     x[..., 2:] = 1.0  # first output pixel: -small + small = 0 exactly, on its kink; second: 1 - small > 0
-    batches = [(x, torch.zeros(1, dtype=torch.long))]
-    loss_fn = lambda out, y: out.sum()  # noqa: E731
-    masks = dense_masks(net)
+    net, masks, batches, loss_fn = kinked_net(x)
     result = fd_check_fb_gradient(net, masks, batches, loss_fn=loss_fn)
     gap = small / result["max_abs_grad"]  # one-sided slopes of the small-input taps differ by this much
     assert 2 * FD_RTOL < gap < 1e-3
