@@ -260,3 +260,23 @@ def test_e_fd_sets_aside_every_kink_that_could_fail_it():
     assert result["max_kink_rel_error"] < 1e-8  # autograd takes ReLU'(0) = 0: the backward side
     coarse = fd_check_fb_gradient(net, masks, batches, loss_fn=loss_fn, kink_rtol=1e-3)
     assert coarse["max_rel_error"] == pytest.approx(gap / 2, rel=1e-3) and not coarse["holds"]
+
+
+def test_e_fd_fails_a_wrong_gradient_at_the_entries_it_sets_aside():
+    """Here every FB entry that moves the filter straddles the kink and is set aside, and the
+    entries compared have zero gradient: doubling the gradient only in the autograd pass leaves
+    those at zero error, and only autograd's distance from both one-sided slopes at the entries
+    set aside can show it."""
+    x = torch.full((1, 1, 3, 4), 1e-4, dtype=torch.float64)
+    x[..., 2:] = 1.0
+    net, masks, batches, _ = kinked_net(x)
+
+    def doubled(out, y):
+        return (2.0 if torch.is_grad_enabled() else 1.0) * out.sum()
+
+    right = fd_check_fb_gradient(net, masks, batches, loss_fn=lambda out, y: out.sum())
+    wrong = fd_check_fb_gradient(net, masks, batches, loss_fn=doubled)
+    assert right["holds"] and right["max_kink_rel_error"] < 1e-8
+    assert wrong["num_nondifferentiable"] == right["num_nondifferentiable"] > 0
+    assert wrong["num_checked"] > 0 and wrong["max_rel_error"] < 1e-8   # the compared entries see nothing
+    assert wrong["max_kink_rel_error"] > 0.1 and not wrong["holds"]

@@ -115,7 +115,8 @@ def fd_check_fb_gradient(ip: nn.Module, ip_masks: Masks, batches: Batches, loss_
     ``max_abs_error``, ``max_rel_error`` (error / max |grad_F| of the network, the scale
     against which a float64 difference quotient is accurate to ~eps^2 + 1e-16/eps),
     ``max_abs_grad``, ``num_checked``, ``num_nondifferentiable``, ``max_kink_rel_error``
-    and ``holds`` (some entry checked and ``max_rel_error < rtol``).  Use a float64 model.
+    and ``holds`` (some entry checked, ``max_rel_error < rtol`` and ``max_kink_rel_error <
+    rtol``).  Use a float64 model.
 
     A ReLU network is not differentiable where a pre-activation is exactly zero, which
     pruned networks produce often (a channel whose inputs are all pruned or all zero).
@@ -126,8 +127,12 @@ def fd_check_fb_gradient(ip: nn.Module, ip_masks: Masks, batches: Batches, loss_
     they differ by only ~eps |L''|), counted, and left out of the error.  The default
     ``kink_rtol = 2 rtol`` sets aside every kink whose half-gap could exceed ``rtol``; a
     larger one lets small kinks through as false gradient errors.  ``max_kink_rel_error``
-    is autograd's distance to the nearer one-sided slope at the entries set aside (zero
-    where a single ReLU sits on its kink; several kinks at once may match neither side).
+    is autograd's distance to the nearer one-sided slope at the entries set aside: at a
+    kink autograd takes one side (up to ~eps |L''|), while at a smooth point whose
+    curvature alone separates the sides it would sit half the gap, at least ``rtol``, from
+    both; so a wrong gradient cannot hide among the entries set aside.  (A perturbation
+    that crosses kinks on both sides of F can match neither side; it fails the check and
+    is worth a look at a smaller eps.)
     """
     kink_rtol = 2 * rtol if kink_rtol is None else kink_rtol
     batches = as_batches(batches)
@@ -165,8 +170,8 @@ def fd_check_fb_gradient(ip: nn.Module, ip_masks: Masks, batches: Batches, loss_
             numeric = (plus - minus) / (2 * eps)
             max_err = max(max_err, abs(numeric - analytic))
             checked += 1
-    rel = max_err / max(scale, 1e-300)
+    rel, kink_rel = max_err / max(scale, 1e-300), kink_err / max(scale, 1e-300)
     return {"max_abs_error": max_err, "max_rel_error": rel, "max_abs_grad": scale,
-            "num_checked": checked, "num_nondifferentiable": kinks,
-            "max_kink_rel_error": kink_err / max(scale, 1e-300), "eps": eps, "rtol": rtol,
-            "kink_rtol": kink_rtol, "holds": bool(checked > 0 and rel < rtol)}
+            "num_checked": checked, "num_nondifferentiable": kinks, "max_kink_rel_error": kink_rel,
+            "eps": eps, "rtol": rtol, "kink_rtol": kink_rtol,
+            "holds": bool(checked > 0 and rel < rtol and kink_rel < rtol)}
