@@ -3,7 +3,6 @@ the figures and the report read (schema: docs/results.md), and the headline metr
 `dvc exp show` lists (results/metrics.json)."""
 from __future__ import annotations
 
-import platform
 import shutil
 
 import pandas as pd
@@ -20,6 +19,7 @@ from .common import (
     RESULTS,
     SWEEP_DIR,
     TRAINABILITY_DIR,
+    cpu_model,
     read_json,
     run_dir,
     run_id,
@@ -45,18 +45,25 @@ def main_runs(p) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame(rows), pd.DataFrame(hist)
 
 
-def stage_wall_seconds(p) -> dict:
-    """Wall seconds of the last run of each stage of this study that left a record in results/profile/
+def stage_profiles(p) -> dict[str, dict]:
+    """The record in results/profile/ of the last run of each stage of this study that left one
     (named as the records are: ``train-dense``, ``train-<method>``, ``sweep-<s>``, ...)."""
     names = ["prepare", "init", *(f"train-{m}" for m in p.run_methods), *(f"sweep-{s}" for s in p.sweep.sparsities),
              "ablation", "trainability", "theorem1", *(f"controls-shuffle-{m}" for m in p.controls.shuffle.methods),
              *(f"controls-lr-{m}" for m in p.controls.lr.methods)]
-    out = {}
-    for name in names:
-        path = PROFILE_DIR / f"{name}.json"
-        if path.exists():
-            out[name] = float(read_json(path)["total_seconds"])
-    return out
+    return {name: read_json(PROFILE_DIR / f"{name}.json") for name in names if (PROFILE_DIR / f"{name}.json").exists()}
+
+
+def stage_wall_seconds(p) -> dict:
+    """Wall seconds of the last run of each stage that left a record (:func:`stage_profiles`)."""
+    return {name: float(record["total_seconds"]) for name, record in stage_profiles(p).items()}
+
+
+def stage_cpus(p) -> str:
+    """The CPU models the stages' records name ("; "-joined), or this machine's where none does:
+    the machine that trained, not only the one that aggregates."""
+    cpus = sorted({record["cpu"] for record in stage_profiles(p).values() if record.get("cpu")})
+    return "; ".join(cpus) or cpu_model()
 
 
 @stage
@@ -84,7 +91,7 @@ def main() -> None:
     meta = {"dataset": p.data.name, "model": p.model.name, "width": p.model.width, "epochs": p.train.epochs,
             "seeds": p.seeds, "methods": p.run_methods, "train_subset": p.data.train_subset,
             "test_subset": p.data.test_subset, "sparsity": p.sparsity, "torch": torch.__version__,
-            "hardware": {"cpu": platform.processor() or platform.machine(), "threads": p.train.threads,
+            "hardware": {"cpu": stage_cpus(p), "threads": p.train.threads,
                          "workers": p.train.workers},
             "training_seconds_main_runs": float(summary["seconds"].sum()) if not summary.empty else 0.0,
             "runs_main": int(len(summary)),

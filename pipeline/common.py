@@ -5,6 +5,7 @@ import functools
 import json
 import math
 import os
+import platform
 import sys
 import time
 from dataclasses import asdict
@@ -72,6 +73,19 @@ def stage(main: Callable[..., None]) -> Callable[..., None]:
     return wrapped
 
 
+def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The CPU's model name (Linux: the first ``model name`` of ``cpuinfo``), else what
+    :mod:`platform` knows (the processor, or the architecture)."""
+    try:
+        for line in cpuinfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def _write_profile(main: Callable, entered: float) -> None:
     kind = sys.modules[main.__module__].__spec__.name.rsplit(".", 1)[-1]
     argv = sys.argv[1:]
@@ -79,7 +93,8 @@ def _write_profile(main: Callable, entered: float) -> None:
     startup = entered - psutil.Process().create_time()
     write_json(PROFILE_DIR / f"{name}.json", {"stage": kind, "args": argv, "startup_seconds": startup,
                                              "total_seconds": time.time() - entered + startup,
-                                             "phases": dict(PHASES), "processes": STAGE_INFO.get("processes", 1)})
+                                             "phases": dict(PHASES), "processes": STAGE_INFO.get("processes", 1),
+                                             "cpu": cpu_model()})
 
 
 def maker(path: Path) -> str:

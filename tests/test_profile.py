@@ -40,3 +40,31 @@ def test_a_stage_of_two_worker_processes_has_twice_its_wall_time_to_account_for(
 def test_profile_without_records_is_a_one_line_error(tmp_path):
     with pytest.raises(SystemExit, match="no stage records"):
         pipeline_profile.main(["--profile", str(tmp_path)])
+
+
+def test_cpu_model_reads_the_model_name_and_falls_back_to_platform(tmp_path):
+    from pipeline.common import cpu_model
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 9R14\n\n"
+                    "processor\t: 1\nmodel name\t: AMD EPYC 9R14\n")
+    assert cpu_model(info) == "AMD EPYC 9R14"
+    assert cpu_model(tmp_path / "absent") and cpu_model(tmp_path / "absent") != "AMD EPYC 9R14"
+
+
+def test_the_report_names_the_cpus_that_ran_the_stages_not_the_one_that_aggregates(tmp_path, monkeypatch):
+    import json
+
+    from pipeline import aggregate
+    from pipeline.common import cpu_model
+    from study.params import load_params
+
+    p = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+    monkeypatch.setattr(aggregate, "PROFILE_DIR", tmp_path)
+    assert aggregate.stage_cpus(p) == cpu_model()   # no records: this machine
+    for name, cpu in (("train-snip", "CPU B"), ("train-rigl", "CPU A"), ("sweep-0.9", "CPU B"),
+                      ("not-a-stage", "CPU C")):
+        (tmp_path / f"{name}.json").write_text(json.dumps({**record("train", 1.0, 2.0), "cpu": cpu}))
+    (tmp_path / "init.json").write_text(json.dumps(record("init", 1.0, 3.0)))   # a record from before "cpu"
+    assert aggregate.stage_cpus(p) == "CPU A; CPU B"
+    assert aggregate.stage_wall_seconds(p) == {"init": 3.0, "train-snip": 2.0, "train-rigl": 2.0, "sweep-0.9": 2.0}
