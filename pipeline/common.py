@@ -33,7 +33,7 @@ SWEEP_DIR = RESULTS / "sweep"
 ABLATION_FILE = RESULTS / "ablation" / "runs.json"
 TRAINABILITY_DIR = RESULTS / "trainability"
 THEOREM1_DIR = RESULTS / "theorem1"
-PROFILE_DIR = RESULTS / "profile"   # not a DVC output: timings of the last run of each stage
+PROFILE_DIR = RESULTS / "profile"   # not a DVC output (git keeps it): timings of the last run of each stage
 
 
 def setup(params_path: str = "params.yaml") -> Params:
