@@ -79,12 +79,7 @@ def _value(v) -> str:
 
 def _in_params(meta: dict, dotted: str) -> bool:
     """Whether meta.json's params snapshot has ``dotted`` at all (its value may be null)."""
-    node = meta.get("params") or {}
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return False
-        node = node[part]
-    return True
+    return T.dotted_lookup(meta.get("params") or {}, dotted)[0]
 
 
 def _split(meta: dict, key: str, dotted: str) -> str:

@@ -206,22 +206,24 @@ def ordered_methods(methods: Iterable) -> list[str]:
     return known + sorted(names - set(METHOD_ORDER))
 
 
-def meta_value(meta: dict, *keys, default=None):
-    """First of ``keys`` found at the top level of meta.json or in its ``params`` snapshot.
+def dotted_lookup(node, dotted: str) -> tuple[bool, object]:
+    """(whether ``dotted``, e.g. ``interspace.fb_init``, is present in nested dicts, its value)."""
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False, None
+        node = node[part]
+    return True, node
 
-    A key may be dotted (``interspace.fb_init``) to reach into nested sections.
+
+def meta_value(meta: dict, *keys, default=None):
+    """First of ``keys`` found (and not null) at the top level of meta.json or in its ``params``
+    snapshot.  A key may be dotted (``interspace.fb_init``) to reach into nested sections.
     """
     for source in (meta, meta.get("params") or {}):
         for key in keys:
-            node = source
-            for part in key.split("."):
-                if isinstance(node, dict) and part in node:
-                    node = node[part]
-                else:
-                    node = None
-                    break
-            if node is not None:
-                return node
+            value = dotted_lookup(source, key)[1]
+            if value is not None:
+                return value
     return default
 
 

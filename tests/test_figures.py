@@ -158,3 +158,19 @@ def test_sweep_figures_say_how_many_seeds_each_sparsity_has():
            [{"sparsity": 0.98, "seed": k} for k in range(5)] + [{"sparsity": 0.0, "seed": k} for k in range(5)]
     assert seeds_per_sparsity(pd.DataFrame(rows)) == "seeds: 3 at 0.9, 0.95; 5 at 0.98"
     assert seeds_per_sparsity(pd.DataFrame(rows[:6])) == "3 seeds at every sparsity"
+
+
+def test_a_figure_drawn_twice_writes_the_same_bytes(tmp_path):
+    """No creation date in the PDF: re-running the figures stage on unchanged tables leaves
+    every file (and so dvc.lock and git) unchanged."""
+    import matplotlib.pyplot as plt
+
+    from analysis.plots.style import save
+
+    for name in ("a", "b"):
+        fig, ax = plt.subplots()
+        ax.plot([0, 1], [1, 0])
+        save(fig, tmp_path / name / "fig")
+    for ext in ("png", "pdf"):
+        assert (tmp_path / "a" / f"fig.{ext}").read_bytes() == (tmp_path / "b" / f"fig.{ext}").read_bytes()
+    assert b"/CreationDate" not in (tmp_path / "a" / "fig.pdf").read_bytes()
