@@ -131,6 +131,26 @@ def _stage_seed_rows(meta: dict, seeds) -> list[tuple[str, str]]:
     return rows
 
 
+def _subset_rows(meta: dict) -> list[tuple[str, str]]:
+    """What this run measured on a subset of its runs to save time, as params.yaml chose it (null:
+    every method, representation or seed), and the controls' methods; no row where the params
+    snapshot lacks the key."""
+    rows = []
+    hessian = {key: T.dotted_lookup(meta.get("params") or {}, f"trainability.{key}")
+               for key in ("hessian_methods", "hessian_reprs", "seeds")}
+    if any(found for found, _ in hessian.values()):
+        shown = [_value(value) if value is not None else f"every {what}"
+                 for (_, value), what in zip(hessian.values(), ("method", "representation", "seed"))]
+        rows.append(("Hessian spectra (to save time: `trainability.hessian_methods` × `hessian_reprs` × `seeds`; "
+                     "gradient flow and filters of every run)", " × ".join(shown)))
+    for label, key in (("mask-shuffle control, methods", "controls.shuffle.methods"),
+                       ("learning-rate control, methods", "controls.lr.methods")):
+        found, value = T.dotted_lookup(meta.get("params") or {}, key)
+        if found:
+            rows.append((label, _value(value) if value else "none (not run)"))
+    return rows
+
+
 def setting_section(ev: Evidence) -> str:
     t, m = ev.tables, ev.tables.meta
     hw = m.get("hardware")
@@ -155,6 +175,7 @@ def setting_section(ev: Evidence) -> str:
         *schedule_rows(t),
         ("seeds", _value(seeds)),
         *_stage_seed_rows(m, seeds),
+        *_subset_rows(m),
         ("headline sparsity", fmt_sparsity(ev.sparsity) if ev.sparsity is not None else "missing"),
         ("methods run", ", ".join(T.ordered_methods(t.summary["method"].dropna().unique())) or "missing"),
         ("hardware", hardware),

@@ -494,6 +494,14 @@ def test_report_has_every_claim_with_a_verdict(tmp_path):
     meta = {**META, "params": {**META["params"], "sweep": {"seeds": [0, 1]}, "ablation": {"seeds": list(SEEDS)}}}
     other = R.build_report(make_tables(meta=meta), tmp_path)
     assert "| seeds of the sweep | 0, 1 |" in other and "seeds of the ablation" not in other   # same as main: no row
+    assert "Hessian spectra" not in other and "mask-shuffle control" not in other   # not in the snapshot: no row
+    meta = {**META, "params": {**META["params"], "trainability": {"hessian_methods": ["dense", "snip"],
+                                                                  "hessian_reprs": None, "seeds": [0]},
+                               "controls": {"shuffle": {"methods": ["snip"]}, "lr": {"methods": []}}}}
+    subset = R.build_report(make_tables(meta=meta), tmp_path)
+    assert re.search(r"\| Hessian spectra \(to save time: [^|]*\| dense, snip × every representation × 0 \|", subset)
+    assert "| mask-shuffle control, methods | snip |" in subset
+    assert "| learning-rate control, methods | none (not run) |" in subset
 
 
 def test_report_says_a_null_subset_is_the_full_split(tmp_path):
