@@ -98,7 +98,8 @@ def _equal_storage_part(main: Runs) -> list[Part]:
     return [Part("equal storage", v, {"n_pairs": int(len(pairs)), "n_over_budget": int(over.sum()),
                                       "stored_ratio_max": float(ratio.max()), "excluded_disconnected": excluded},
                  None, f"IP_eq stored/SP stored: max {fmt(ratio.max(), 3)} over {len(pairs)} pairs, "
-                       f"{int(over.sum())} over SP's budget", EQUAL_STORAGE)]
+                       f"{int(over.sum())} over SP's budget (IP_eq is built to store what SP stores: this part "
+                       "checks the runs' records of that accounting, not a property of IP)", EQUAL_STORAGE)]
 
 
 def _own_network_info(ev: Evidence, numbers: dict) -> list[str]:
