@@ -16,8 +16,8 @@ from torch.func import functional_call
 from ip.interspace import to_interspace
 from ip.masks import masks_from_scores, prunable_parameters
 from ip.metrics.gradient_flow import full_gradient, trainable_coordinates
-from ip.metrics.hessian import (HessianOperator, gauss_newton_trace, hutchinson_trace, lanczos_quadrature, power_iteration_top_k,
-                                slq_density, top_eigenvalues)
+from ip.metrics.hessian import (HessianOperator, gauss_newton_trace, hutchinson_trace, lanczos_quadrature,
+                                power_iteration_top_k, slq_density, top_eigenvalues)
 
 
 def small_net(representation: str, act: type[nn.Module] = nn.Tanh) -> tuple[nn.Module, dict, list]:

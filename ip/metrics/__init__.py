@@ -8,7 +8,8 @@ from .hessian import (HessianOperator, gauss_newton_trace, hessian_summary, hutc
                       lanczos_quadrature, power_iteration_top_k, slq_density, top_eigenvalues)
 
 __all__ = [
-    "evaluate", "evaluate_batches", "generalisation_gaps", "CoordinateBlock", "CoordinateSet", "bn_context", "check_pruned_zero",
+    "evaluate", "evaluate_batches", "generalisation_gaps", "CoordinateBlock", "CoordinateSet", "bn_context",
+    "check_pruned_zero",
     "full_gradient", "gradient_flow", "subset_loss", "trainable_coordinates", "HessianOperator",
     "gauss_newton_trace", "hessian_summary", "hutchinson_trace", "lanczos", "lanczos_quadrature",
     "power_iteration_top_k",

@@ -8,7 +8,8 @@ still the default here, uses the running statistics), restricted to the coordina
 a :class:`~ip.metrics.gradient_flow.CoordinateSet`: pruned coordinates are not part of
 the operator's dimension (they are not zero rows, which would add spurious zero
 eigenvalues).  Formally, with P the selection of kept coordinates, the operator is
-P^T H P evaluated at the stored parameters (pruned entries zero).  Hessian-vector products use double backward, one batch at a time, inside
+P^T H P evaluated at the stored parameters (pruned entries zero).  Hessian-vector products use
+double backward, one batch at a time, inside
 :func:`~ip.metrics.batchnorm.bn_context`, so BN buffers and module flags are the same
 after every product as before (in ``"batch"`` mode the forwards would otherwise move
 the running statistics).
@@ -63,7 +64,8 @@ class HessianOperator:
     """
 
     def __init__(self, model: nn.Module, batches: Batches, masks: Masks | None = None,
-                 loss_fn: LossFn = F.cross_entropy, coords: CoordinateSet | None = None, bn_mode: str = DEFAULT_BN_MODE):
+                 loss_fn: LossFn = F.cross_entropy, coords: CoordinateSet | None = None,
+                 bn_mode: str = DEFAULT_BN_MODE):
         self.model = model
         self.batches = as_batches(batches)
         self.loss_fn = loss_fn

@@ -47,6 +47,7 @@ from .run import first_samples, run_theorem1
 from .twins import DEFAULT_ETAS, THEORY_BN_MODE, apply_masks, interspace_twin, translate_masks
 
 __all__ = ["DEFAULT_ETAS", "FD_RTOL", "THEORY_BN_MODE", "apply_masks", "basis_with_first_filter",
-           "check_gradient_equality", "expressivity_check", "fd_check_fb_gradient", "first_samples", "gradient_flow_comparison",
+           "check_gradient_equality", "expressivity_check", "fd_check_fb_gradient", "first_samples",
+           "gradient_flow_comparison",
            "interspace_twin", "one_step_curve", "one_step_losses", "run_theorem1", "trainable_vs_frozen_fb",
            "translate_masks"]
