@@ -1,5 +1,6 @@
 """Why the Hessian trace of the trainability stage is negative at the start of training, read from the
-runs' start networks (results/models/<method>/<repr>-s<seed>/, as the trainability stage reads them).
+runs' start (or, with ``--when final``, trained) networks (results/models/<method>/<repr>-s<seed>/, as
+the trainability stage reads them).
 
 The Hessian of the mean cross-entropy splits into the Gauss-Newton part G (positive semi-definite)
 and the residual term R = sum_i sum_c (p_ic - y_ic) d^2 z_ic / N (``ip.metrics.gauss_newton_trace``).
@@ -11,6 +12,7 @@ probes), with BN on batch statistics (the stage's ``trainability.bn_mode``) and 
 statistics after the stage's recalibration; tr H - tr G is the residual term's trace.
 
     python benchmarks/hessian_trace_sign.py [--methods dense snip rigl] [--reprs sp ip] [--seed 0]
+                                            [--when init|final]
 """
 from __future__ import annotations
 
@@ -36,16 +38,20 @@ def main() -> None:
     ap.add_argument("--reprs", nargs="+", default=["sp", "ip"])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--probes", type=int, default=None, help="Hutchinson probes (default: trainability's)")
+    ap.add_argument("--when", choices=("init", "final"), default="init", help="start of training or trained")
     args = ap.parse_args()
     p = load_params("params.yaml")
     t = p.trainability
     probes = args.probes or t.hutchinson_probes
-    print(f"start of training, seed {args.seed}, {t.samples} samples, {probes} Hutchinson probes (tr H +- 1 s.e.)")
+    print(f"{'start of training' if args.when == 'init' else 'trained'}, seed {args.seed}, {t.samples} samples, {probes} Hutchinson probes (tr H +- 1 s.e.)")
     for method in args.methods:
         for repr_ in args.reprs:
             run = load_run(p, method, repr_, args.seed)
-            model, masks = run.start()
-            MaskEnforcer(model, masks).remove()   # zeroes pruned storage, as training starts
+            if args.when == "init":
+                model, masks = run.start()
+                MaskEnforcer(model, masks).remove()   # zeroes pruned storage, as training starts
+            else:
+                model, masks = run.trained()
             batches = [(run.data.x_metric[:t.samples], run.data.y_metric[:t.samples])]
             batch = traces(model, batches, masks, "batch", probes, args.seed)
             recalibrate(model, run.spec, run.data)
