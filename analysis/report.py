@@ -135,8 +135,8 @@ def _subset_rows(meta: dict) -> list[tuple[str, str]]:
     """What this run measured on a subset of its runs to save time, as params.yaml chose it (null:
     every method, representation or seed), and the controls' methods; no row where the params
     snapshot lacks the key."""
-    rows = []
-    hessian = {key: T.dotted_lookup(meta.get("params") or {}, f"trainability.{key}")
+    rows, params = [], meta.get("params") or {}
+    hessian = {key: T.dotted_lookup(params, f"trainability.{key}")
                for key in ("hessian_methods", "hessian_reprs", "seeds")}
     if any(found for found, _ in hessian.values()):
         shown = [_value(value) if value is not None else f"every {what}"
@@ -145,7 +145,7 @@ def _subset_rows(meta: dict) -> list[tuple[str, str]]:
                      "gradient flow and filters of every run)", " × ".join(shown)))
     for label, key in (("mask-shuffle control, methods", "controls.shuffle.methods"),
                        ("learning-rate control, methods", "controls.lr.methods")):
-        found, value = T.dotted_lookup(meta.get("params") or {}, key)
+        found, value = T.dotted_lookup(params, key)
         if found:
             rows.append((label, _value(value) if value else "none (not run)"))
     return rows

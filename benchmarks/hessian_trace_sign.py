@@ -43,7 +43,8 @@ def main() -> None:
     p = load_params("params.yaml")
     t = p.trainability
     probes = args.probes or t.hutchinson_probes
-    print(f"{'start of training' if args.when == 'init' else 'trained'}, seed {args.seed}, {t.samples} samples, {probes} Hutchinson probes (tr H +- 1 s.e.)")
+    when = "start of training" if args.when == "init" else "trained"
+    print(f"{when}, seed {args.seed}, {t.samples} samples, {probes} Hutchinson probes (tr H +- 1 s.e.)")
     for method in args.methods:
         for repr_ in args.reprs:
             run = load_run(p, method, repr_, args.seed)

@@ -54,15 +54,15 @@ def stage_profiles(p) -> dict[str, dict]:
     return {name: read_json(PROFILE_DIR / f"{name}.json") for name in names if (PROFILE_DIR / f"{name}.json").exists()}
 
 
-def stage_wall_seconds(p) -> dict:
-    """Wall seconds of the last run of each stage that left a record (:func:`stage_profiles`)."""
-    return {name: float(record["total_seconds"]) for name, record in stage_profiles(p).items()}
+def stage_wall_seconds(profiles: dict[str, dict]) -> dict:
+    """Wall seconds of each stage record of :func:`stage_profiles`."""
+    return {name: float(record["total_seconds"]) for name, record in profiles.items()}
 
 
-def stage_cpus(p) -> str:
-    """The CPU models the stages' records name ("; "-joined), or this machine's where none does:
-    the machine that trained, not only the one that aggregates."""
-    cpus = sorted({record["cpu"] for record in stage_profiles(p).values() if record.get("cpu")})
+def stage_cpus(profiles: dict[str, dict]) -> str:
+    """The CPU models the stage records of :func:`stage_profiles` name ("; "-joined), or this
+    machine's where none does: the machine that trained, not only the one that aggregates."""
+    cpus = sorted({record["cpu"] for record in profiles.values() if record.get("cpu")})
     return "; ".join(cpus) or cpu_model()
 
 
@@ -88,14 +88,15 @@ def main() -> None:
             shutil.copyfile(TRAINABILITY_DIR / name, RESULTS / name)
     pd.DataFrame([{"share": share, **row} for share in ("layer", "network") for row in fb_overhead_table(share)]) \
         .to_csv(RESULTS / "costs_reference.csv", index=False)
+    profiles = stage_profiles(p)
     meta = {"dataset": p.data.name, "model": p.model.name, "width": p.model.width, "epochs": p.train.epochs,
             "seeds": p.seeds, "methods": p.run_methods, "train_subset": p.data.train_subset,
             "test_subset": p.data.test_subset, "sparsity": p.sparsity, "torch": torch.__version__,
-            "hardware": {"cpu": stage_cpus(p), "threads": p.train.threads,
+            "hardware": {"cpu": stage_cpus(profiles), "threads": p.train.threads,
                          "workers": p.train.workers},
             "training_seconds_main_runs": float(summary["seconds"].sum()) if not summary.empty else 0.0,
             "runs_main": int(len(summary)),
-            "stage_wall_seconds": stage_wall_seconds(p),
+            "stage_wall_seconds": stage_wall_seconds(profiles),
             "runs_expected_main": sum(len(p.reprs_of(m)) for m in p.run_methods) * len(p.seeds),
             "params": p.model_dump()}
     write_json(RESULTS / "meta.json", meta)

@@ -255,6 +255,15 @@ class BatchStatisticsNorm(nn.Module):
         return (x - mean) / torch.sqrt(var + self.eps) * scale + shift
 
 
+def with_batch_statistics_norm(net: nn.Sequential) -> nn.Sequential:
+    """A copy of ``net`` with every BatchNorm2d replaced by :class:`BatchStatisticsNorm` (same parameters)."""
+    ref = copy.deepcopy(net)
+    for i, module in enumerate(ref):
+        if isinstance(module, nn.BatchNorm2d):
+            ref[i] = BatchStatisticsNorm(module)
+    return ref
+
+
 def exact_kept_hessian_batch_statistics(net: nn.Module, masks: dict, batches: list) -> np.ndarray:
     """Exact Hessian of the mean loss with BN on each batch's own statistics.
 
@@ -265,10 +274,7 @@ def exact_kept_hessian_batch_statistics(net: nn.Module, masks: dict, batches: li
     BN weight and the preceding conv bias, which batch normalisation cancels exactly.)
     Batch losses are weighted by size.
     """
-    ref = copy.deepcopy(net)
-    for i, module in enumerate(ref):
-        if isinstance(module, nn.BatchNorm2d):
-            ref[i] = BatchStatisticsNorm(module)
+    ref = with_batch_statistics_norm(net)
     assert [n for n, _ in ref.named_parameters()] == [n for n, _ in net.named_parameters()]
     theta0, unflatten = flat_parameters(ref)
     total = sum(len(y) for _, y in batches)
@@ -308,11 +314,7 @@ def test_unknown_bn_mode_is_rejected_at_construction():
 
 def exact_gauss_newton(net: nn.Module, masks: dict, batches: list, batch_statistics: bool) -> np.ndarray:
     """sum_i J_i^T (diag p_i - p_i p_i^T) J_i / N over the kept coordinates, from full Jacobians."""
-    ref = copy.deepcopy(net)
-    if batch_statistics:
-        for i, module in enumerate(ref):
-            if isinstance(module, nn.BatchNorm2d):
-                ref[i] = BatchStatisticsNorm(module)
+    ref = with_batch_statistics_norm(net) if batch_statistics else copy.deepcopy(net)
     ref.eval()
     theta0, unflatten = flat_parameters(ref)
     keep = kept_mask(ref, masks)

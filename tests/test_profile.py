@@ -61,10 +61,12 @@ def test_the_report_names_the_cpus_that_ran_the_stages_not_the_one_that_aggregat
 
     p = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
     monkeypatch.setattr(aggregate, "PROFILE_DIR", tmp_path)
-    assert aggregate.stage_cpus(p) == cpu_model()   # no records: this machine
+    assert aggregate.stage_cpus(aggregate.stage_profiles(p)) == cpu_model()   # no records: this machine
     for name, cpu in (("train-snip", "CPU B"), ("train-rigl", "CPU A"), ("sweep-0.9", "CPU B"),
                       ("not-a-stage", "CPU C")):
         (tmp_path / f"{name}.json").write_text(json.dumps({**record("train", 1.0, 2.0), "cpu": cpu}))
     (tmp_path / "init.json").write_text(json.dumps(record("init", 1.0, 3.0)))   # a record from before "cpu"
-    assert aggregate.stage_cpus(p) == "CPU A; CPU B"
-    assert aggregate.stage_wall_seconds(p) == {"init": 3.0, "train-snip": 2.0, "train-rigl": 2.0, "sweep-0.9": 2.0}
+    profiles = aggregate.stage_profiles(p)
+    assert aggregate.stage_cpus(profiles) == "CPU A; CPU B"
+    assert aggregate.stage_wall_seconds(profiles) == {"init": 3.0, "train-snip": 2.0, "train-rigl": 2.0,
+                                                      "sweep-0.9": 2.0}

@@ -358,8 +358,9 @@ def gauss_newton_trace(model: nn.Module, batches: Batches, masks: Masks | None =
             for i in range(logits.shape[0]):
                 curvature = (torch.diag(prob[i]) - torch.outer(prob[i], prob[i])) / total
                 values, vectors = torch.linalg.eigh(curvature)
+                floor = 1e-12 * float(values[-1])   # below: the null direction (1, ..., 1), up to round-off
                 for value, vector in zip(values.tolist(), vectors.T):
-                    if value <= 1e-12 * float(values[-1]):   # the null direction (1, ..., 1), up to round-off
+                    if value <= floor:
                         continue
                     grads = torch.autograd.grad(logits[i] @ vector.to(logits.dtype), coords.params,
                                                 retain_graph=True, allow_unused=True)
