@@ -1,5 +1,7 @@
 """Training-step time of dense, SP-masked and IP-masked ResNet-20 (claim C4: equal runtime),
-per precision (fp32, bf16 autocast) and memory format (contiguous, channels_last).
+per precision (fp32, bf16 autocast), memory format (contiguous, channels_last) and execution
+mode (eager, or the forward compiled by ``torch.compile``; its first step, the compilation, is
+reported apart and never counted in the medians).
 
 One step is what :class:`ip.train.Trainer` does: forward and loss inside the precision's
 autocast context (:func:`ip.train.autocast_context`), backward, SGD step (momentum 0.9,
@@ -14,10 +16,13 @@ rotates per round) so that machine drift hits all of them alike; medians are com
 Both wall-clock and process CPU time are recorded per step.  On a shared machine (load
 average above the core count, printed) wall-clock medians mostly measure the neighbours;
 the CPU-time ratios are then the better estimate of the work a step does, and ``--threads 1``
-avoids spinning OpenMP threads.
+avoids spinning OpenMP threads.  ``--breakdown`` profiles a few more steps of every variant and
+prints the shares of its CPU time spent in convolutions, batch norm, ReLU and everything else
+(forward and backward together): the bound on what fusing the cheap operators could save.
 
     .venv/bin/python benchmarks/step_time.py [--widths 8 16] [--batch-size 128] [--input-shape 1 28 28]
-        [--precisions fp32 bf16] [--formats contiguous channels_last] [--mask random|snip] [--steps 12]
+        [--precisions fp32 bf16] [--formats contiguous channels_last] [--modes eager compiled]
+        [--mask random|snip] [--steps 12] [--breakdown]
 """
 from __future__ import annotations
 
@@ -46,6 +51,12 @@ TARGET_RATIO = 1.10
 VARIANTS = ("dense", "sp", "ip")
 PRECISIONS = ("fp32", "bf16")
 FORMATS = ("contiguous", "channels_last")
+MODES = ("eager", "compiled")
+# operator families of --breakdown: a profiler event belongs to the first family its name contains
+# (the kernels torch.compile generates are not named after what they fuse: in the compiled mode they,
+# batch norm and ReLU included, count as "other")
+OP_FAMILIES = (("convolution", "convolution"), ("batch norm", "batch_norm"),
+               ("relu", ("relu", "threshold", "clamp_min")))
 
 
 def find_masks(model: torch.nn.Module, sparsity: float, kind: str, x: torch.Tensor, y: torch.Tensor, seed: int):
@@ -75,8 +86,9 @@ def build(variant: str, base: torch.nn.Module, sparsity: float, mask_kind: str, 
     return model, opt, enforcer
 
 
-def make_step(model, opt, x, y, device: torch.device, precision: str):
+def make_step(model, opt, x, y, device: torch.device, precision: str, compiled: bool = False):
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    forward = torch.compile(model) if compiled else model
 
     def step() -> tuple[float, float]:
         """(wall seconds, process CPU seconds) of one training step."""
@@ -84,7 +96,7 @@ def make_step(model, opt, x, y, device: torch.device, precision: str):
         wall, cpu = time.perf_counter(), time.process_time()
         opt.zero_grad(set_to_none=True)
         with autocast_context(device, precision):
-            loss = F.cross_entropy(model(x), y)
+            loss = F.cross_entropy(forward(x), y)
         loss.backward()
         opt.step()
         sync()
@@ -92,7 +104,25 @@ def make_step(model, opt, x, y, device: torch.device, precision: str):
     return step
 
 
-def time_setting(width: int, precision: str, memory_format: str, args, device: torch.device) -> dict:
+def op_shares(step, steps: int = 3) -> dict:
+    """Shares of the self CPU time of ``steps`` calls of ``step`` per operator family of OP_FAMILIES
+    (the rest under "other")."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+    totals = dict.fromkeys([name for name, _ in OP_FAMILIES] + ["other"], 0.0)
+    for event in prof.key_averages():   # self times: every microsecond counted once
+        key = event.key.lower()
+        family = next((name for name, keys in OP_FAMILIES
+                       if any(k in key for k in ((keys,) if isinstance(keys, str) else keys))), "other")
+        totals[family] += event.self_cpu_time_total
+    whole = sum(totals.values()) or 1.0
+    return {name: value / whole for name, value in totals.items()}
+
+
+def time_setting(width: int, precision: str, memory_format: str, mode: str, args, device: torch.device) -> dict:
     """Median step times of dense, SP and IP in one setting (variants interleaved)."""
     torch.manual_seed(0)
     channels, height, width_px = args.input_shape
@@ -108,8 +138,10 @@ def time_setting(width: int, precision: str, memory_format: str, args, device: t
         model, opt, enforcer = build(variant, base, args.sparsity, args.mask, args.fb_init, channels_last,
                                      device, x, y)
         keep_alive.append(enforcer)
-        steps[variant] = make_step(model, opt, x_step, y, device, precision)
+        steps[variant] = make_step(model, opt, x_step, y, device, precision, compiled=mode == "compiled")
+    first = {}
     for variant in VARIANTS:
+        first[variant] = steps[variant]()[0]  # compiles in the compiled mode
         for _ in range(args.warmup):
             steps[variant]()
 
@@ -123,8 +155,9 @@ def time_setting(width: int, precision: str, memory_format: str, args, device: t
             cpu[variant].append(c)
     medians = {v: statistics.median(t) for v, t in wall.items()}
     cpu_medians = {v: statistics.median(t) for v, t in cpu.items()}
-    return {"width": width, "precision": precision, "memory_format": memory_format,
-            "median_s": medians, "cpu_median_s": cpu_medians,
+    shares = {v: op_shares(steps[v]) for v in VARIANTS} if args.breakdown else None
+    return {"width": width, "precision": precision, "memory_format": memory_format, "mode": mode,
+            "first_step_s": first, "op_shares": shares, "median_s": medians, "cpu_median_s": cpu_medians,
             "min_s": {v: min(t) for v, t in wall.items()}, "max_s": {v: max(t) for v, t in wall.items()},
             "ratios": ratios_of(medians), "cpu_ratios": ratios_of(cpu_medians)}
 
@@ -144,6 +177,10 @@ def main(argv=None) -> dict:
     parser.add_argument("--input-shape", type=int, nargs=3, default=[1, 28, 28], metavar=("C", "H", "W"))
     parser.add_argument("--precisions", nargs="+", default=list(PRECISIONS), choices=PRECISIONS)
     parser.add_argument("--formats", nargs="+", default=list(FORMATS), choices=FORMATS)
+    parser.add_argument("--modes", nargs="+", default=["eager"], choices=MODES,
+                        help="eager, and/or the model's forward compiled by torch.compile")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also print each variant's CPU-time shares per operator family")
     parser.add_argument("--steps", type=int, default=12, help="timed steps per variant and setting")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per variant first")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
@@ -159,8 +196,9 @@ def main(argv=None) -> dict:
 
     load_before = os.getloadavg()[0]
     settings = []
-    for width, precision, memory_format in itertools.product(args.widths, args.precisions, args.formats):
-        settings.append(time_setting(width, precision, memory_format, args, device))
+    for width, precision, memory_format, mode in itertools.product(args.widths, args.precisions, args.formats,
+                                                                   args.modes):
+        settings.append(time_setting(width, precision, memory_format, mode, args, device))
     load_after = os.getloadavg()[0]
 
     shape = "x".join(str(v) for v in args.input_shape)
@@ -170,26 +208,40 @@ def main(argv=None) -> dict:
     print(f"load average {load_before:.1f} -> {load_after:.1f} on {os.cpu_count()} cores"
           + ("  (shared machine: wall times are noisy, see the CPU-time ratios)"
              if max(load_before, load_after) > (os.cpu_count() or 1) else ""))
-    header = (f"{'width':>5} {'precision':>9} {'format':>13} | {'dense':>7} {'SP':>7} {'IP':>7} | "
+    header = (f"{'width':>5} {'precision':>9} {'format':>13} {'mode':>8} | {'dense':>7} {'SP':>7} {'IP':>7} | "
               f"{'IP/SP':>7} {'SP/dense':>9} | {'CPU IP/SP':>10} {'CPU SP/dense':>13}")
     print(header)
     print("-" * len(header))
     for s in settings:
         m, r, c = s["median_s"], s["ratios"], s["cpu_ratios"]
-        print(f"{s['width']:>5} {s['precision']:>9} {s['memory_format']:>13} | "
+        print(f"{s['width']:>5} {s['precision']:>9} {s['memory_format']:>13} {s['mode']:>8} | "
               f"{1e3 * m['dense']:7.1f} {1e3 * m['sp']:7.1f} {1e3 * m['ip']:7.1f} | "
               f"{r['ip/sp']:5.2f}{flag(r['ip/sp'])} {r['sp/dense']:7.2f}{flag(r['sp/dense'])} | "
               f"{c['ip/sp']:8.2f}{flag(c['ip/sp'])} {c['sp/dense']:11.2f}{flag(c['sp/dense'])}")
-    # the speed-up of each precision/format over the fp32 contiguous step of the same variant
-    reference = {s["width"]: s for s in settings if s["precision"] == "fp32" and s["memory_format"] == "contiguous"}
+    # the speed-up of each setting over the fp32 contiguous eager step of the same variant
+    reference = {s["width"]: s for s in settings
+                 if (s["precision"], s["memory_format"], s["mode"]) == ("fp32", "contiguous", "eager")}
     if reference:
-        print("speed-up over fp32 contiguous (median step time ratio, >1 is faster):")
+        print("speed-up over fp32 contiguous eager (median step time ratio, >1 is faster):")
         for s in settings:
             ref = reference.get(s["width"])
             if ref is None or ref is s:
                 continue
             ups = "  ".join(f"{v} {ref['median_s'][v] / s['median_s'][v]:.2f}x" for v in VARIANTS)
-            print(f"  width {s['width']:>2} {s['precision']:>4} {s['memory_format']:>13}: {ups}")
+            print(f"  width {s['width']:>2} {s['precision']:>4} {s['memory_format']:>13} {s['mode']:>8}: {ups}")
+    compiled = [s for s in settings if s["mode"] == "compiled"]
+    if compiled:
+        print("first step of the compiled mode (compilation included, not in the medians), s:")
+        for s in compiled:
+            firsts = "  ".join(f"{v} {s['first_step_s'][v]:.1f}" for v in VARIANTS)
+            print(f"  width {s['width']:>2} {s['precision']:>4} {s['memory_format']:>13}: {firsts}")
+    if args.breakdown:
+        print("share of a step's CPU time per operator family (forward and backward):")
+        for s in settings:
+            for v in VARIANTS:
+                shares = "  ".join(f"{name} {100 * share:4.1f} %" for name, share in s["op_shares"][v].items())
+                print(f"  width {s['width']:>2} {s['precision']:>4} {s['memory_format']:>13} {s['mode']:>8} "
+                      f"{v:>5}: {shares}")
     result = {"device": str(device), "threads": torch.get_num_threads(), "batch_size": args.batch_size,
               "input_shape": args.input_shape, "sparsity": args.sparsity, "mask": args.mask,
               "fb_init": args.fb_init, "steps": args.steps, "target_ratio": TARGET_RATIO, "settings": settings,

@@ -18,6 +18,7 @@ import itertools
 import json
 import math
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Callable, Literal, Protocol, get_args
@@ -72,6 +73,23 @@ class TrainConfig(BaseModel):
                                                      "gradients and optimizer stay fp32); or fp64 (network and "
                                                      "data in float64: a reference whose round-off stays small)")
     channels_last: bool = Field(False, description="model and input batches in torch.channels_last")
+    compile: bool = Field(False, description="run the training step's forward (and so its backward) through "
+                          "torch.compile; evaluation and metrics stay eager")
+
+
+def compile_unavailable(cfg: TrainConfig) -> str | None:
+    """Why ``cfg.compile`` cannot work on this machine (None: it can, or compile is off).
+
+    On the CPU, torch.compile's code generator builds C++: it needs a compiler ($CXX, or
+    g++, c++ or clang++ on the PATH)."""
+    on_cpu = cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available())
+    if not cfg.compile or not on_cpu:
+        return None
+    names = [os.environ["CXX"]] if os.environ.get("CXX") else ["g++", "c++", "clang++"]
+    if any(shutil.which(n) for n in names):
+        return None
+    return (f"torch.compile on the CPU needs a C++ compiler and none of {', '.join(names)} was found; "
+            "install one (Debian: g++) or set train.compile: false")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -198,6 +216,12 @@ class Trainer:
             self.loader = loader.shard(self.rank, self.world_size)   # this rank's part of every global batch
             dist_utils.broadcast_masks(self.enforcer)  # rank 0's masks everywhere, before DDP syncs the weights
             self.train_module = dist_utils.wrap_ddp(model)
+        if cfg.compile:
+            if (why := compile_unavailable(cfg)) is not None:
+                raise RuntimeError(why)
+            # parameters and buffers are graph inputs: mask updates, rewinds and checkpoint loads
+            # change them in place and need no recompilation
+            self.train_module = torch.compile(self.train_module)
 
     # -- checkpoints -------------------------------------------------------------------------
     def _state(self, epoch: int) -> dict:

@@ -19,7 +19,7 @@ from ip.data import STREAMED, available_datasets
 from ip.interspace import FBInit, InterspaceConfig, ShareMode
 from ip.models import available_models
 from ip.pruning import MethodOptions, method_info, option_sections, registered_methods
-from ip.train import TrainConfig
+from ip.train import TrainConfig, compile_unavailable
 
 MethodName = Literal[registered_methods()]
 Repr = Literal["sp", "ip", "ip_eq"]   # ip_eq: IP with its FB entries charged to the budget (equal storage)
@@ -330,6 +330,8 @@ def _check_consistency(p: Params) -> None:
         if method_info(m).has_train_hook:
             raise ParamsError(f"controls.shuffle.methods: {m} changes its masks during training, so there is no "
                               "fixed mask to shuffle; use a method whose masks are fixed before training")
+    if (why := compile_unavailable(p.train)) is not None:
+        raise ParamsError(f"train.compile: {why}")
     steps = training_steps(p)
     n_train = p.data.train_subset or TRAIN_SPLIT_SIZES.get(p.data.name)
     if n_train is not None and p.controls.lr.validation_samples >= n_train:

@@ -78,6 +78,20 @@ def test_bad_value_names_the_key(label, mutate, expected):
     assert "\n" not in message
 
 
+def test_compile_without_a_cpp_compiler_is_a_params_error(monkeypatch):
+    raw = copy.deepcopy(DEFAULT)
+    raw["train"].update(compile=True, device="cpu")
+    validate(copy.deepcopy(raw))                      # this machine has g++ (make setup builds with it)
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    with pytest.raises(ParamsError) as info:
+        validate(raw)
+    assert str(info.value).startswith("train.compile: torch.compile on the CPU needs a C++ compiler")
+    assert "train.compile: false" in str(info.value) and "\n" not in str(info.value)
+    raw["train"]["compile"] = False
+    validate(raw)                                     # eager training needs no compiler
+
+
 def test_stage_exits_2_with_one_line_and_leaves_results_alone(tmp_path):
     raw = copy.deepcopy(DEFAULT)
     raw["train"]["lr"] = "fast"

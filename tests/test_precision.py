@@ -43,9 +43,20 @@ def random_masks(model):
     return find_masks("random", model, 0.9, generator=torch.Generator().manual_seed(3))[0]
 
 
+def assert_same_function_and_masked(reference, model, trainer):
+    """``model`` (trained by ``trainer``) has ``reference``'s floats to round-off, and zeros at
+    every pruned entry."""
+    for (name, a), b in zip(reference.state_dict().items(), model.state_dict().values()):
+        if a.is_floating_point():
+            torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4, msg=name)
+    params = prunable_parameters(model)
+    for name, mask in trainer.masks.items():
+        assert torch.all(params[name][~mask] == 0), name
+
+
 def test_defaults_are_fp32_contiguous_and_strict():
     cfg = TrainConfig()
-    assert cfg.precision == "fp32" and cfg.channels_last is False
+    assert cfg.precision == "fp32" and cfg.channels_last is False and cfg.compile is False
     with pytest.raises(pydantic.ValidationError):
         TrainConfig(precision="fp16")
     with pytest.raises(pydantic.ValidationError):
@@ -116,11 +127,43 @@ def test_channels_last_trains_the_same_function(representation):
     assert four_d and all(p.is_contiguous(memory_format=torch.channels_last) for p in four_d)
     assert trainer.optimizer.param_groups[0]["params"][0] is next(channels_last.parameters())
     # another memory layout changes the order of float sums only
-    for (name, a), b in zip(contiguous.state_dict().items(), channels_last.state_dict().values()):
-        if a.is_floating_point():
-            torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4, msg=name)
-    params = prunable_parameters(channels_last)
-    for name, mask in trainer.masks.items():
+    assert_same_function_and_masked(contiguous, channels_last, trainer)
+
+
+def test_compiled_training_step_trains_the_same_function():
+    """train.compile runs the step through torch.compile (IP: W = lambda F^T inside the graph);
+    the masks stay enforced by the eager hooks, and the trained weights match the eager run's
+    to round-off (fused kernels change the order of float sums only)."""
+    eager = tiny("ip")
+    masks = random_masks(eager)
+    compiled = copy.deepcopy(eager)
+    train(eager, masks, epochs=1)
+    trainer = train(compiled, masks, epochs=1, compile=True)
+    assert trainer.train_module is not compiled and trainer.model is compiled   # checkpoints keep plain keys
+    assert trainer.train_module._orig_mod is compiled
+    assert_same_function_and_masked(eager, compiled, trainer)
+
+
+def test_compiled_training_step_keeps_rigl_updates_working():
+    """RigL reads the dense gradients that the enforcer's eager hooks keep; under compile they
+    still arrive, the masks move, and every layer keeps its count."""
+    from ip.pruning import make_train_hook
+    model = tiny("ip")
+    masks, _ = find_masks("rigl", model, 0.9)
+    start = {n: m.clone() for n, m in masks.items()}
+
+    def factory(m, enforcer, total_steps, optimizer):
+        return make_train_hook("rigl", m, masks, enforcer, total_steps=total_steps, sparsity=0.9,
+                               options={"interval": 1}, optimizer=optimizer)
+
+    trainer = Trainer(model, masks, loader(), TrainConfig(epochs=2, batch_size=16, lr=0.05, compile=True),
+                      hook_factory=factory, keep_dense_grad=True)
+    trainer.fit()
+    final = trainer.masks
+    assert {n: int(m.sum()) for n, m in final.items()} == {n: int(m.sum()) for n, m in start.items()}
+    assert any(not torch.equal(final[n], start[n]) for n in start)     # the updates regrew entries
+    params = prunable_parameters(model)
+    for name, mask in final.items():
         assert torch.all(params[name][~mask] == 0), name
 
 
