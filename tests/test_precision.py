@@ -43,6 +43,17 @@ def random_masks(model):
     return find_masks("random", model, 0.9, generator=torch.Generator().manual_seed(3))[0]
 
 
+def small_ip():
+    """A two-conv IP net: what the compile tests need (W = lambda F^T, BN, ReLU, masks) in a graph
+    that compiles in seconds on a fresh machine, unlike ResNet-20's."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, padding=1, bias=False), torch.nn.BatchNorm2d(8),
+                              torch.nn.ReLU(), torch.nn.Conv2d(8, 8, 3, padding=1, bias=False),
+                              torch.nn.BatchNorm2d(8), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                              torch.nn.Flatten(), torch.nn.Linear(8, 10))
+    return to_interspace(net)
+
+
 def assert_same_function_and_masked(reference, model, trainer):
     """``model`` (trained by ``trainer``) has ``reference``'s floats to round-off, and zeros at
     every pruned entry."""
@@ -134,7 +145,7 @@ def test_compiled_training_step_trains_the_same_function():
     """train.compile runs the step through torch.compile (IP: W = lambda F^T inside the graph);
     the masks stay enforced by the eager hooks, and the trained weights match the eager run's
     to round-off (fused kernels change the order of float sums only)."""
-    eager = tiny("ip")
+    eager = small_ip()
     masks = random_masks(eager)
     compiled = copy.deepcopy(eager)
     train(eager, masks, epochs=1)
@@ -148,7 +159,7 @@ def test_compiled_training_step_keeps_rigl_updates_working():
     """RigL reads the dense gradients that the enforcer's eager hooks keep; under compile they
     still arrive, the masks move, and every layer keeps its count."""
     from ip.pruning import make_train_hook
-    model = tiny("ip")
+    model = small_ip()
     masks, _ = find_masks("rigl", model, 0.9)
     start = {n: m.clone() for n, m in masks.items()}
 
