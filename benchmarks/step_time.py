@@ -55,7 +55,7 @@ MODES = ("eager", "compiled")
 # operator families of --breakdown: a profiler event belongs to the first family its name contains
 # (the kernels torch.compile generates are not named after what they fuse: in the compiled mode they,
 # batch norm and ReLU included, count as "other")
-OP_FAMILIES = (("convolution", "convolution"), ("batch norm", "batch_norm"),
+OP_FAMILIES = (("convolution", ("convolution",)), ("batch norm", ("batch_norm",)),
                ("relu", ("relu", "threshold", "clamp_min")))
 
 
@@ -115,8 +115,7 @@ def op_shares(step, steps: int = 3) -> dict:
     totals = dict.fromkeys([name for name, _ in OP_FAMILIES] + ["other"], 0.0)
     for event in prof.key_averages():   # self times: every microsecond counted once
         key = event.key.lower()
-        family = next((name for name, keys in OP_FAMILIES
-                       if any(k in key for k in ((keys,) if isinstance(keys, str) else keys))), "other")
+        family = next((name for name, keys in OP_FAMILIES if any(k in key for k in keys)), "other")
         totals[family] += event.self_cpu_time_total
     whole = sum(totals.values()) or 1.0
     return {name: value / whole for name, value in totals.items()}
