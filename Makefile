@@ -35,10 +35,13 @@ repro: setup
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(DVC) repro
 
 # the suite's files are spread over TEST_WORKERS processes (one file stays in one process:
-# module fixtures such as the end-to-end study are built once); TEST_WORKERS=0 runs it in one
+# module fixtures such as the end-to-end study are built once); TEST_WORKERS=0 runs it in one.
+# A worker that dies (a crash in native code) ends the run as a failure naming its test:
+# xdist would otherwise restart it and, with --dist loadfile, can wait for it forever.
 TEST_WORKERS ?= 2
 test: setup
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder \
+		--max-worker-restart 0
 
 bench: setup
 	$(PY) benchmarks/step_time.py

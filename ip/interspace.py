@@ -27,6 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from torch.nn.utils import parametrize
 
+from .onednn_guard import guard_convs
+
 FBInit = Literal["spatial", "dct", "random_orthogonal"]
 ShareMode = Literal["layer", "network"]
 FB_INITS: tuple[str, ...] = get_args(FBInit)
@@ -168,6 +170,7 @@ def to_interspace(model: nn.Module, fb_init: str = "spatial", share: str = "laye
         else:
             fb = FilterBasis(k, fb_init, generator, dtype).to(module.weight.device)
         parametrize.register_parametrization(module, "weight", InterspaceWeight(fb))
+    guard_convs(model)      # the 1x1 convs it leaves spatial may reach a faulty oneDNN kernel (ip.onednn_guard)
     return model
 
 

@@ -32,6 +32,7 @@ from . import distributed as dist_utils
 from .data import TrainLoader
 from .interspace import InterspaceConfig, basis_parameters
 from .masks import MaskEnforcer, Masks
+from .onednn_guard import guard_convs
 
 Schedule = Literal["cosine", "step", "constant"]
 Device = Literal["auto", "cpu", "cuda"]
@@ -185,6 +186,7 @@ class Trainer:
         self.loader = loader
         self.device = resolve_device(cfg.device)
         model.to(self.device)     # before the enforcer and the optimizer take the parameters
+        guard_convs(model)        # a user's own model too (ip.onednn_guard)
         if cfg.channels_last:
             model.to(memory_format=torch.channels_last)
         self.enforcer = MaskEnforcer(model, masks, keep_dense_grad=keep_dense_grad)

@@ -5,6 +5,8 @@ from typing import Callable
 
 from torch import nn
 
+from ..onednn_guard import guard_convs
+
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 
 
@@ -28,7 +30,9 @@ def get_model(name: str, num_classes: int = 10, in_channels: int = 3, width: int
     kwargs = {"num_classes": num_classes, "in_channels": in_channels}
     if width is not None:
         kwargs["width"] = width
-    return _REGISTRY[name](**kwargs)
+    model = _REGISTRY[name](**kwargs)
+    guard_convs(model)      # few-channel strided 1x1 shortcuts (width < 8) avoid a faulty oneDNN kernel
+    return model
 
 
 from . import cifar_resnet, vgg, torchvision_models  # noqa: E402,F401  (registration side effects)
