@@ -63,58 +63,46 @@ def pointwise_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
     y = y.reshape(n, out_channels, h, w)
     if bias is not None:
         y = y + bias.reshape(1, -1, 1, 1)
-    channels_last = x.dim() == 4 and x.stride(1) == 1 and x.is_contiguous(memory_format=torch.channels_last)
+    channels_last = x.stride(1) == 1 and x.is_contiguous(memory_format=torch.channels_last)
     return y.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 
-def _guarded_conv_forward(self: nn.Conv2d, input: torch.Tensor, weight: torch.Tensor,
-                          bias: torch.Tensor | None) -> torch.Tensor:
-    if input.device.type != "cpu" or not torch.backends.mkldnn.enabled:
-        return _original_forward(type(self))(self, input, weight, bias)
-    padding = (0, 0) if isinstance(self.padding, str) else self.padding   # 'valid' / 'same' are 0 for 1x1
-    if self.padding_mode != "zeros":
-        input = F.pad(input, self._reversed_padding_repeated_twice, mode=self.padding_mode)
-        padding = (0, 0)
-    return pointwise_conv2d(input, weight, bias, self.stride, padding, self.groups)
+class _GuardedForward:
+    """Mixin: a Conv2d's ``_conv_forward`` on the guarded path on CPU, the class's own elsewhere."""
+
+    def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        if input.device.type != "cpu" or not torch.backends.mkldnn.enabled:
+            return super()._conv_forward(input, weight, bias)
+        padding = (0, 0) if isinstance(self.padding, str) else self.padding   # 'valid' / 'same' are 0 for 1x1
+        if self.padding_mode != "zeros":
+            input = F.pad(input, self._reversed_padding_repeated_twice, mode=self.padding_mode)
+            padding = (0, 0)
+        return pointwise_conv2d(input, weight, bias, self.stride, padding, self.groups)
 
 
-_ORIGINAL: dict[type, object] = {}
-_GUARDED: dict[type, type] = {}
-
-
-def _original_forward(cls: type):
-    # the guarded class may have been subclassed since (torch's parametrize does so)
-    return next(_ORIGINAL[c] for c in cls.__mro__ if c in _ORIGINAL)
-
-
-def _guarded_class(cls: type) -> type:
-    """A subclass of ``cls`` whose ``_conv_forward`` takes the guarded path (one per class, reused)."""
-    if any(c in _ORIGINAL for c in cls.__mro__):
-        return cls
-    if cls not in _GUARDED:
-        guarded = type(f"Guarded{cls.__name__}", (cls,), {"_conv_forward": _guarded_conv_forward,
-                                                          "__module__": __name__})
-        _ORIGINAL[guarded] = cls._conv_forward
-        _GUARDED[cls] = guarded
-    return _GUARDED[cls]
-
-
-class GuardedConv2d(nn.Conv2d):
+class GuardedConv2d(_GuardedForward, nn.Conv2d):
     """``nn.Conv2d`` whose forward avoids oneDNN's faulty 1x1 backward kernel (see the module docstring).
 
     Same parameters, buffers and state-dict keys as ``nn.Conv2d``; :func:`guard_convs`
     gives this class to the convs that need it.
     """
-    _conv_forward = _guarded_conv_forward
 
 
-_ORIGINAL[GuardedConv2d] = nn.Conv2d._conv_forward
-_GUARDED[nn.Conv2d] = GuardedConv2d
+_GUARDED: dict[type, type] = {nn.Conv2d: GuardedConv2d}
+
+
+def _guarded_class(cls: type) -> type:
+    """``cls`` with the guarded forward mixed in (one class per ``cls``, reused)."""
+    if issubclass(cls, _GuardedForward):
+        return cls
+    if cls not in _GUARDED:
+        _GUARDED[cls] = type(f"Guarded{cls.__name__}", (_GuardedForward, cls), {"__module__": __name__})
+    return _GUARDED[cls]
 
 
 def is_guarded(module: nn.Module) -> bool:
     """Whether ``module``'s forward takes the guarded path."""
-    return any(c in _ORIGINAL for c in type(module).__mro__)
+    return isinstance(module, _GuardedForward)
 
 
 def guard_convs(model: nn.Module) -> list[str]:
