@@ -17,7 +17,8 @@ network in channels_last.
 The guard is confined to the convolutions that can reach that kernel, whatever the
 processor, format and thread count (the rule is :func:`reaches_faulty_kernel`): they
 compute the same function as a strided slice and a matrix product, which never calls
-oneDNN's convolution.  Every other convolution keeps oneDNN.  :func:`guard_convs`
+oneDNN's convolution.  Every other convolution keeps oneDNN, and so does every input
+that oneDNN does not run (float64, or off the CPU).  :func:`guard_convs`
 applies it to a model; :func:`ip.get_model`, :func:`ip.to_interspace` and the
 :class:`ip.train.Trainer` call it, so a model built, converted or trained by this
 library is guarded without asking.
@@ -30,6 +31,8 @@ from torch import nn
 
 # in channels per group from which the kernel computes correctly (its AVX2 block is 8 channels)
 SAFE_IN_CHANNELS = 8
+# the dtypes whose CPU convolutions run on oneDNN (float64 takes ATen's own im2col path)
+ONEDNN_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
 def reaches_faulty_kernel(kernel_size, stride, in_channels_per_group: int) -> bool:
@@ -71,7 +74,8 @@ class _GuardedForward:
     """Mixin: a Conv2d's ``_conv_forward`` on the guarded path on CPU, the class's own elsewhere."""
 
     def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        if input.device.type != "cpu" or not torch.backends.mkldnn.enabled:
+        if (input.device.type != "cpu" or input.dtype not in ONEDNN_DTYPES
+                or not torch.backends.mkldnn.enabled):
             return super()._conv_forward(input, weight, bias)
         padding = (0, 0) if isinstance(self.padding, str) else self.padding   # 'valid' / 'same' are 0 for 1x1
         if self.padding_mode != "zeros":
