@@ -7,7 +7,7 @@ DVC    := $(VENV)/bin/dvc
 STAMP  := $(VENV)/.installed
 FMNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: setup data repro test bench clean-results
+.PHONY: setup data repro test bench docs clean-results
 
 setup: $(STAMP) data .dvc/plots_offline.html
 	@git rev-parse --git-dir >/dev/null 2>&1 || git init -q
@@ -20,7 +20,7 @@ setup: $(STAMP) data .dvc/plots_offline.html
 $(STAMP): pyproject.toml
 	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[study,test,docs]'
 	touch $(STAMP)
 
 # Fashion-MNIST comes from Debian's package; install it when we are root and apt exists.
@@ -42,6 +42,14 @@ TEST_WORKERS ?= 2
 test: setup
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder \
 		--max-worker-restart 0
+
+# the API reference from the docstrings; fails first if an exported name has none
+DOC_MODULES = ip ip.interspace ip.masks ip.pruning ip.train ip.metrics ip.theory ip.sparse_files ip.factorised \
+	ip.models ip.onednn_guard ip.connectivity
+docs: setup
+	$(PY) -m pytest -q -p no:cacheprovider tests/test_packaging.py -k docstring
+	rm -rf docs/api
+	$(PY) -m pdoc $(DOC_MODULES) -o docs/api --docformat restructuredtext --no-show-source
 
 bench: setup
 	$(PY) benchmarks/step_time.py

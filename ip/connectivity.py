@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from .interspace import filter_bases
-from .masks import Masks, layer_name, prunable_parameters
+from .masks import Masks, layer_name, mask_mismatch, prunable_parameters
 
 _DATA_DEPENDENT_NORMS = (nn.GroupNorm, nn.LayerNorm, nn.LocalResponseNorm)
 
@@ -51,7 +51,7 @@ def _linearised_copy(model: nn.Module, masks: Masks) -> nn.Module:
     prunable = prunable_parameters(net)
     unknown = set(masks) - set(prunable)
     if unknown:
-        raise KeyError(f"masks name tensors that are not prunable parameters: {sorted(unknown)[:3]}")
+        raise mask_mismatch(unknown, prunable)
     bases = {id(fb.basis) for fb in filter_bases(net).values()}
     prunable_ids = {id(p) for p in prunable.values()}
     norm_params = {id(p) for m in net.modules() if isinstance(m, nn.modules.batchnorm._NormBase)

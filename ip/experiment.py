@@ -100,7 +100,8 @@ def build_model(spec: RunSpec, init_state: dict, num_classes: int, in_channels: 
     model.load_state_dict(init_state)
     if spec.interspace_form:
         gen = torch.Generator().manual_seed(10_007 + spec.seed)
-        to_interspace(model, fb_init=spec.interspace.fb_init, share=spec.interspace.share, generator=gen)
+        model = to_interspace(model, fb_init=spec.interspace.fb_init, share=spec.interspace.share, generator=gen,
+                              inplace=True)
     return model.to(model_dtype(spec.train.precision))
 
 

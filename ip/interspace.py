@@ -18,6 +18,7 @@ equal-runtime path).  The factorised path of the paper's Fig. 1 is
 from __future__ import annotations
 
 import copy
+import logging
 import math
 from typing import Iterator, Literal, get_args
 
@@ -28,6 +29,8 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from .onednn_guard import guard_convs
+
+_log = logging.getLogger("ip")
 
 FBInit = Literal["spatial", "dct", "random_orthogonal"]
 ShareMode = Literal["layer", "network"]
@@ -125,16 +128,37 @@ class InterspaceWeight(nn.Module):
 
 
 def is_interspace(module: nn.Module) -> bool:
+    """Whether ``module``'s weight is the interspace product W = lambda . F^T (a converted conv)."""
     return (parametrize.is_parametrized(module, "weight")
             and any(isinstance(p, InterspaceWeight) for p in module.parametrizations.weight))
 
 
+def why_spatial(module: nn.Module) -> str | None:
+    """Why :func:`to_interspace` leaves this module's weight spatial, or None if it converts it."""
+    if not isinstance(module, nn.Conv2d):
+        return f"not a Conv2d ({type(module).__name__})"
+    if is_interspace(module):
+        return "already interspace"
+    kh, kw = module.kernel_size
+    if kh != kw:
+        return f"kernel {kh}x{kw} is not square (a K^2 x K^2 basis needs a K x K kernel)"
+    if kh == 1:
+        return "1x1 kernel (its basis would be one number, the same function as its weight)"
+    return None
+
+
 def interspace_eligible(module: nn.Module) -> bool:
     """Conv2d layers with a square kernel K > 1 get an interspace form; others stay spatial."""
-    if not isinstance(module, nn.Conv2d) or is_interspace(module):
-        return False
-    kh, kw = module.kernel_size
-    return kh == kw and kh > 1
+    return why_spatial(module) is None
+
+
+def interspace_plan(model: nn.Module) -> dict[str, str]:
+    """What :func:`to_interspace` does to each Conv2d of ``model``: ``"interspace"``, or why it stays spatial.
+
+    Keys are module names (``""`` for the model itself), in module order.
+    """
+    return {name: why_spatial(module) or "interspace"
+            for name, module in model.named_modules() if isinstance(module, nn.Conv2d)}
 
 
 def _basis_of(module: nn.Module) -> FilterBasis:
@@ -144,12 +168,18 @@ def _basis_of(module: nn.Module) -> FilterBasis:
     raise ValueError("module is not an interspace conv")
 
 
-def to_interspace(model: nn.Module, fb_init: str = "spatial", share: str = "layer", inplace: bool = True,
+def to_interspace(model: nn.Module, fb_init: str = "spatial", share: str = "layer", inplace: bool = False,
                   generator: torch.Generator | None = None) -> nn.Module:
     """Rewrite every Conv2d with a K x K kernel (K > 1) as W = lambda . F^T.
 
-    The network computes the same function afterwards (lambda = F^{-1} h).  ``share``
-    is ``layer`` (one FB per conv) or ``network`` (one FB per kernel size).
+    The network computes the same function afterwards (lambda = F^{-1} h).  ``fb_init``
+    is the initial basis (``spatial``: the identity; ``dct``; ``random_orthogonal``, drawn
+    from ``generator``); ``share`` is ``layer`` (one FB per conv) or ``network`` (one FB
+    per kernel size).  Returns a converted copy, or ``model`` itself converted with
+    ``inplace=True`` (the default of every conversion of this library: a copy).
+
+    Which convs were converted and which were left spatial, and why, is logged on the
+    ``ip`` logger (INFO) and given by :func:`interspace_plan` beforehand.
     """
     if fb_init not in FB_INITS:
         raise ValueError(f"fb_init must be one of {FB_INITS}, got {fb_init!r}")
@@ -157,6 +187,7 @@ def to_interspace(model: nn.Module, fb_init: str = "spatial", share: str = "laye
         raise ValueError(f"share must be one of {SHARE_MODES}, got {share!r}")
     if not inplace:
         model = copy.deepcopy(model)
+    plan = interspace_plan(model)
     shared: dict[int, FilterBasis] = {}
     for _, module in list(model.named_modules()):
         if not interspace_eligible(module):
@@ -171,11 +202,22 @@ def to_interspace(model: nn.Module, fb_init: str = "spatial", share: str = "laye
             fb = FilterBasis(k, fb_init, generator, dtype).to(module.weight.device)
         parametrize.register_parametrization(module, "weight", InterspaceWeight(fb))
     guard_convs(model)      # the 1x1 convs it leaves spatial may reach a faulty oneDNN kernel (ip.onednn_guard)
+    converted = [n for n, what in plan.items() if what == "interspace"]
+    _log.info("to_interspace: %d of %d convs converted (fb_init=%s, share=%s)", len(converted), len(plan),
+              fb_init, share)
+    for name, why in plan.items():
+        if why != "interspace":
+            _log.info("to_interspace: %s left spatial: %s", name or "<model>", why)
     return model
 
 
 def to_spatial(model: nn.Module, inplace: bool = False) -> nn.Module:
-    """Plain Conv2d weights W = lambda . F^T, parametrisations removed (for export/inference)."""
+    """Plain Conv2d weights W = lambda . F^T, parametrisations removed (for export/inference).
+
+    The spatial weights are dense once the bases have trained; for sparse storage use
+    :func:`ip.save_sparse`, for sparse inference :func:`ip.to_factorised`.  Returns a
+    copy unless ``inplace``.
+    """
     if not inplace:
         model = copy.deepcopy(model)
     for module in model.modules():
@@ -213,6 +255,7 @@ def filter_bases(model: nn.Module) -> dict[str, FilterBasis]:
 
 
 def basis_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """The filter-basis parameters of ``model``, each once (for an optimiser group of their own)."""
     return [fb.basis for fb in filter_bases(model).values()]
 
 

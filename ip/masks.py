@@ -7,6 +7,7 @@ spells it), so masks cannot silently misalign with parameters.
 """
 from __future__ import annotations
 
+import fnmatch
 from dataclasses import dataclass, field
 
 import torch
@@ -18,15 +19,95 @@ Masks = dict[str, torch.Tensor]
 SCOPES = ("global", "layer")
 
 
+# the layers a model prunes, when restricted by restrict_pruning (module names)
+PRUNE_ONLY_ATTR = "ip_prune_only"
+
+
 def prunable_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
+    """The tensors pruning acts on, by qualified name: lambda of interspace convs, weights of
+    other convs and of linear layers (only the layers :func:`restrict_pruning` selected, if it was called)."""
     out: dict[str, nn.Parameter] = {}
+    only = model.__dict__.get(PRUNE_ONLY_ATTR)
     for name, module in model.named_modules():
+        if only is not None and name not in only:
+            continue
         prefix = f"{name}." if name else ""
         if isinstance(module, nn.Conv2d) and is_interspace(module):
             out[prefix + COEF_SUFFIX] = module.parametrizations.weight.original
         elif isinstance(module, (nn.Conv2d, nn.Linear)):
             out[prefix + "weight"] = module.weight
     return out
+
+
+def _matches(name: str, module: nn.Module, selector) -> bool:
+    if callable(selector):
+        return bool(selector(name, module))
+    if isinstance(selector, str):
+        selector = [selector]
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in selector)
+
+
+def restrict_pruning(model: nn.Module, layers=None, exclude=None) -> list[str]:
+    """Make ``model`` prune only some of its conv and linear layers; returns their names.
+
+    ``layers`` selects the layers to prune and ``exclude`` those to leave dense: each is a
+    module name, a list of names or glob patterns (``"layer1.*"``, ``"fc"``), or a
+    predicate ``f(name, module) -> bool``; None selects all (``layers``) or none
+    (``exclude``).  The choice is kept on the model (it survives ``copy.deepcopy`` and
+    :func:`ip.to_interspace`): :func:`prunable_parameters`, and with it every method,
+    budget, :class:`MaskEnforcer` and cost report, sees only the selected layers; the
+    others are trained densely.  ``restrict_pruning(model)`` lifts the restriction.
+    """
+    previous = model.__dict__.pop(PRUNE_ONLY_ATTR, None)
+    try:
+        return _restrict(model, layers, exclude)
+    except ValueError:
+        if previous is not None:
+            model.__dict__[PRUNE_ONLY_ATTR] = previous     # a bad selector changes nothing
+        raise
+
+
+def _restrict(model: nn.Module, layers, exclude) -> list[str]:
+    candidates = {layer_name(n): n for n in prunable_parameters(model)}
+    if layers is None and exclude is None:
+        return list(candidates)
+    modules = dict(model.named_modules())
+    for selector, what in ((layers, "layers"), (exclude, "exclude")):
+        if selector is None or callable(selector):
+            continue
+        for pattern in [selector] if isinstance(selector, str) else list(selector):
+            if not any(fnmatch.fnmatchcase(n, pattern) for n in candidates):
+                raise ValueError(f"{what}: {pattern!r} names no prunable layer of the model; prunable layers: "
+                                 f"{', '.join(list(candidates)[:6])}{', ...' if len(candidates) > 6 else ''}")
+    chosen = [n for n in candidates
+              if (layers is None or _matches(n, modules[n], layers))
+              and not (exclude is not None and _matches(n, modules[n], exclude))]
+    if not chosen:
+        raise ValueError("layers/exclude leave no layer to prune")
+    model.__dict__[PRUNE_ONLY_ATTR] = frozenset(chosen)
+    return chosen
+
+
+class MaskMismatchError(KeyError, ValueError):
+    """Masks that name tensors the model does not prune (one line; a KeyError and a ValueError)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def mask_mismatch(unknown, params) -> MaskMismatchError:
+    """The error for mask names that are not prunable parameters, saying whether the masks
+    belong to the other representation (SP masks for an IP model or the reverse)."""
+    unknown = sorted(unknown)
+    hint = ""
+    if any(n.endswith(".weight") for n in unknown) and any(n.endswith(COEF_SUFFIX) for n in params):
+        hint = ("; they look like masks of the spatial (SP) form and the model is interspace: "
+                "find the masks on the interspace model")
+    elif any(n.endswith(COEF_SUFFIX) for n in unknown) and not any(n.endswith(COEF_SUFFIX) for n in params):
+        hint = ("; they look like masks of the interspace (IP) form and the model is spatial: "
+                "convert it with ip.to_interspace first")
+    return MaskMismatchError(f"masks name {len(unknown)} tensors that are not prunable parameters of the model "
+                             f"({', '.join(unknown[:3])}{', ...' if len(unknown) > 3 else ''}){hint}")
 
 
 def layer_name(param_name: str) -> str:
@@ -167,9 +248,10 @@ class MaskEnforcer:
         return hook
 
     def set_masks(self, masks: Masks) -> None:
+        """Adopt new masks (checked against the model's prunable tensors) and zero what they prune."""
         unknown = set(masks) - set(self.params)
         if unknown:
-            raise KeyError(f"masks name tensors that are not prunable parameters: {sorted(unknown)[:3]}")
+            raise mask_mismatch(unknown, self.params)
         for name, mask in masks.items():
             if mask.shape != self.params[name].shape:
                 raise ValueError(f"mask {name} has shape {tuple(mask.shape)}, parameter has "
@@ -179,22 +261,28 @@ class MaskEnforcer:
 
     @torch.no_grad()
     def apply(self) -> None:
+        """Zero every pruned entry of the model's storage (in place)."""
         for name, mask in self.masks.items():
             self.params[name].mul_(mask)
 
     def attach(self, optimizer: torch.optim.Optimizer):
+        """Re-apply the masks after every step of ``optimizer``; returns the hook's handle."""
         return optimizer.register_step_post_hook(lambda *_: self.apply())
 
     def remove(self) -> None:
+        """Remove the gradient hooks (the masks stay applied to the storage)."""
         for h in self._handles:
             h.remove()
         self._handles = []
 
     def state_dict(self) -> dict[str, torch.Tensor]:
+        """The current masks, on the CPU."""
         return {n: m.clone().cpu() for n, m in self.masks.items()}
 
 
 def save_masks(masks: Masks, path) -> None:
+    """Write masks (bool, on the CPU) with ``torch.save``; :func:`load_masks` reads them back.
+    For a whole pruned model in a compact file see :func:`ip.save_sparse`."""
     torch.save({n: m.cpu().to(torch.bool) for n, m in masks.items()}, path)
 
 
@@ -203,9 +291,12 @@ def check_masks(masks, model: nn.Module, source: str = "masks") -> Masks:
     if not isinstance(masks, dict) or not all(isinstance(m, torch.Tensor) for m in masks.values()):
         raise ValueError(f"{source} does not hold a dict of tensors")
     params = prunable_parameters(model)
-    differing = set(masks) ^ set(params)
-    if differing:
-        raise ValueError(f"{source} does not match the model; differing names: {sorted(differing)[:3]}")
+    unknown = set(masks) - set(params)
+    if unknown:
+        raise ValueError(f"{source}: {mask_mismatch(unknown, params)}")
+    missing = set(params) - set(masks)
+    if missing:
+        raise ValueError(f"{source} does not match the model; no mask for: {sorted(missing)[:3]}")
     for n, m in masks.items():
         if m.shape != params[n].shape:
             raise ValueError(f"{source}: {n} has shape {tuple(m.shape)}, model has {tuple(params[n].shape)}")
@@ -227,6 +318,8 @@ def load_masks(path, model: nn.Module | None = None) -> Masks:
 
 @dataclass
 class MaskSummary:
+    """What :func:`mask_summary` returns: per masked tensor ``total``/``kept``/``sparsity``, totals,
+    the actual sparsity and the layers that keep no entry."""
     per_layer: dict[str, dict[str, float]]
     prunable_params: int
     kept_params: int
@@ -235,6 +328,8 @@ class MaskSummary:
 
 
 def mask_summary(masks: Masks) -> MaskSummary:
+    """Per-tensor kept counts and sparsities of ``masks``, the overall sparsity, and the layers
+    that keep nothing (collapsed)."""
     per_layer = {}
     collapsed = []
     for n, m in masks.items():

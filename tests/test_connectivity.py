@@ -12,7 +12,7 @@ def resnet20(representation):
     torch.manual_seed(0)
     net = get_model("resnet20", 10, 1, 4)
     if representation != "sp":
-        to_interspace(net, fb_init=representation)
+        net = to_interspace(net, fb_init=representation)
     return net
 
 
@@ -70,7 +70,7 @@ def test_vgg_one_path_versus_a_broken_path_without_empty_layers(representation):
     torch.manual_seed(0)
     net = get_model("vgg11", 10, 3, 4)
     if representation != "sp":
-        to_interspace(net, fb_init=representation)
+        net = to_interspace(net, fb_init=representation)
     assert connectivity_report(net, None, (3, 16, 16))["unconnected_outputs"] == 0
     one_path = connectivity_report(net, single_path_masks(net, None), (3, 16, 16))
     assert one_path["unconnected_outputs"] == 0 and one_path["empty_layers"] == []

@@ -63,7 +63,7 @@ def _loader():
 def _tiny_ip():
     torch.manual_seed(0)
     model = TinyConvNet()
-    to_interspace(model, fb_init="dct", share="network")  # one FB shared by both convs
+    model = to_interspace(model, fb_init="dct", share="network")  # one FB shared by both convs
     return model
 
 
@@ -147,7 +147,7 @@ def _worker(rank: int, store: str, out_dir: str) -> None:
         # SET seeded differently on each rank: the ranks' own mask updates differ, so every
         # update must be replaced by rank 0's (masks, weights and optimiser state)
         model = _resnet()
-        to_interspace(model)
+        model = to_interspace(model)
         masks, _ = find_masks("set", model, 0.8, generator=torch.Generator().manual_seed(3))
         trainer = Trainer(model, masks, _loader(), _cfg(epochs=2), hook_factory=_hook_factory("set", 0.8, rank))
         trainer.fit()

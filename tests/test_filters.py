@@ -46,7 +46,7 @@ def pruned(interspace: bool):
     torch.manual_seed(0)
     model = get_model("resnet20", 10, 1, 4)
     if interspace:
-        to_interspace(model, fb_init="random_orthogonal", generator=torch.Generator().manual_seed(1))
+        model = to_interspace(model, fb_init="random_orthogonal", generator=torch.Generator().manual_seed(1))
     params = prunable_parameters(model)
     g = torch.Generator().manual_seed(2)
     masks = masks_from_scores({n: torch.rand(p.shape, generator=g) for n, p in params.items()}, 0.9)

@@ -47,7 +47,7 @@ def test_gf_of_interspace_conv_by_hand():
     """One 2x2 interspace conv (DCT basis) on 2x2 inputs: y_hat = <W, x>, W = lambda F^T."""
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(1, 1, 2, bias=False), nn.Flatten()).double()
-    to_interspace(net, fb_init="dct")
+    net = to_interspace(net, fb_init="dct")
     name = "0.parametrizations.weight.original"
     mask = torch.tensor([True, False, True, True]).reshape(1, 1, 2, 2)
     with torch.no_grad():

@@ -32,7 +32,7 @@ def small_net(representation: str, act: type[nn.Module] = nn.Tanh) -> tuple[nn.M
         net[1].weight.copy_(torch.tensor([1.3, 0.7]))
         net[1].bias.copy_(torch.tensor([0.05, -0.1]))
     if representation == "ip":
-        to_interspace(net, fb_init="dct")
+        net = to_interspace(net, fb_init="dct")
     gen = torch.Generator().manual_seed(1)
     scores = {n: torch.rand(p.shape, generator=gen, dtype=torch.float64) for n, p in prunable_parameters(net).items()}
     masks = masks_from_scores(scores, 0.5)

@@ -110,7 +110,7 @@ def test_odd_convs_preserve_function_and_factorised_path(fb_init, share):
     model = _odd_convs().double()
     x = torch.randn(2, 4, 13, 11, dtype=torch.float64)
     expected = model(x)
-    to_interspace(model, fb_init=fb_init, share=share)
+    model = to_interspace(model, fb_init=fb_init, share=share)
     assert [is_interspace(m) for m in model if isinstance(m, nn.Conv2d)] == [True, True, False, False, True]
     torch.testing.assert_close(model(x), expected, rtol=0, atol=1e-12)
     # every interspace conv through the factorised path equals its ordinary conv
@@ -126,7 +126,7 @@ def test_reflect_padding_conv_is_preserved_but_not_factorisable():
     conv = nn.Conv2d(2, 3, 3, padding=1, padding_mode="reflect").double()
     x = torch.randn(1, 2, 6, 6, dtype=torch.float64)
     expected = conv(x)
-    to_interspace(conv, fb_init="dct")
+    conv = to_interspace(conv, fb_init="dct")
     torch.testing.assert_close(conv(x), expected, rtol=0, atol=1e-12)
     with pytest.raises(ValueError, match="padding_mode"):
         factorised_forward(conv, x)
@@ -135,9 +135,9 @@ def test_reflect_padding_conv_is_preserved_but_not_factorisable():
 def test_invalid_options_raise():
     model = nn.Sequential(nn.Conv2d(1, 1, 3))
     with pytest.raises(ValueError, match="fb_init"):
-        to_interspace(model, fb_init="haar")
+        model = to_interspace(model, fb_init="haar")
     with pytest.raises(ValueError, match="share"):
-        to_interspace(model, share="global")
+        model = to_interspace(model, share="global")
     with pytest.raises(ValueError, match="fb_init"):
         make_basis(3, "identity")
 
@@ -148,7 +148,7 @@ def test_invalid_options_raise():
 def test_weight_is_lambda_times_basis_transpose(fb_init):
     torch.manual_seed(0)
     conv = nn.Conv2d(3, 5, 3, bias=False).double()
-    to_interspace(conv, fb_init=fb_init)
+    conv = to_interspace(conv, fb_init=fb_init)
     fb = filter_bases(conv)[""]
     with torch.no_grad():
         fb.basis.add_(0.1 * torch.randn_like(fb.basis))  # a trained, non-orthogonal basis
@@ -165,7 +165,7 @@ def test_weight_is_lambda_times_basis_transpose(fb_init):
 def test_coefficient_position_is_row_major_basis_index():
     """Coefficient (i, j) of the K x K grid multiplies basis filter n = i*K + j."""
     conv = nn.Conv2d(1, 1, 3, bias=False).double()
-    to_interspace(conv, fb_init="random_orthogonal", generator=torch.Generator().manual_seed(3))
+    conv = to_interspace(conv, fb_init="random_orthogonal", generator=torch.Generator().manual_seed(3))
     basis = filter_bases(conv)[""].basis.detach()
     for i in range(3):
         for j in range(3):
@@ -191,7 +191,7 @@ def test_dct_coefficients_are_scipy_orthonormal_dct2():
     torch.manual_seed(0)
     conv = nn.Conv2d(2, 3, 3, bias=False).double()
     filters = conv.weight.detach().clone().numpy()
-    to_interspace(conv, fb_init="dct")
+    conv = to_interspace(conv, fb_init="dct")
     expected = scipy.fft.dctn(filters, type=2, norm="ortho", axes=(-2, -1))
     np.testing.assert_allclose(coefficient(conv).detach().numpy(), expected, rtol=0, atol=1e-12)
 
@@ -220,7 +220,7 @@ def test_random_orthogonal_basis_has_no_sign_bias():
 def test_random_orthogonal_to_interspace_deterministic_per_generator_and_distinct_per_layer():
     def bases(seed):
         model = get_model("resnet20", in_channels=1, width=4)
-        to_interspace(model, fb_init="random_orthogonal", generator=torch.Generator().manual_seed(seed))
+        model = to_interspace(model, fb_init="random_orthogonal", generator=torch.Generator().manual_seed(seed))
         return [p.detach().clone() for p in basis_parameters(model)]
 
     first, again, other = bases(5), bases(5), bases(6)
@@ -232,7 +232,7 @@ def test_random_orthogonal_to_interspace_deterministic_per_generator_and_distinc
 
 def test_spatial_init_is_identity_and_lambda_equals_weight(tiny_resnet):
     weights = {n: m.weight.detach().clone() for n, m in tiny_resnet.named_modules() if isinstance(m, nn.Conv2d)}
-    to_interspace(tiny_resnet, fb_init="spatial")
+    tiny_resnet = to_interspace(tiny_resnet, fb_init="spatial")
     for name, conv in interspace_convs(tiny_resnet):
         assert torch.equal(filter_bases(conv)[""].basis, torch.eye(9))
         assert torch.equal(coefficient(conv), weights[name])
@@ -241,7 +241,7 @@ def test_spatial_init_is_identity_and_lambda_equals_weight(tiny_resnet):
 
 def test_filter_basis_dtype_and_device_follow_the_layer():
     conv = nn.Conv2d(2, 2, 3).double()
-    to_interspace(conv, fb_init="dct")
+    conv = to_interspace(conv, fb_init="dct")
     assert filter_bases(conv)[""].basis.dtype == torch.float64
     assert coefficient(conv).dtype == torch.float64
     fb = FilterBasis(3, "dct")
@@ -273,7 +273,7 @@ def test_factorised_conv2d_equals_ordinary_conv(c_in, c_out, k, stride, padding,
 def test_factorised_forward_on_trained_basis_matches_module():
     torch.manual_seed(0)
     conv = nn.Conv2d(4, 6, 3, stride=2, padding=1, groups=2, bias=True).double()
-    to_interspace(conv, fb_init="dct")
+    conv = to_interspace(conv, fb_init="dct")
     with torch.no_grad():
         filter_bases(conv)[""].basis.add_(0.2 * torch.randn(9, 9, dtype=torch.float64))
     x = torch.randn(3, 4, 8, 8, dtype=torch.float64)
@@ -286,7 +286,7 @@ def test_factorised_forward_on_trained_basis_matches_module():
 def test_gradients_of_lambda_and_basis_match_central_differences(fb_init):
     torch.manual_seed(0)
     conv = nn.Conv2d(2, 3, 3, padding=1, stride=2, bias=True).double()
-    to_interspace(conv, fb_init=fb_init, generator=torch.Generator().manual_seed(0))
+    conv = to_interspace(conv, fb_init=fb_init, generator=torch.Generator().manual_seed(0))
     basis = filter_bases(conv)[""].basis
     lam = coefficient(conv)
     with torch.no_grad():
@@ -321,7 +321,7 @@ def test_gradients_of_lambda_and_basis_match_central_differences(fb_init):
 
 @pytest.mark.parametrize("share", SHARE_MODES)
 def test_to_spatial_gives_plain_convs_with_equal_outputs(tiny_resnet, share):
-    to_interspace(tiny_resnet, fb_init="random_orthogonal", share=share)
+    tiny_resnet = to_interspace(tiny_resnet, fb_init="random_orthogonal", share=share)
     with torch.no_grad():
         for fb in basis_parameters(tiny_resnet):
             fb.add_(0.1 * torch.randn_like(fb))  # as after training
@@ -358,7 +358,7 @@ def test_to_spatial_gives_plain_convs_with_equal_outputs(tiny_resnet, share):
 
 def test_to_spatial_in_place_on_a_deepcopy_leaves_the_source_working(tiny_resnet):
     """E.g. a rewind checkpoint kept as a deepcopy of an IP model, while the copy is exported."""
-    to_interspace(tiny_resnet, fb_init="dct")
+    tiny_resnet = to_interspace(tiny_resnet, fb_init="dct")
     tiny_resnet.eval()
     x = torch.randn(2, 1, 8, 8)
     with torch.no_grad():
@@ -376,7 +376,7 @@ def test_to_spatial_in_place_on_a_deepcopy_leaves_the_source_working(tiny_resnet
 def test_share_network_uses_one_basis_per_kernel_size():
     torch.manual_seed(0)
     model = _odd_convs()
-    to_interspace(model, fb_init="dct", share="network")
+    model = to_interspace(model, fb_init="dct", share="network")
     bases = filter_bases(model)
     assert list(bases) == ["0", "2"]  # first 3x3 layer, first 5x5 layer
     assert fb_overhead_params(model) == 3 ** 4 + 5 ** 4
@@ -389,7 +389,7 @@ def test_share_network_uses_one_basis_per_kernel_size():
 
 
 def test_share_network_resnet_has_one_trainable_basis(tiny_resnet):
-    to_interspace(tiny_resnet, fb_init="dct", share="network")
+    tiny_resnet = to_interspace(tiny_resnet, fb_init="dct", share="network")
     (basis,) = basis_parameters(tiny_resnet)
     assert all(filter_bases(m)[""].basis is basis for _, m in interspace_convs(tiny_resnet))
     assert fb_overhead_params(tiny_resnet) == 81
@@ -413,7 +413,7 @@ def test_share_network_basis_gradient_is_sum_of_per_layer_gradients():
 
 
 def test_share_layer_gives_one_basis_per_conv(tiny_resnet):
-    to_interspace(tiny_resnet, fb_init="dct", share="layer")
+    tiny_resnet = to_interspace(tiny_resnet, fb_init="dct", share="layer")
     bases = basis_parameters(tiny_resnet)
     assert len(bases) == 19
     assert len({id(b) for b in bases}) == 19

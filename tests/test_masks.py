@@ -23,7 +23,7 @@ def _model(rep: str, dtype=torch.float32) -> nn.Module:
     model = get_model("resnet20", num_classes=10, in_channels=1, width=4).to(dtype)
     if rep == "ip":
         # a non-identity basis, so the spatial weights of IP are dense while lambda is sparse
-        to_interspace(model, fb_init="dct")
+        model = to_interspace(model, fb_init="dct")
     return model
 
 
@@ -385,7 +385,7 @@ def test_load_mismatching_file_raises_value_error(tmp_path):
     path = tmp_path / "sp.pt"
     save_masks(_random_masks(sp, 0.9, seed=7), path)
     # SP masks name spatial weights, IP masks name coefficients: loading across must fail loudly
-    with pytest.raises(ValueError, match=r"does not match the model.*parametrizations"):
+    with pytest.raises(ValueError, match=r"not prunable parameters of the model.*spatial \(SP\) form and the model is interspace"):
         load_masks(path, ip)
     wider = get_model("resnet20", in_channels=1, width=8)
     with pytest.raises(ValueError, match=r"conv1\.weight has shape \(4, 1, 3, 3\), model has \(8, 1, 3, 3\)"):

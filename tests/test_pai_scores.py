@@ -24,7 +24,7 @@ def network(representation):
     torch.manual_seed(0)
     net = get_model("resnet20", 10, 1, 4)
     if representation == "ip":
-        to_interspace(net, fb_init="dct")  # lambda != w, so IP scores are not SP scores in disguise
+        net = to_interspace(net, fb_init="dct")  # lambda != w, so IP scores are not SP scores in disguise
     return net
 
 

@@ -224,7 +224,7 @@ def kinked_net(x: torch.Tensor):
         net[0].weight.zero_()
         net[0].weight[0, 0, 0, 0] = -1.0
         net[0].weight[0, 0, 0, 1] = 1.0
-    to_interspace(net)
+    net = to_interspace(net)
     return net, dense_masks(net), [(x, torch.zeros(1, dtype=torch.long))], lambda out, y: out.sum()
 
 

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..interspace import filter_bases
-from ..masks import Masks, layer_name, prunable_parameters
+from ..masks import Masks, layer_name, mask_mismatch, prunable_parameters
 from .batchnorm import DEFAULT_BN_MODE, bn_context, resolve_bn_mode  # noqa: F401  (re-exported)
 
 KINDS = ("prunable", "fb", "norm", "bias", "other")
@@ -146,7 +146,7 @@ class CoordinateSet:
 def _check_masks(masks: Masks, prunable: dict[str, nn.Parameter]) -> None:
     unknown = set(masks) - set(prunable)
     if unknown:
-        raise KeyError(f"masks name tensors that are not prunable parameters: {sorted(unknown)[:3]}")
+        raise mask_mismatch(unknown, prunable)
     for name, mask in masks.items():
         if mask.shape != prunable[name].shape:
             raise ValueError(f"mask {name} has shape {tuple(mask.shape)}, parameter has "

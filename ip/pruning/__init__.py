@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..masks import Masks, kept_budget
+from ..masks import Masks, kept_budget, restrict_pruning
 from .registry import (DISTRIBUTIONS, SCOPES, DenseRun, MethodInfo, MethodOptions, PruneRequest, method_info,
                        option_sections, register_hook, register_method, registered_methods, resolve_options,
                        select_top)
@@ -63,7 +63,7 @@ def find_masks(method: str, model: nn.Module, sparsity: float, *, batches=None,
                fb_in_budget: bool = False, generator: torch.Generator | None = None,
                train_fn: Callable | None = None, options: MethodOptions | dict | None = None,
                epochs: int | None = None, input_shape: tuple[int, ...] | None = None,
-               dense_run: DenseRun | None = None) -> tuple[Masks, dict | None]:
+               dense_run: DenseRun | None = None, layers=None, exclude=None) -> tuple[Masks, dict | None]:
     """Masks of ``method`` at ``sparsity`` for ``model`` (SP or IP), and the state to train from.
 
     - ``batches``: list of (x, y) for data-dependent methods (snip, grasp); synflow only
@@ -86,6 +86,10 @@ def find_masks(method: str, model: nn.Module, sparsity: float, *, batches=None,
       training one; lt needs its state after ``options.rewind_step``.
     - ``input_shape``: (C, H, W) for synflow when no ``batches`` are given.
     - ``options``: the method's options (model instance or dict; see the module docstring).
+    - ``layers`` / ``exclude``: the layers to prune / to leave dense (module names, glob
+      patterns or a predicate ``f(name, module)``); the budget is over the selected
+      layers.  The choice stays on the model (:func:`ip.masks.restrict_pruning`), so the
+      enforcer, training hooks and cost reports see the same layers.
 
     Returns ``(masks, start_state)``: masks keyed by prunable parameter name; start_state
     is None (train from the model's current initialisation) except for lt (rewind
@@ -109,6 +113,8 @@ def find_masks(method: str, model: nn.Module, sparsity: float, *, batches=None,
     if dense_run is not None and not info.starts_from_dense:
         raise ValueError(f"{method} does not start from a dense run; dense_run is for "
                          f"{', '.join(m for m in registered_methods() if method_info(m).starts_from_dense)}")
+    if layers is not None or exclude is not None:
+        restrict_pruning(model, layers, exclude)
     keep_total = kept_budget(model, sparsity, fb_in_budget) if info.uses_sparsity else None
     request = PruneRequest(sparsity, keep_total, list(batches) if batches else None, loss_fn, scope,
                            distribution, fb_in_budget, generator, train_fn, opts, epochs,

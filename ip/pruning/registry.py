@@ -154,10 +154,12 @@ def unregister_method(name: str) -> None:
 
 
 def registered_methods() -> tuple[str, ...]:
+    """Names of the pruning methods ``find_masks`` accepts, in registration order."""
     return tuple(_REGISTRY)
 
 
 def method_info(name: str) -> MethodInfo:
+    """A method's family, options model and capabilities (needs data, trains, uses the sparsity...)."""
     if name not in _REGISTRY:
         raise ValueError(f"unknown pruning method {name!r}; allowed: {', '.join(_REGISTRY)}")
     return _REGISTRY[name]
