@@ -13,7 +13,7 @@ setup: $(STAMP) data .dvc/plots_offline.html
 	@git rev-parse --git-dir >/dev/null 2>&1 || git init -q
 	@[ -d .dvc ] || $(DVC) init -q
 
-# `dvc plots show` with Vega, Vega-Lite and vega-embed inlined (.dvc/config: plots.html_template)
+# `dvc plots show` with Vega, Vega-Lite and vega-embed inlined (named in .dvc/config.local)
 .dvc/plots_offline.html: $(STAMP)
 	$(PY) -m analysis.dvc_plots --offline-template
 

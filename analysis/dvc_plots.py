@@ -7,6 +7,7 @@ runs of params.yaml one by one; ``python -m analysis.dvc_plots`` rewrites it fro
 ``dvc plots show`` work offline."""
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -45,7 +46,7 @@ def with_plots(dvc_yaml: str, params: dict) -> str:
 
 
 #: the page `dvc plots show` writes, with Vega, Vega-Lite and vega-embed inlined instead of loaded
-#: from a CDN (so it shows its curves offline); `.dvc/config` names it (plots.html_template)
+#: from a CDN (so it shows its curves offline); `.dvc/config.local` names it (plots.html_template)
 OFFLINE_TEMPLATE = Path(".dvc") / "plots_offline.html"
 OFFLINE_PAGE = """<!DOCTYPE html>
 <html>
@@ -75,8 +76,12 @@ def offline_template() -> str:
 
 
 def write_offline_template(root: str | Path = ".") -> Path:
+    """Write the template, then name it in `.dvc/config.local` (not committed): a clone in which
+    it was never written keeps DVC's own page, which loads Vega from a CDN."""
     path = Path(root) / OFFLINE_TEMPLATE
     path.write_text(offline_template())
+    subprocess.run([sys.executable, "-m", "dvc", "config", "--local", "plots.html_template", OFFLINE_TEMPLATE.name],
+                   cwd=root, check=True, capture_output=True)
     return path
 
 

@@ -86,6 +86,13 @@ class Run:
         load_state(model, load_file(path, "trained weights"), path, "trained weights")
         return model, self.final_masks(model)
 
+    def check(self) -> None:
+        """Load every file of the run once (start, and the trained files if given), so that a
+        stage finds a missing, truncated or mismatched one before any work."""
+        self.start()
+        if self.trained_dir is not None:
+            self.trained()
+
     def final_masks(self, model: nn.Module) -> Masks:
         """The masks the run ended training with (methods with a training hook change them)."""
         if self.trained_dir is None:

@@ -68,6 +68,8 @@ def measure_run(p, method: str, repr_: str, seed: int) -> dict:
 def main() -> None:
     p = setup()
     jobs = [(p, method, repr_, seed) for method in p.run_methods for repr_ in p.reprs_of(method) for seed in p.seeds]
+    for _, method, repr_, seed in jobs:      # every input file read once: a bad one stops the stage before any work
+        load_run(p, method, repr_, seed).check()
     order = sorted(range(len(jobs)), key=lambda i: not gets_hessian(*jobs[i]))   # long jobs first: less idle tail
     done = run_jobs(measure_run, [jobs[i] for i in order], p.train.workers, p.train.threads)
     results = [r for _, r in sorted(zip(order, done))]                         # tables in the main runs' order

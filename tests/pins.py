@@ -79,8 +79,10 @@ def pinned_params(threads: int | None = None) -> dict:
     p["prune"].update(batch_size=64)
     p["prune"]["lt"].update(rewind_step=0)
     p["prune"]["dst"].update(interval=2)
-    p["trainability"].update(seeds=[0], samples=8, hessian_top_k=1, hessian_tol=1e-8, hutchinson_probes=2,
-                             slq_probes=1, slq_steps=4)
+    # Hessian spectra of SNIP's runs only (the stage's path is the same for every method; a spectrum
+    # to tol 1e-8 in float64 is the stage's longest part)
+    p["trainability"].update(seeds=[0], hessian_methods=["snip"], samples=8, hessian_top_k=1, hessian_tol=1e-8,
+                             hutchinson_probes=2, slq_probes=1, slq_steps=4)
     p["theorem1"].update(etas=[0.001, 0.01], fd_samples=8, fd_entries_per_fb=2)
     p["sweep"].update(sparsities=[0.5], methods=["snip"], seeds=None)
     p["ablation"].update(method="snip", fb_inits=["spatial", "dct"], shares=["layer"], fair_budget=False, seeds=None)
