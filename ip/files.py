@@ -31,3 +31,19 @@ def load_file(path: str | Path, what: str, expect: type = dict) -> Any:
     if not isinstance(blob, expect):
         raise RunFileError(path, f"{what} holds a {type(blob).__name__}, expected a {expect.__name__}")
     return blob
+
+
+def load_sparse_file(path: str | Path, what: str, model):
+    """:func:`ip.load_sparse` of a file the caller needs into ``model``: ``(model, masks)``
+    and the file's header; a missing, corrupted or foreign file is a :class:`RunFileError`."""
+    from .sparse_files import SparseFileError, load_sparse, read_header
+    path = Path(path)
+    if not path.exists():
+        raise RunFileError(path, f"{what} missing")
+    try:
+        header = read_header(path)
+        model, masks = load_sparse(path, model)
+    except SparseFileError as exc:
+        problem = str(exc).removeprefix(str(path)).lstrip(": ")
+        raise RunFileError(path, f"{what}: {problem}") from None
+    return model, masks, header

@@ -1,25 +1,33 @@
 """One way to load a run from its files: the model built from the seed's initial weights,
-the validated masks and start weights of its mask file, and the trained weights and final
-masks of its training.  Every file is checked as it is read: a missing, truncated or
-mismatched file raises :class:`RunFileError` naming the file and what is wrong with it.
+the validated masks and start weights of its start file, and the trained weights and final
+masks of its training, both sparse model files (:mod:`ip.sparse_files`).  Every file is
+checked as it is read: a missing, truncated or mismatched file raises :class:`RunFileError`
+naming the file and what is wrong with it.
 
     run = Run.from_files(spec, data, init_file="results/init/s0.pt",
-                         mask_file="results/masks/snip-ip-s0.pt", trained_dir="results/runs/snip-ip-s0")
+                         mask_file="results/models/snip/ip-s0/start.safetensors",
+                         trained_dir="results/models/snip/ip-s0")
     model, masks = run.start()          # the network sparse training starts from
     model, masks = run.trained()        # the trained network and the masks it ended with
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from .data import RunData
 from .experiment import RunSpec, build_model, run_data
-from .files import RunFileError, load_file
-from .masks import Masks, check_masks
+from .files import RunFileError, load_file, load_sparse_file
+from .masks import MaskEnforcer, Masks, check_masks, prunable_parameters
+from .sparse_files import save_sparse
+
+#: a run's trained model and final masks, in its trained directory
+FINAL_FILE = "final.safetensors"
 
 
 def load_state(model: nn.Module, state: Any, path: Path, what: str) -> None:
@@ -57,34 +65,30 @@ class Run:
             raise RunFileError(self.init_file or Path("initial state"),
                                f"initial weights do not match the run's model ({str(exc).splitlines()[0]})") from None
 
-    def masks_and_start(self, model: nn.Module) -> tuple[Masks, dict]:
-        """The mask file's masks (checked against ``model``) and start weights."""
-        if self.mask_file is None:
-            raise ValueError("this run was loaded without a mask file")
-        blob = load_file(self.mask_file, "mask file")
-        if "masks" not in blob or "start_state" not in blob:
-            raise RunFileError(self.mask_file, "mask file lacks 'masks' or 'start_state'")
-        try:
-            masks = check_masks(blob["masks"], model, "mask file")
-        except ValueError as exc:
-            raise RunFileError(self.mask_file, str(exc)) from None
-        return masks, blob["start_state"]
-
     def start(self) -> tuple[nn.Module, Masks]:
-        """The network sparse training starts from (start weights loaded) and its masks."""
+        """The network sparse training starts from and its masks (the start file, whose
+        pruned entries hold the initial weights again where the run starts from them, so that
+        masks moved afterwards, e.g. shuffled, find the weights they would have had)."""
+        if self.mask_file is None:
+            raise ValueError("this run was loaded without its start file")
         model = self.new_model()
-        masks, start_state = self.masks_and_start(model)
-        load_state(model, start_state, self.mask_file, "start weights of the mask file")
+        init = {name: p.detach().clone() for name, p in prunable_parameters(model).items()}
+        model, masks, header = load_sparse_file(self.mask_file, "start file", model)
+        masks = self._checked(masks, model, self.mask_file)
+        if (header.get("meta") or {}).get("start") == "init":
+            with torch.no_grad():
+                for name, p in prunable_parameters(model).items():
+                    if name in masks:
+                        p.copy_(torch.where(masks[name], p, init[name]))
         return model, masks
 
     def trained(self) -> tuple[nn.Module, Masks]:
         """The trained network and the masks it ended training with."""
         if self.trained_dir is None:
             raise ValueError("this run was loaded without its trained files")
-        model = self.new_model()
-        path = self.trained_dir / "model.pt"
-        load_state(model, load_file(path, "trained weights"), path, "trained weights")
-        return model, self.final_masks(model)
+        path = self.trained_dir / FINAL_FILE
+        model, masks, _ = load_sparse_file(path, "trained model", self.new_model())
+        return model, self._checked(masks, model, path)
 
     def check(self) -> None:
         """Load every file of the run once (start, and the trained files if given), so that a
@@ -95,10 +99,34 @@ class Run:
 
     def final_masks(self, model: nn.Module) -> Masks:
         """The masks the run ended training with (methods with a training hook change them)."""
-        if self.trained_dir is None:
-            raise ValueError("this run was loaded without its trained files")
-        path = self.trained_dir / "final_masks.pt"
+        return self.trained()[1]
+
+    @staticmethod
+    def _checked(masks: Masks, model: nn.Module, path: Path) -> Masks:
         try:
-            return check_masks(load_file(path, "final masks"), model, "final masks")
+            return check_masks(masks, model, "masks")
         except ValueError as exc:
             raise RunFileError(path, str(exc)) from None
+
+
+def _write(path: Path, model: nn.Module, masks: Masks, meta: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_sparse(model, masks, tmp, meta=meta)
+    tmp.replace(path)
+
+
+def write_start(path: str | Path, model: nn.Module, masks: Masks, start_state: dict | None) -> None:
+    """The start file of a run: ``model`` (with ``start_state`` loaded, if the method gives
+    one; else the model as it is, its initial weights) pruned by ``masks``, as a sparse file.
+    A run that starts from its initial weights gets them back unpruned (:meth:`Run.start`)."""
+    model = copy.deepcopy(model)
+    if start_state is not None:
+        model.load_state_dict(start_state)
+    MaskEnforcer(model, masks).remove()           # zeroes the pruned entries, keeps the parametrisation
+    _write(Path(path), model, masks, {"kind": "start", "start": "init" if start_state is None else "state"})
+
+
+def write_final(path: str | Path, model: nn.Module, masks: Masks) -> None:
+    """The trained model of a run and its final masks, as a sparse file."""
+    _write(Path(path), model, masks, {"kind": "trained"})

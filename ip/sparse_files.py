@@ -107,7 +107,7 @@ def _check_arch(arch) -> dict | None:
     return {"name": arch["name"], "kwargs": dict(kwargs)}
 
 
-def save_sparse(model: nn.Module, masks: Masks, path, *, arch: dict | None = None) -> dict:
+def save_sparse(model: nn.Module, masks: Masks, path, *, arch: dict | None = None, meta: dict | None = None) -> dict:
     """Write ``model`` pruned by ``masks`` to ``path`` as a sparse model file.
 
     ``masks`` maps prunable parameter names (as :func:`ip.prunable_parameters` spells them)
@@ -115,7 +115,8 @@ def save_sparse(model: nn.Module, masks: Masks, path, *, arch: dict | None = Non
     must be zero in the model (as :class:`ip.MaskEnforcer` leaves them).  ``arch``
     (``{"name": ..., "kwargs": {...}}``) says how to rebuild the model; models from
     :func:`ip.get_model` carry it already.  ``name`` is a model of :mod:`ip.models` or
-    ``"torchvision.models.<builder>"``.
+    ``"torchvision.models.<builder>"``.  ``meta`` is any JSON-able record of the
+    caller's, kept in the header (:func:`read_header` returns it under ``"meta"``).
 
     Returns the header written (layout, sizes in bytes of the file and of its parts).
     """
@@ -132,6 +133,10 @@ def save_sparse(model: nn.Module, masks: Masks, path, *, arch: dict | None = Non
         if mask.shape != params[name].shape:
             raise ValueError(f"mask {name} has shape {tuple(mask.shape)}, the parameter has {tuple(params[name].shape)}")
     arch = _check_arch(arch if arch is not None else getattr(model, ARCH_ATTR, None))
+    try:
+        json.dumps(meta)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"meta must be JSON-able: {exc}") from None
 
     state = model.state_dict()
     masked = [name for name in state if name in masks]          # state-dict order
@@ -186,6 +191,7 @@ def save_sparse(model: nn.Module, masks: Masks, path, *, arch: dict | None = Non
         "state": other,                    # dtype -> [[key, shape], ...]
         "aliases": aliases,                # key -> the key whose tensor it shares
         "sha256": _digest(tensors),
+        "meta": meta,
     }
     from safetensors.torch import save_file
     path = Path(path)

@@ -107,6 +107,10 @@ def maker(path: Path) -> str:
     return "init" if "init" in parts else "prepare"
 
 
+#: a run's masks and start weights, in its model directory
+START_FILE = "start.safetensors"
+
+
 def run_id(method: str, repr_: str, seed: int) -> str:
     return f"{method}-{repr_}-s{seed}"
 
@@ -117,13 +121,16 @@ def run_dir(method: str, repr_: str, seed: int) -> Path:
 
 
 def model_dir(method: str, repr_: str, seed: int) -> Path:
-    """A main run's tensors: masks.pt (masks and start weights), model.pt, final_masks.pt, and
-    for the dense runs rewind.pt (the weights at the lottery ticket's rewind step)."""
+    """A main run's tensors, in sparse model files (:mod:`ip.sparse_files`): start.safetensors
+    (the masks and the weights training starts from) and final.safetensors (the trained model
+    and its final masks); for the dense runs also rewind.pt (the weights at the lottery
+    ticket's rewind step, dense)."""
     return MODEL_DIR / method / f"{repr_}-s{seed}"
 
 
 def mask_file(method: str, repr_: str, seed: int) -> Path:
-    return model_dir(method, repr_, seed) / "masks.pt"
+    """A main run's start file: its masks and start weights."""
+    return model_dir(method, repr_, seed) / START_FILE
 
 
 def run_spec(p: Params, method: str, repr_: str, seed: int, sparsity: float | None = None,

@@ -1,7 +1,7 @@
 """Stages `shuffle@<method>` and `lr_control@<method>`: the controls of STUDY_SPEC section 6,
 for SP and IP alike, over a pool of `train.workers` processes.
 
-- ``shuffle``: each main run's masks (masks.pt of `train@<method>`) with the kept positions
+- ``shuffle``: each main run's masks (the start file of `train@<method>`) with the kept positions
   permuted uniformly within each layer (:func:`ip.controls.shuffle_masks`), trained from
   the same start weights, data order and schedule as the main run; the main run is its
   unshuffled pair.  Output: results/controls/shuffle-<method>.json.

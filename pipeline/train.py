@@ -1,8 +1,8 @@
 """Stages `dense` and `train@<method>`: every main run of one method (each representation and
 seed), from its masks to its trained weights and metrics.
 
-A run first finds its masks at the headline sparsity (written to masks.pt with the weights
-training starts from, and masks.json with their costs and connectivity: the trainability
+A run first finds its masks at the headline sparsity (written to start.safetensors, a sparse model
+file, with the weights training starts from, and masks.json with their costs and connectivity: the trainability
 and Thm 1 stages read them), then trains.  The runs of a stage are independent and go to
 a pool of `train.workers` processes of `train.threads // train.workers` torch threads
 each; a run's result depends on that thread count only, never on which process took it
@@ -42,6 +42,7 @@ from ip.files import RunFileError, load_file
 from ip.masks import mask_summary
 from ip.parallel import run_jobs
 from ip.pruning import method_info
+from ip.run import FINAL_FILE, write_final, write_start
 from ip.train import CheckpointError, DivergenceError, checkpoint_file, remove_stale_checkpoints
 
 from .common import (INIT_DIR, PHASES, PREPARED, RESULTS, STAGE_INFO, budget_problem, load_run, mask_file,
@@ -69,12 +70,12 @@ def dense_run(p, repr_: str, seed: int) -> DenseRun:
     if rewind.get("step") != rewind_step(p):
         raise RunFileError(directory / "rewind.pt", f"holds the weights after step {rewind.get('step')}, but "
                                                     f"prune.lt.rewind_step is {rewind_step(p)}")
-    return DenseRun(load_file(directory / "model.pt", "trained weights of the dense run"), rewind["step"],
-                    rewind["state"])
+    trained, _ = load_run(p, "dense", "ip" if repr_ == "ip_eq" else repr_, seed).trained()
+    return DenseRun(trained.state_dict(), rewind["step"], rewind["state"])
 
 
 def find_run_masks(p, run, method: str, repr_: str, seed: int, times: PhaseTimes) -> None:
-    """masks.pt and masks.json of one run (``run``: its :class:`ip.run.Run`)."""
+    """The start file and masks.json of one run (``run``: its :class:`ip.run.Run`)."""
     name = run_id(method, repr_, seed)
     with times("loading"):
         model = run.new_model()
@@ -85,12 +86,7 @@ def find_run_masks(p, run, method: str, repr_: str, seed: int, times: PhaseTimes
         summary = mask_summary(masks)
         connectivity = connectivity_report(model, masks, run.data.input_shape)
     with times("writing"):
-        out = mask_file(method, repr_, seed)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(".tmp")
-        torch.save({"masks": {k: v.cpu() for k, v in masks.items()},
-                    "start_state": start_state if start_state is not None else model.state_dict()}, tmp)
-        tmp.replace(out)
+        write_start(mask_file(method, repr_, seed), model, masks, start_state)
         write_json(run_dir(method, repr_, seed) / "masks.json",
                    {"kept_params": summary.kept_params, "prunable_params": summary.prunable_params,
                     "sparsity": summary.sparsity, "collapsed_layers": summary.collapsed_layers,
@@ -153,8 +149,7 @@ def train_one(p, method: str, repr_: str, seed: int, threads: int | None = None)
     if main_process:
         with times("writing"):
             tensors.mkdir(parents=True, exist_ok=True)
-            torch.save(model.state_dict(), tensors / "model.pt")
-            torch.save(final_masks, tensors / "final_masks.pt")
+            write_final(tensors / FINAL_FILE, model, final_masks)
             if keep is not None:
                 if not keep_file.exists():
                     raise SystemExit(f"error: {name}: the weights after step {keep.step} were not kept "

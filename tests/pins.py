@@ -91,6 +91,13 @@ def pinned_params(threads: int | None = None) -> dict:
     return p
 
 
+def run_file(path) -> tuple[dict, dict]:
+    """(state dict, masks) of a run's sparse model file (start.safetensors, final.safetensors)."""
+    import ip
+    model, masks = ip.load_sparse(path)
+    return model.state_dict(), masks
+
+
 def mask_digest(masks: dict[str, torch.Tensor]) -> str:
     """sha256 of a mask set (names and bits, in name order): equal iff the masks are equal."""
     h = hashlib.sha256()

@@ -19,6 +19,7 @@ import pytest
 import torch
 import yaml
 
+import pins
 from ip.data import FASHION_MNIST_FILES, DatasetError, TensorLoader, fashion_mnist
 from ip.experiment import is_timing
 from ip.masks import load_masks
@@ -72,8 +73,8 @@ def prepared(tmp_path_factory):
 def _outputs(repo: Path) -> dict:
     out, tensors = repo / RECORDS, repo / TENSORS
     metrics = read_json(out / "metrics.json")
-    return {"model": torch.load(tensors / "model.pt", weights_only=True),
-            "masks": torch.load(tensors / "final_masks.pt", weights_only=True),
+    state, masks = pins.run_file(tensors / "final.safetensors")
+    return {"model": state, "masks": masks,
             "metrics": {k: v for k, v in metrics.items() if not is_timing(k)},
             "history": read_json(out / "history.json")}
 

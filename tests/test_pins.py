@@ -71,8 +71,8 @@ def rerun(base: Path, dest: Path, method: str, repr_: str, seed: int, **train_up
     records = dest / "results" / "runs" / method / f"{repr_}-s{seed}"
     tensors = dest / "results" / "models" / method / f"{repr_}-s{seed}"
     metrics = json.loads((records / "metrics.json").read_text())
-    metrics["masks_sha256"] = pins.mask_digest(torch.load(tensors / "masks.pt")["masks"])
-    metrics["final_masks_sha256"] = pins.mask_digest(torch.load(tensors / "final_masks.pt"))
+    metrics["masks_sha256"] = pins.mask_digest(pins.run_file(tensors / "start.safetensors")[1])
+    metrics["final_masks_sha256"] = pins.mask_digest(pins.run_file(tensors / "final.safetensors")[1])
     return metrics
 
 

@@ -86,10 +86,9 @@ def _run_name(run_dir: Path) -> str:
 
 def _mask_digests(dest: Path) -> dict[str, dict[str, str]]:
     out = {}
-    for path in sorted((dest / "results" / "models").glob("*/*/masks.pt")):
-        final = torch.load(path.parent / "final_masks.pt")
-        out[_run_name(path.parent)] = {"masks_sha256": pins.mask_digest(torch.load(path)["masks"]),
-                                       "final_masks_sha256": pins.mask_digest(final)}
+    for path in sorted((dest / "results" / "models").glob("*/*/start.safetensors")):
+        out[_run_name(path.parent)] = {"masks_sha256": pins.mask_digest(pins.run_file(path)[1]),
+                                       "final_masks_sha256": pins.mask_digest(pins.run_file(path.parent / "final.safetensors")[1])}
     return out
 
 

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+import pins
 from ip.experiment import is_timing
 from ip.parallel import run_jobs
 from test_scaling import needs_data, needs_dvc, project, python, tiny_params, write_params
@@ -63,7 +64,7 @@ def test_train_stage_gives_the_same_runs_with_one_or_two_workers(tmp_path):
         runs = {}
         for rs in ("sp-s0", "sp-s1", "ip-s0", "ip-s1"):
             metrics = json.loads((repo / "results" / "runs" / "rigl" / rs / "metrics.json").read_text())
-            state = torch.load(repo / "results" / "models" / "rigl" / rs / "model.pt", weights_only=True)
+            state, _ = pins.run_file(repo / "results" / "models" / "rigl" / rs / "final.safetensors")
             runs[rs] = ({k: v for k, v in metrics.items() if not is_timing(k)}, state)
         outputs[workers] = runs
     for rs, (metrics, state) in outputs[1].items():

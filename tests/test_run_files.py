@@ -35,8 +35,8 @@ def _broken(repo: Path, rel: str, how: str, tmp_path: Path):
     elif how == "missing":
         path.unlink()
     elif how == "mismatched":   # a file of the same kind made for a network of another width
-        from ip.models import get_model
-        torch.save(get_model("resnet20", 10, 1, 6).state_dict(), path)
+        import ip
+        ip.save_sparse(ip.get_model("resnet20", 10, 1, 6), {}, path)
     return lambda: shutil.copyfile(backup, path)
 
 
@@ -45,12 +45,12 @@ CASES = [
     ("data/prepared.pt", "missing", ["pipeline.init"], "dvc repro -f prepare"),
     ("results/init/s0.pt", "truncated", TRAIN, "dvc repro -f init"),
     ("results/init/s0.pt", "mismatched", TRAIN, "dvc repro -f init"),
-    (f"{RUN}/masks.pt", "truncated", ["pipeline.trainability"], "dvc repro -f train@snip"),
-    ("results/models/snip/sp-s0/masks.pt", "missing", ["pipeline.theorem1"], "dvc repro -f train@snip"),
-    (f"{RUN}/model.pt", "mismatched", ["pipeline.trainability"], "dvc repro -f train@snip"),
-    (f"{RUN}/final_masks.pt", "truncated", ["pipeline.trainability"], "dvc repro -f train@snip"),
+    (f"{RUN}/start.safetensors", "truncated", ["pipeline.trainability"], "dvc repro -f train@snip"),
+    ("results/models/snip/sp-s0/start.safetensors", "missing", ["pipeline.theorem1"], "dvc repro -f train@snip"),
+    (f"{RUN}/final.safetensors", "mismatched", ["pipeline.trainability"], "dvc repro -f train@snip"),
+    (f"{RUN}/final.safetensors", "truncated", ["pipeline.trainability"], "dvc repro -f train@snip"),
     ("results/models/dense/ip-s0/rewind.pt", "missing", ["pipeline.train", "--method", "lt"], "dvc repro -f dense"),
-    ("results/models/dense/ip-s0/model.pt", "truncated", ["pipeline.train", "--method", "oneshot"],
+    ("results/models/dense/ip-s0/final.safetensors", "truncated", ["pipeline.train", "--method", "oneshot"],
      "dvc repro -f dense"),
 ]
 

@@ -19,6 +19,7 @@ import pytest
 import torch
 import yaml
 
+import pins
 from ip.pruning import method_info, registered_methods
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -221,7 +222,7 @@ def test_train_stage_with_world_size_2_runs_under_torchrun(tmp_path):
     history = read_json(out / "history.json")
     assert [r["epoch"] for r in history] == [1, 2] and all("test_acc" in r for r in history)
     assert abs(metrics["sparsity_actual"] - 0.98) < 0.005
-    state = torch.load(repo / "results" / "models" / "snip" / "ip-s0" / "model.pt", weights_only=True)
+    state, _ = pins.run_file(repo / "results" / "models" / "snip" / "ip-s0" / "final.safetensors")
     assert not any(k.startswith("module.") for k in state)  # the plain model, not the DDP wrapper
     assert not list((repo / "results" / "checkpoints").glob("*.pt"))
 
