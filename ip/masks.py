@@ -39,12 +39,15 @@ def prunable_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
     return out
 
 
+def _patterns(selector) -> list[str]:
+    """A name-or-patterns selector as a list of glob patterns."""
+    return [selector] if isinstance(selector, str) else list(selector)
+
+
 def _matches(name: str, module: nn.Module, selector) -> bool:
     if callable(selector):
         return bool(selector(name, module))
-    if isinstance(selector, str):
-        selector = [selector]
-    return any(fnmatch.fnmatchcase(name, pattern) for pattern in selector)
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in _patterns(selector))
 
 
 def restrict_pruning(model: nn.Module, layers=None, exclude=None) -> list[str]:
@@ -75,7 +78,7 @@ def _restrict(model: nn.Module, layers, exclude) -> list[str]:
     for selector, what in ((layers, "layers"), (exclude, "exclude")):
         if selector is None or callable(selector):
             continue
-        for pattern in [selector] if isinstance(selector, str) else list(selector):
+        for pattern in _patterns(selector):
             if not any(fnmatch.fnmatchcase(n, pattern) for n in candidates):
                 raise ValueError(f"{what}: {pattern!r} names no prunable layer of the model; prunable layers: "
                                  f"{', '.join(list(candidates)[:6])}{', ...' if len(candidates) > 6 else ''}")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -28,16 +27,6 @@ from .sparse_files import save_sparse
 
 #: a run's trained model and final masks, in its trained directory
 FINAL_FILE = "final.safetensors"
-
-
-def load_state(model: nn.Module, state: Any, path: Path, what: str) -> None:
-    """``model.load_state_dict(state)``, a mismatch reported against the file it came from."""
-    try:
-        model.load_state_dict(state)
-    except Exception as exc:  # noqa: BLE001 - size/key mismatch: the file belongs to another run
-        first = str(exc).strip().splitlines()
-        detail = first[1].strip() if len(first) > 1 else (first[0] if first else type(exc).__name__)
-        raise RunFileError(path, f"{what} does not match the run's model ({detail})") from None
 
 
 @dataclass
@@ -84,10 +73,7 @@ class Run:
 
     def trained(self) -> tuple[nn.Module, Masks]:
         """The trained network and the masks it ended training with."""
-        if self.trained_dir is None:
-            raise ValueError("this run was loaded without its trained files")
-        path = self.trained_dir / FINAL_FILE
-        model, masks, _ = load_sparse_file(path, "trained model", self.new_model())
+        model, masks, path = self._trained_file()
         return model, self._checked(masks, model, path)
 
     def check(self) -> None:
@@ -98,8 +84,17 @@ class Run:
             self.trained()
 
     def final_masks(self, model: nn.Module) -> Masks:
-        """The masks the run ended training with (methods with a training hook change them)."""
-        return self.trained()[1]
+        """The masks the run ended training with (methods with a training hook change them),
+        checked against ``model``."""
+        _, masks, path = self._trained_file()
+        return self._checked(masks, model, path)
+
+    def _trained_file(self) -> tuple[nn.Module, Masks, Path]:
+        if self.trained_dir is None:
+            raise ValueError("this run was loaded without its trained files")
+        path = self.trained_dir / FINAL_FILE
+        model, masks, _ = load_sparse_file(path, "trained model", self.new_model())
+        return model, masks, path
 
     @staticmethod
     def _checked(masks: Masks, model: nn.Module, path: Path) -> Masks:

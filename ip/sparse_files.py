@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from .interspace import _basis_of, filter_bases, interspace_convs, to_interspace
-from .masks import Masks, prunable_parameters
+from .masks import Masks, mask_mismatch, prunable_parameters
 
 FORMAT = "ip.sparse"
 FORMAT_VERSION = 1
@@ -121,14 +121,9 @@ def save_sparse(model: nn.Module, masks: Masks, path, *, arch: dict | None = Non
     Returns the header written (layout, sizes in bytes of the file and of its parts).
     """
     params = prunable_parameters(model)
-    unknown = sorted(set(masks) - set(params))
+    unknown = set(masks) - set(params)
     if unknown:
-        hint = ""
-        if any(n.endswith(".weight") for n in unknown) and any(".parametrizations." in n for n in params):
-            hint = " (masks of the spatial form given for an interspace model)"
-        elif any(".parametrizations." in n for n in unknown):
-            hint = " (masks of the interspace form given for a spatial model)"
-        raise ValueError(f"masks name tensors that are not prunable parameters of the model{hint}: {unknown[:3]}")
+        raise mask_mismatch(unknown, params)
     for name, mask in masks.items():
         if mask.shape != params[name].shape:
             raise ValueError(f"mask {name} has shape {tuple(mask.shape)}, the parameter has {tuple(params[name].shape)}")

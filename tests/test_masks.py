@@ -495,3 +495,18 @@ def test_cost_report_counts_linear_layers_once_per_sample(tiny_resnet):
     layer2_macs = sum(p.numel() for n, p in params.items() if n.startswith("layer2")) * 16
     layer1_macs = sum(p.numel() for n, p in params.items() if n.startswith("layer1")) * 64
     assert report["flops_dense"] == conv1_macs + layer1_macs + layer2_macs + layer3_macs + fc_macs
+
+
+def test_find_masks_leaves_excluded_layers_dense_and_a_bad_pattern_changes_nothing():
+    from ip.masks import restrict_pruning
+    from ip.pruning import find_masks
+    model = to_interspace(get_model("resnet20", in_channels=1, width=4))
+    every = set(prunable_parameters(model))
+    masks, _ = find_masks("random", model, 0.9, exclude=["fc", "layer1.*"], generator=torch.Generator().manual_seed(0))
+    assert masks and not any(n.startswith(("fc.", "layer1.")) for n in masks)
+    assert set(prunable_parameters(model)) == set(masks) < every
+    with pytest.raises(ValueError, match=r"exclude: 'nope\*' names no prunable layer"):
+        restrict_pruning(model, exclude=["nope*"])
+    assert set(prunable_parameters(model)) == set(masks)          # the earlier restriction stands
+    restrict_pruning(model)
+    assert set(prunable_parameters(model)) == every

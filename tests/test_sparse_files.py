@@ -190,7 +190,7 @@ def test_a_file_that_does_not_fit_the_model_is_one_clear_error(saved):
 def test_save_refuses_masks_of_the_other_representation_and_unapplied_masks(tmp_path):
     sp = ip.get_model("resnet20", in_channels=1, width=4)
     _, sp_masks = pruned(copy.deepcopy(sp), 0.9)
-    with pytest.raises(ValueError, match="spatial form given for an interspace model"):
+    with pytest.raises(ValueError, match=r"look like masks of the spatial \(SP\) form and the model is interspace"):
         save_sparse(ip.to_interspace(sp), sp_masks, tmp_path / "m.safetensors")
     with pytest.raises(ValueError, match="non-zero pruned entries; apply the masks first"):
         save_sparse(sp, sp_masks, tmp_path / "m.safetensors")
