@@ -1,4 +1,5 @@
-# Two entry points: `make repro` (set up, run the study) and `make test` (set up, run the tests).
+# Entry points: `make repro` (set up, run the study), `make quick` (a small study in build/quick/)
+# and `make test` (set up, run the tests).
 # Every step is idempotent, so both work on a fresh machine and cost nothing when already done.
 PYTHON ?= python3
 VENV   := .venv
@@ -7,7 +8,7 @@ DVC    := $(VENV)/bin/dvc
 STAMP  := $(VENV)/.installed
 FMNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: setup data repro test bench docs clean-results
+.PHONY: setup data repro quick test bench docs clean-results
 
 setup: $(STAMP) data .dvc/plots_offline.html
 	@git rev-parse --git-dir >/dev/null 2>&1 || git init -q
@@ -30,9 +31,15 @@ data:
 	fi
 	@[ -d $(FMNIST) ] || [ -n "$$IP_DATA_ROOT" ] || echo "note: $(FMNIST) missing; install Debian's dataset-fashion-mnist or set data.root"
 
-# stage commands call `python`: the venv's interpreter must come first on PATH
+# stage commands call `python`: the venv's interpreter must come first on PATH.
+# First the stages dvc repro will run, with an estimate of each (pipeline/plan.py).
 repro: setup
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pipeline.plan
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(DVC) repro
+
+# every stage on a small setting (presets/quick.yaml), in build/quick/: results and dvc.lock untouched
+quick: setup
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m study.quick
 
 # the suite's files are spread over TEST_WORKERS processes (one file stays in one process:
 # module fixtures such as the end-to-end study are built once); TEST_WORKERS=0 runs it in one.

@@ -31,6 +31,21 @@ from .verdicts import all_verdicts
 
 REPORT_NAME = "REPORT.md"
 
+#: the parts an empty list in params.yaml switches off: their table, and the keys (any one empty)
+SWITCHES = {"sweep": ["sweep.sparsities"], "ablation": ["ablation.fb_inits", "ablation.shares"],
+            "controls": ["controls.shuffle.methods", "controls.lr.methods"]}
+
+
+def switched_off(meta: dict) -> dict[str, str]:
+    """The parts of :data:`SWITCHES` whose lists are all empty in meta.json's params (or the
+    sweep's methods), each with the keys that say so."""
+    params = meta.get("params") or {}
+    empty = {key for keys in SWITCHES.values() for key in [*keys, "sweep.methods"]
+             if T.dotted_lookup(params, key)[1] == []}
+    off = {name: keys for name, keys in SWITCHES.items() if params and set(keys) <= empty}
+    if "sweep.methods" in empty:
+        off["sweep"] = ["sweep.methods"]
+    return {name: " and ".join(f"`{k}: []`" for k in keys) for name, keys in off.items()}
 #: params.yaml keys listed under "Our choices" (what the paper does not fix); read from meta.json's snapshot
 CHOICE_KEYS = (
     ("data.name", "dataset", "dataset"), ("data.train_subset", "training subset (images; null = full split)",
@@ -194,7 +209,10 @@ def setting_section(ev: Evidence) -> str:
         rows.append(("main runs in the summary", f"{int(m['runs_main'])} of {int(m['runs_expected_main'])} expected"))
     rows.append(("torch", _value(m.get("torch_version", m.get("torch")))))
     present = [name for name in T.SCHEMAS if t.present.get(name)]
-    absent = [f"`{T.SCHEMAS[name][0]}`" for name in T.SCHEMAS if not t.present.get(name)]
+    # a part switched off by an empty list in params.yaml is not a missing table
+    off = switched_off(m)
+    absent = [f"`{T.SCHEMAS[name][0]}`" for name in T.SCHEMAS if not t.present.get(name) and name not in off]
+    rows += [(f"{name}: switched off", f"{keys} in params.yaml") for name, keys in off.items()]
     text = "## Setting\n\n" + _table(("", ""), rows)
     text += f"\n\nTables read from `{t.results_dir}`: {len(present)} of {len(T.SCHEMAS)} present."
     if absent:

@@ -31,7 +31,7 @@ def main() -> None:
     p = setup()
     seeds = p.ablation.seeds or p.seeds
     jobs = [(p, name, overrides, seed) for name, overrides in p.ablation_variants() for seed in seeds]
-    write_json(ABLATION_FILE, run_jobs(ablation_run, jobs, p.train.workers, p.train.threads))
+    write_json(ABLATION_FILE, run_jobs(ablation_run, jobs, p.train.workers, p.train.threads, desc="ablation"))
 
 
 if __name__ == "__main__":

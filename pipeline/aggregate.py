@@ -76,8 +76,9 @@ def main() -> None:
                   for row in read_json(SWEEP_DIR / f"s{s}.json")]
     sweep_table(sweep_rows, summary, p.sweep.methods).to_csv(RESULTS / "sweep.csv", index=False)
     ablation_rows = read_json(ABLATION_FILE) if ABLATION_FILE.exists() else []
-    ablation_table(ablation_rows, summary, p.ablation.method, p.interspace,
-                   seeds=p.ablation.seeds or p.seeds).to_csv(RESULTS / "ablation.csv", index=False)
+    ablation = (ablation_table(ablation_rows, summary, p.ablation.method, p.interspace, seeds=p.ablation.seeds or p.seeds)
+                if p.ablation_variants() else pd.DataFrame(columns=[*summary.columns, "variant"]))   # switched off
+    ablation.to_csv(RESULTS / "ablation.csv", index=False)
     control_rows = {kind: [row for m in getattr(p.controls, kind).methods
                            if (CONTROLS_DIR / f"{kind}-{m}.json").exists()
                            for row in read_json(CONTROLS_DIR / f"{kind}-{m}.json")] for kind in ("shuffle", "lr")}

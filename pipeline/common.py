@@ -91,10 +91,12 @@ def _write_profile(main: Callable, entered: float) -> None:
     argv = sys.argv[1:]
     name = "-".join([kind, *(a for a in argv if not a.startswith("--"))])
     startup = entered - psutil.Process().create_time()
+    total = time.time() - entered + startup
+    from .plan import probe_seconds   # after the stage: the machine's speed now, for pipeline.plan's scaling
     write_json(PROFILE_DIR / f"{name}.json", {"stage": kind, "args": argv, "startup_seconds": startup,
-                                             "total_seconds": time.time() - entered + startup,
-                                             "phases": dict(PHASES), "processes": STAGE_INFO.get("processes", 1),
-                                             "cpu": cpu_model()})
+                                             "total_seconds": total, "phases": dict(PHASES),
+                                             "processes": STAGE_INFO.get("processes", 1), "cpu": cpu_model(),
+                                             "probe_seconds": probe_seconds(load_or_exit("params.yaml"))})
 
 
 def maker(path: Path) -> str:

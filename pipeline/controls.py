@@ -96,7 +96,8 @@ def main(argv=None) -> None:
         jobs = [(p, args.method, r, s) for r in c.reprs for s in (c.seeds or p.seeds)]
         for _, method, repr_, seed in jobs:   # every mask file read before any work
             load_run(p, method, repr_, seed).start()
-        rows = run_jobs(shuffle_run, jobs, p.train.workers, p.train.threads)
+        rows = run_jobs(shuffle_run, jobs, p.train.workers, p.train.threads,
+                        desc=f"shuffle@{args.method}")
     else:
         c = p.controls.lr
         jobs = [(p, args.method, r, s, scale) for scale in c.lr_scales for r in c.reprs for s in (c.seeds or p.seeds)]
@@ -105,7 +106,7 @@ def main(argv=None) -> None:
             if problem:
                 print(f"error: lr control {method}-{repr_}-s{seed}: {problem}", file=sys.stderr)
                 raise SystemExit(2)
-        rows = run_jobs(lr_run, jobs, p.train.workers, p.train.threads)
+        rows = run_jobs(lr_run, jobs, p.train.workers, p.train.threads, desc=f"lr_control@{args.method}")
     write_json(CONTROLS_DIR / f"{args.control}-{args.method}.json", rows)
 
 

@@ -35,7 +35,7 @@ def main(argv=None) -> None:
     seeds = p.sweep.seeds or p.seeds
     jobs = [(p, method, repr_, seed, args.sparsity) for method in p.sweep.methods for seed in seeds
             for repr_ in p.reprs]
-    rows = run_jobs(sweep_run, jobs, p.train.workers, p.train.threads)
+    rows = run_jobs(sweep_run, jobs, p.train.workers, p.train.threads, desc=f"sweep@{args.sparsity}")
     write_json(SWEEP_DIR / f"s{args.sparsity}.json", rows)
 
 

@@ -52,7 +52,7 @@ def main() -> None:
     jobs = [(p, method, p.sparsity, seed) for method in p.run_methods]
     jobs += [(p, method, sparsity, seed) for method in p.sweep.methods for sparsity in p.sweep.sparsities
              if sparsity != p.sparsity or method not in p.run_methods]
-    results = run_jobs(theorem1_case, jobs, p.train.workers, p.train.threads)
+    results = run_jobs(theorem1_case, jobs, p.train.workers, p.train.threads, desc="theorem1")
     OUT.mkdir(parents=True, exist_ok=True)
     rows = pd.DataFrame([row for r in results for row in r["rows"]])
     rows.to_csv(OUT / "rows.csv", index=False)

@@ -143,7 +143,7 @@ def train_one(p, method: str, repr_: str, seed: int, threads: int | None = None)
     try:
         with dvclive_logger(out / "live") if main_process else contextlib.nullcontext() as log:
             metrics, history, final_masks = train_run(run.spec, model, masks, run.data, checkpoint=ckpt, log=log,
-                                                      progress=True, step_end=step_end if keep else None)
+                                                      step_end=step_end if keep else None)
     except (DivergenceError, CheckpointError) as exc:
         raise SystemExit(f"error: {name}: {exc}") from exc
     if main_process:
@@ -227,7 +227,8 @@ def main(argv=None) -> None:
         workers = max(1, min(p.train.workers, len(runs)))
         per_run_threads = max(1, p.train.threads // max(1, p.train.workers))
         jobs = [(p, args.method, r, s, per_run_threads) for r, s in runs]
-        phases = run_jobs(train_one, jobs, workers, p.train.threads)
+        phases = run_jobs(train_one, jobs, workers, p.train.threads,
+                          desc="dense" if args.method == "dense" else f"train@{args.method}")
         STAGE_INFO["processes"] = workers
     for record in phases:
         for key, value in record.items():

@@ -71,7 +71,8 @@ def main() -> None:
     for _, method, repr_, seed in jobs:      # every input file read once: a bad one stops the stage before any work
         load_run(p, method, repr_, seed).check()
     order = sorted(range(len(jobs)), key=lambda i: not gets_hessian(*jobs[i]))   # long jobs first: less idle tail
-    done = run_jobs(measure_run, [jobs[i] for i in order], p.train.workers, p.train.threads)
+    done = run_jobs(measure_run, [jobs[i] for i in order], p.train.workers, p.train.threads,
+                    desc="trainability")
     results = [r for _, r in sorted(zip(order, done))]                         # tables in the main runs' order
     tables = {k: [row for r in results for row in r["rows"][k]] for k in results[0]["rows"]}
     per_run = {r["name"]: r["per_run"] for r in results}

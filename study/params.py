@@ -112,24 +112,27 @@ class Theorem1Params(Section):
 
 
 class SweepParams(Section):
+    """Empty ``sparsities`` or ``methods``: no sweep."""
     sparsities: list[Fraction] = [0.9, 0.95, 0.98, 0.99, 0.995]
-    methods: list[MethodName] = Field(["random", "snip", "synflow"], min_length=1)
+    methods: list[MethodName] = ["random", "snip", "synflow"]
     seeds: list[Seed] | None = None       # None: the top-level seeds
     epochs: int | None = Field(None, ge=1)  # None: train.epochs
 
 
 class AblationParams(Section):
+    """Empty ``fb_inits`` and ``shares``: no ablation (the stage writes an empty list)."""
     method: MethodName = "snip"
-    fb_inits: list[FBInit] = Field(["spatial", "dct", "random_orthogonal"], min_length=1)
-    shares: list[ShareMode] = Field(["layer", "network"], min_length=1)
+    fb_inits: list[FBInit] = ["spatial", "dct", "random_orthogonal"]
+    shares: list[ShareMode] = ["layer", "network"]
     fair_budget: bool = True
     seeds: list[Seed] | None = None
 
 
 class ShuffleControlParams(Section):
     """Mask shuffling (Frankle et al. 2021): each method's masks with the kept positions permuted
-    uniformly within each layer (per-layer counts unchanged), trained like the main runs."""
-    methods: list[MethodName] = Field(["snip", "synflow"], min_length=1)
+    uniformly within each layer (per-layer counts unchanged), trained like the main runs.
+    Empty ``methods``: no shuffle control."""
+    methods: list[MethodName] = ["snip", "synflow"]
     reprs: list[Repr] = Field(["sp", "ip"], min_length=1)
     seeds: list[Seed] | None = None       # None: the top-level seeds (must be among them)
 
@@ -139,8 +142,9 @@ LRScale = Annotated[float, Field(gt=0.0)]
 
 class LRControlParams(Section):
     """Learning-rate control: train.lr times each scale, per representation; each representation's
-    learning rate is chosen on a validation slice held out of the training set (never the test set)."""
-    methods: list[MethodName] = Field(["snip"], min_length=1)
+    learning rate is chosen on a validation slice held out of the training set (never the test set).
+    Empty ``methods``: no learning-rate control."""
+    methods: list[MethodName] = ["snip"]
     lr_scales: list[LRScale] = Field([0.5, 1.0, 2.0], min_length=2)
     reprs: list[Repr] = Field(["sp", "ip"], min_length=1)
     seeds: list[Seed] | None = None       # None: the top-level seeds (must be among them)
@@ -193,6 +197,8 @@ class Params(Section):
         (``fair_budget``); and the main setting charged to the budget, unless the main runs have
         it already (``ip_eq`` in ``reprs``: the aggregate stage takes those runs as that variant)."""
         a, main = self.ablation, self.interspace
+        if not a.fb_inits and not a.shares:
+            return []   # the ablation switched off
         fair = a.fair_budget and not main.fb_in_budget
         out = [(f"fb_init={v}", {"fb_init": v}) for v in a.fb_inits if v != main.fb_init]
         for v in a.shares:
@@ -314,6 +320,13 @@ def _check_consistency(p: Params) -> None:
         for part in key.split("."):
             value = getattr(value, part)
         _no_duplicates(key, value)
+    for key, seeds in (("sweep.seeds", p.sweep.seeds), ("ablation.seeds", p.ablation.seeds),
+                       ("controls.shuffle.seeds", p.controls.shuffle.seeds), ("controls.lr.seeds", p.controls.lr.seeds)):
+        if seeds == []:
+            part = key.rsplit(".", 1)[0]
+            off = {"sweep": "sweep.sparsities: []", "ablation": "ablation.fb_inits: [] and ablation.shares: []"}.get(
+                part, f"{part}.methods: []")
+            raise ParamsError(f"{key}: empty; null takes the top-level seeds, and {off} switches it off")
     if "dense" in p.methods:
         raise ParamsError("methods: leave out dense: the dense runs are always trained (stage dense), as the "
                           "reference and the start of lt and oneshot")

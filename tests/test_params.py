@@ -61,6 +61,12 @@ BAD = [
      "controls.lr.seeds: [7] not among"),
     ("validation slice takes every image", lambda r: r["controls"]["lr"].update(validation_samples=60_000),
      "controls.lr.validation_samples: 60000 leaves no training images"),
+    ("empty sweep seeds", lambda r: r["sweep"].update(seeds=[]),
+     "sweep.seeds: empty; null takes the top-level seeds, and sweep.sparsities: [] switches it off"),
+    ("empty ablation seeds", lambda r: r["ablation"].update(seeds=[]), "ablation.fb_inits: [] and ablation.shares: []"),
+    ("empty lr control seeds", lambda r: r["controls"]["lr"].update(seeds=[]), "controls.lr.methods: []"),
+    ("empty lr control reprs", lambda r: r["controls"]["lr"].update(reprs=[]), "controls.lr.reprs"),
+    ("empty reprs", lambda r: r.update(reprs=[]), "reprs: must not be empty"),
     ("one learning rate", lambda r: r["controls"]["lr"].update(lr_scales=[1.0]), "controls.lr.lr_scales"),
     ("negative learning-rate scale", lambda r: r["controls"]["lr"].update(lr_scales=[-1.0, 1.0]),
      "controls.lr.lr_scales[0]"),
@@ -122,3 +128,21 @@ def test_every_preset_is_valid(preset):
         raw["data"]["root"] = "/path/to/images"   # the user sets it; everything else must validate as shipped
     p = validate(raw)
     assert p.model.name == raw["model"]["name"] and p.train.epochs == raw["train"]["epochs"]
+
+
+def test_empty_lists_switch_off_the_sweep_ablation_and_controls():
+    raw = copy.deepcopy(DEFAULT)
+    raw["sweep"].update(sparsities=[])
+    raw["ablation"].update(fb_inits=[], shares=[])
+    raw["controls"]["shuffle"].update(methods=[])
+    raw["controls"]["lr"].update(methods=[])
+    p = validate(raw)
+    assert p.sweep.sparsities == [] and p.ablation_variants() == []
+    assert p.controls.shuffle.methods == [] and p.controls.lr.methods == []
+    # the fair-budget variant alone is not an ablation left on by accident
+    raw["reprs"] = ["sp", "ip"]
+    assert validate(raw).ablation_variants() == []
+    # one list of the ablation keeps the other's variants
+    raw["ablation"].update(shares=["network"])
+    assert [name for name, _ in validate(raw).ablation_variants()] == ["share=network", "share=network,fair_budget",
+                                                                      "fair_budget"]

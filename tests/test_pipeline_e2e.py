@@ -1,32 +1,85 @@
-"""End to end: the real dvc.yaml on a temporary copy of the project with the pinned tiny
-study's params (tests/pins.py).
+"""End to end: the real dvc.yaml on temporary copies of the project with the pinned tiny
+study's params (tests/pins.py), run the way the study is run across machines.
 
-`dvc repro` runs every stage and reproduces the pinned results, a second `dvc repro` runs
-nothing, and `dvc exp run -S sparsity=0.99` re-runs what depends on the headline sparsity
-(and only that)."""
+`dvc repro dense` runs the first stages in one repository, whose outputs and dvc.lock are
+committed; `dvc repro` in a clone of it (a new machine: no DVC cache, no prepared data)
+continues at the first unfinished stage and reproduces the pinned results; in a clone of
+that commit `dvc repro` trains nothing and leaves git clean; and `dvc exp run -S
+sparsity=0.99` would re-run exactly what depends on the headline sparsity."""
 import json
 import os
+import re
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
-import torch
 import yaml
 
 import pins
+from pipeline.plan import stages_to_run
 
-from test_scaling import dvc, needs_data, needs_dvc
+from test_scaling import dvc, needs_data, needs_dvc, run
 from test_scaling import project as make_project
 
 pytestmark = [pytest.mark.slow, needs_data, needs_dvc]
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    dest = make_project(tmp_path_factory.mktemp("study") / "proj", pins.pinned_params())
-    dvc("repro", cwd=dest, timeout=900)
+def ran(out) -> list[str]:
+    """The stages a `dvc repro` (or a dry run) ran, in order."""
+    return re.findall(r"Running stage '([^']+)'", out.stdout + out.stderr)
+
+
+def commit_all(repo: Path, message: str) -> None:
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-q", "-m", message], repo)
+
+
+def clone(src: Path, dest: Path) -> Path:
+    run(["git", "clone", "-q", str(src), str(dest)], src.parent)
     return dest
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """``first``: `dvc repro dense` (prepare, init, dense), committed; ``second``: a clone of it
+    where `dvc repro` ran the rest, committed."""
+    root = tmp_path_factory.mktemp("study")
+    first = make_project(root / "first", pins.pinned_params())
+    started = dvc("repro", "dense", cwd=first, timeout=900)
+    commit_all(first, "the study's first stages")
+    second = clone(first, root / "second")
+    resumed = dvc("repro", cwd=second, timeout=900)
+    commit_all(second, "the rest of the study")
+    return SimpleNamespace(first=first, second=second, started=ran(started), resumed=ran(resumed))
+
+
+@pytest.fixture(scope="module")
+def project(study):
+    """The whole tiny study, committed."""
+    return study.second
+
+
+def test_a_clone_continues_at_the_first_unfinished_stage(study):
+    assert study.started == ["prepare", "init", "dense"]
+    # the prepared data is not in git: the clone rebuilds it, bit for bit, and nothing after it re-runs
+    assert study.resumed[0] == "prepare" and not {"init", "dense"} & set(study.resumed)
+    assert {"train@snip", "train@rigl", "trainability", "aggregate", "report"} <= set(study.resumed)
+
+
+def test_a_clone_of_the_committed_study_trains_nothing(study, tmp_path):
+    third = clone(study.second, tmp_path / "third")
+    # before: only the prepared data is missing (every stage that reads it names it, nothing else)
+    status = json.loads(dvc("status", "--json", cwd=third).stdout)
+    changes = {path for entries in status.values() for entry in entries if isinstance(entry, dict)
+               for change in entry.values() for path in change}
+    assert status and changes == {"data/prepared.pt"}, status
+    assert stages_to_run(repo_dir=str(third)) == ["prepare"]   # what make repro announces
+    assert ran(dvc("repro", cwd=third)) == ["prepare"]
+    assert run(["git", "status", "--porcelain"], third).stdout == ""
+    assert ran(dvc("repro", cwd=third)) == []
+    assert "up to date" in dvc("status", cwd=third).stdout
 
 
 def test_repro_writes_every_result(project):
@@ -97,7 +150,8 @@ def _structure(dest: Path) -> dict[str, list[str]]:
     stages' timing records in results/profile/ aside)."""
     lock = yaml.safe_load((dest / "dvc.lock").read_text())
     files = sorted(str(p.relative_to(dest)) for top in ("results", "paper_figures") for p in (dest / top).rglob("*")
-                   if p.is_file() and not p.relative_to(dest).parts[1] == "profile")   # timings, not results
+                   if p.is_file() and not p.relative_to(dest).parts[1] == "profile"   # timings, not results
+                   and p.name != ".gitkeep")                                            # the project's, not the study's
     return {"stages": sorted(lock["stages"]), "files": files}
 
 
@@ -128,19 +182,22 @@ def test_tiny_study_reproduces_its_pinned_results(project):
         assert pins.differences(got[key], pinned[key]) == [], key
 
 
-def test_second_repro_runs_nothing(project):
-    out = dvc("repro", cwd=project)
-    assert "Running stage" not in out.stdout + out.stderr
+#: the stages that depend on the headline sparsity (the README lists the default study's)
+SPARSITY_STAGES = {"train@snip", "train@rigl", "ablation", "shuffle@snip", "lr_control@snip", "trainability",
+                   "theorem1", "aggregate", "figures", "report"}
 
 
-def test_exp_run_changes_the_headline_sparsity(project):
-    out = dvc("exp", "run", "-S", "sparsity=0.99", cwd=project, timeout=900)
-    log = out.stdout + out.stderr
-    # the sweep does not depend on the headline sparsity and is not re-run
-    assert "Running stage 'sweep@" not in log and "Running stage 'prepare'" not in log
-    assert "Running stage 'train@snip'" in log and "Running stage 'train@rigl'" in log
-    assert "Running stage 'dense'" not in log   # dense runs keep every entry, whatever the sparsity
-    summary = pd.read_csv(project / "results" / "summary.csv")
-    assert summary[summary["method"] != "dense"]["sparsity_actual"].between(0.9899, 0.9901).all()
-    shown = dvc("exp", "show", "--no-pager", "--csv", cwd=project).stdout
-    assert "test_acc_ip" in shown or "snip.test_acc_ip" in shown
+def test_another_sparsity_reruns_exactly_what_depends_on_it(project):
+    """`dvc exp run -S sparsity=0.99` is `dvc repro` with that params.yaml in a copy of the
+    workspace: its dry run here lists the stages (the experiment queue of tests/test_scaling.py
+    runs such experiments for real and checks their sparsity), and make repro announces them."""
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    (project / "params.yaml").write_text(yaml.safe_dump({**params, "sparsity": 0.99}, sort_keys=False))
+    try:
+        # dense runs keep every entry whatever the sparsity; the sweep has its own sparsities.
+        # A dry run stops at aggregate: it cannot know that aggregate's tables will change
+        dry = set(ran(dvc("repro", "--dry", cwd=project)))
+        assert dry == SPARSITY_STAGES - {"figures", "report"}, dry
+        assert set(stages_to_run(repo_dir=str(project))) == SPARSITY_STAGES
+    finally:
+        run(["git", "checkout", "params.yaml"], project)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -24,6 +25,18 @@ def test_run_jobs_keeps_the_order_of_jobs_and_raises_a_failing_job():
     assert run_jobs(square_or_fail, [(i,) for i in range(5)], workers=2) == [0, 1, 4, 9, 16]
     with pytest.raises(ValueError, match="negative input -3"):
         run_jobs(square_or_fail, [(1,), (-3,), (2,)], workers=2)
+
+
+def test_progress_reports_each_finished_job_with_elapsed_time_and_time_left(capsys):
+    assert run_jobs(square_or_fail, [(i,) for i in range(3)], workers=2, desc="train@x") == [0, 1, 4]
+    out = capsys.readouterr()
+    assert out.err == ""   # stderr stays for errors
+    lines = out.out.strip().splitlines()   # not a terminal: one line per finished job
+    assert [line.split(",")[0] for line in lines] == ["train@x: 1/3 runs", "train@x: 2/3 runs", "train@x: 3/3 runs"]
+    assert all(re.search(r"\d\d:\d\d elapsed, (\d\d:\d\d|\d+:\d\d:\d\d) left$", line) for line in lines)
+    assert lines[-1].endswith("00:00 left")
+    run_jobs(square_or_fail, [(1,)], desc=None)
+    assert capsys.readouterr().out == ""
 
 
 @needs_data

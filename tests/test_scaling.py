@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -21,13 +20,12 @@ import yaml
 
 import pins
 from ip.pruning import method_info, registered_methods
+from study.sandbox import copy_project
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = ROOT / ".venv" / "bin"
 DVC = str(VENV_BIN / "dvc")
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
-# outputs of the main checkout's pipeline, and its lock: a temporary project makes its own
-NOT_COPIED = ("results/", "data/", "paper_figures/", "dvc.lock", ".dvc/tmp/", ".dvc/cache/")
 
 needs_data = pytest.mark.skipif(not FASHION_MNIST.is_dir(),
                                 reason=f"Fashion-MNIST not installed at {FASHION_MNIST} (Debian package "
@@ -98,24 +96,7 @@ def write_params(repo: Path, params: dict) -> None:
 def project(dest: Path, params: dict | None = None, commit: bool = True) -> Path:
     """A git + DVC repository at ``dest`` holding the project's working tree (tracked files and
     untracked, not ignored ones; no pipeline outputs) with ``params`` (default: tiny)."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                            capture_output=True, text=True, check=True).stdout.split("\0")
-    dest.mkdir(parents=True, exist_ok=True)
-    for rel in filter(None, listed):
-        src = ROOT / rel
-        if rel.startswith(NOT_COPIED) or not src.is_file():
-            continue
-        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(src, dest / rel)
-    write_params(dest, params or tiny_params())
-    run(["git", "init", "-q"], dest)
-    if not (dest / ".dvc").is_dir():
-        dvc("init", "-q", cwd=dest)
-    dvc("config", "core.analytics", "false", cwd=dest)
-    if commit:
-        run(["git", "add", "-A"], dest)
-        run(["git", "commit", "-q", "-m", "tiny project"], dest)
-    return dest
+    return copy_project(dest, params or tiny_params(), env=project_env(), commit=commit)
 
 
 def python(module_args: list[str], cwd: Path, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:

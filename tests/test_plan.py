@@ -1,0 +1,40 @@
+"""make repro's announcement (pipeline/plan.py): which record a stage's estimate comes from,
+how it is scaled, and what is printed.  Which stages it lists is checked on a real
+repository in tests/test_pipeline_e2e.py."""
+import json
+
+from pipeline.plan import SHAPES, estimate, plan, probe_seconds, record_name
+from study.params import validate
+
+import pins
+
+
+def test_record_names_follow_the_stage_processes():
+    assert [record_name(s) for s in ("prepare", "dense", "train@snip", "sweep@0.9", "shuffle@snip",
+                                     "lr_control@snip", "trainability")] == [
+        "prepare", "train-dense", "train-snip", "sweep-0.9", "controls-shuffle-snip", "controls-lr-snip",
+        "trainability"]
+
+
+def test_estimates_scale_a_record_by_the_probe(tmp_path):
+    (tmp_path / "train-snip.json").write_text(json.dumps({"total_seconds": 1000.0, "probe_seconds": 0.5,
+                                                          "cpu": "Some CPU"}))
+    (tmp_path / "init.json").write_text(json.dumps({"total_seconds": 30.0, "cpu": "Some CPU"}))
+    assert estimate("train@snip", 0.25, tmp_path) == (500.0, "record of Some CPU, x0.50")
+    assert estimate("train@snip", None, tmp_path) == (1000.0, "record of Some CPU, unscaled")
+    assert estimate("init", 0.25, tmp_path) == (30.0, "record of Some CPU, unscaled")   # an older record
+    assert estimate("train@rigl", 0.25, tmp_path) == (None, "no record")
+    (tmp_path / "train-rigl.json").write_text("{truncated")
+    assert estimate("train@rigl", 0.25, tmp_path) == (None, "no record")
+    lines = plan(["init", "train@snip", "train@rigl"], 0.25, tmp_path)
+    assert lines[0].startswith("dvc repro will run 3 stage(s)")
+    assert "0:08:20" in lines[2] and "?" in lines[3]
+    assert lines[-1].split()[:2] == ["total", "0:08:50"] and "1 stage(s) without a record" in lines[-1]
+    assert plan([], 0.25, tmp_path) == ["dvc repro: every stage is up to date, nothing to run"]
+
+
+def test_the_probe_times_a_training_step_of_the_studys_model():
+    p = validate(pins.pinned_params())
+    assert set(SHAPES) >= {"fashion_mnist", "cifar10", "imagenet"}
+    seconds = probe_seconds(p, steps=2, warmup=1)
+    assert 0.0 < seconds < 5.0   # a width-4 ResNet-20 step on 64 images: milliseconds
