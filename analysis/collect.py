@@ -20,6 +20,21 @@ def sweep_table(sweep_rows: list[dict], summary: pd.DataFrame, sweep_methods: li
     return sweep
 
 
+def axis_table(axis_rows: list[dict], summary: pd.DataFrame, methods: list[str], seeds: list[int]) -> pd.DataFrame:
+    """The training-length axis: its runs (without their per-epoch history) plus the main runs
+    of ``methods`` and the axis' ``seeds`` (the headline's length), so that every length of a
+    method is read over the same seeds."""
+    parts = [pd.DataFrame([{k: v for k, v in row.items() if k != "history"} for row in axis_rows])] if axis_rows else []
+    if not summary.empty and axis_rows:
+        head = summary[summary["method"].isin(methods) & summary["seed"].isin(list(seeds))]
+        parts.append(head.assign(experiment="axis"))
+    parts = [x for x in parts if not x.empty]
+    if not parts:
+        return pd.DataFrame(columns=T.SCHEMAS["axis"][1])
+    table = pd.concat(parts, ignore_index=True)
+    return table.sort_values(["method", "epochs", "repr", "seed"], ignore_index=True)
+
+
 def ablation_table(ablation_rows: list[dict], summary: pd.DataFrame, method: str, interspace,
                    seeds=None) -> pd.DataFrame:
     """The ablation's IP variants of ``method`` plus their baselines from the main runs: SP, IP

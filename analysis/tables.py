@@ -48,6 +48,7 @@ SCHEMAS: dict[str, tuple[str, list[str]]] = {
     "history": ("history.csv", ["method", "repr", "seed", "epoch", "lr", "sparsity", "train_loss", "train_acc",
                                 "test_loss", "test_acc", "gap_acc", "gap_loss", "gf", "gf_shared", "gf_fb"]),
     "sweep": ("sweep.csv", RUN_COLUMNS),
+    "axis": ("axis.csv", RUN_COLUMNS),
     "ablation": ("ablation.csv", RUN_COLUMNS + ["variant"]),
     "hessian": ("trainability/hessian.csv", ["method", "repr", "seed", "when", "kind", "rank", "value"]),
     "density": ("trainability/density.csv", ["method", "repr", "seed", "when", "grid", "density"]),
@@ -64,6 +65,7 @@ SCHEMAS: dict[str, tuple[str, list[str]]] = {
     "costs_reference": ("costs_reference.csv", ["model", "width", "share", "dense_params", "fb_overhead_params",
                                                 "fb_overhead_percent"]),
     "controls": ("controls.csv", ["control", "method", "repr", "seed", "sparsity", "shuffled", "lr_scale", "lr",
+                                  "warmup_epochs",
                                   "val_acc", "val_samples", "test_acc", "train_acc", "test_loss", "train_loss",
                                   "disconnected", "steps", "moved_share", "seconds"]),
 }
@@ -161,6 +163,7 @@ class Tables:
     summary: pd.DataFrame = field(default_factory=lambda: empty_table("summary"))
     history: pd.DataFrame = field(default_factory=lambda: empty_table("history"))
     sweep: pd.DataFrame = field(default_factory=lambda: empty_table("sweep"))
+    axis: pd.DataFrame = field(default_factory=lambda: empty_table("axis"))
     ablation: pd.DataFrame = field(default_factory=lambda: empty_table("ablation"))
     hessian: pd.DataFrame = field(default_factory=lambda: empty_table("hessian"))
     density: pd.DataFrame = field(default_factory=lambda: empty_table("density"))

@@ -5,11 +5,15 @@
   networks at initialization: why are we missing the mark?"). If a method's accuracy
   survives it, its masks carry no more than their layer densities.
 - :func:`hold_out`: the training data split into the images a learning-rate control
-  trains on and a validation slice it chooses the learning rate on (never the test set).
+  trains on and a validation slice it chooses the learning rate on (never the test set);
+  :func:`best_scale` makes that choice.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections import defaultdict
+from typing import Iterable, Mapping
 
 import torch
 
@@ -66,3 +70,19 @@ def hold_out(data: PreparedData, samples: int, seed: int = 0) -> HeldOut:
     train_index = order[samples:].sort().values
     train = dataclasses.replace(data, x_train=data.x_train[train_index], y_train=data.y_train[train_index])
     return HeldOut(train, data.x_train[val_index], data.y_train[val_index], val_index, train_index)
+
+
+def best_scale(runs: Iterable[Mapping], by: str = "val_acc") -> dict[tuple[str, str], float]:
+    """(method, repr) -> the ``lr_scale`` whose runs have the highest mean ``by`` over seeds
+    (the validation accuracy; ties go to the scale closest to 1, then the smaller one).
+    Only ``by`` enters the choice: the test accuracy of the runs is never read.  ``runs``:
+    rows with ``method``, ``repr``, ``lr_scale`` and ``by``."""
+    values: dict[tuple[str, str, float], list[float]] = defaultdict(list)
+    for row in runs:
+        values[(row["method"], row["repr"], float(row["lr_scale"]))].append(float(row[by]))
+    best: dict[tuple[str, str], tuple] = {}
+    for (method, repr_, scale), vals in values.items():
+        key = (-sum(vals) / len(vals), abs(math.log2(scale)), scale)
+        if (method, repr_) not in best or key < best[(method, repr_)]:
+            best[(method, repr_)] = key
+    return {group: key[2] for group, key in sorted(best.items())}

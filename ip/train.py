@@ -59,7 +59,7 @@ class TrainConfig(BaseModel):
     nesterov: bool = True
     weight_decay: float = Field(5e-4, ge=0.0)
     schedule: Schedule = "cosine"
-    warmup_epochs: int = Field(0, ge=0)
+    warmup_epochs: float = Field(0, ge=0)   # a linear warm-up over this many epochs (rounded to steps)
     milestones: list[float] = Field([0.5, 0.75], description="fractions of training (step schedule)")
     gamma: float = Field(0.1, ge=0.0)
     label_smoothing: float = Field(0.0, ge=0.0, le=1.0)
@@ -140,7 +140,7 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, interspace: InterspaceCon
 def lr_factor(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
     """Multiplier of the base learning rate at a (0-based) global step."""
     total = cfg.epochs * steps_per_epoch
-    warm = cfg.warmup_epochs * steps_per_epoch
+    warm = int(round(cfg.warmup_epochs * steps_per_epoch))
     if step < warm:
         return (step + 1) / warm
     if cfg.schedule == "constant":

@@ -8,13 +8,14 @@ import shutil
 import pandas as pd
 import torch
 
-from analysis.collect import ablation_table, headline_metrics, sweep_table
+from analysis.collect import ablation_table, axis_table, headline_metrics, sweep_table
 from analysis.controls import controls_table
 from ip.reference import fb_overhead_table
 
 from .controls import CONTROLS_DIR
 from .common import (
     ABLATION_FILE,
+    AXIS_DIR,
     PROFILE_DIR,
     RESULTS,
     SWEEP_DIR,
@@ -49,6 +50,7 @@ def stage_profiles(p) -> dict[str, dict]:
     """The record in results/profile/ of the last run of each stage of this study that left one
     (named as the records are: ``train-dense``, ``train-<method>``, ``sweep-<s>``, ...)."""
     names = ["prepare", "init", *(f"train-{m}" for m in p.run_methods), *(f"sweep-{s}" for s in p.sweep.sparsities),
+             *(f"axis-{e}-{s}" for e in p.axis.epochs for s in p.axis.seeds),
              "ablation", "trainability", "theorem1", *(f"controls-shuffle-{m}" for m in p.controls.shuffle.methods),
              *(f"controls-lr-{m}" for m in p.controls.lr.methods)]
     return {name: read_json(PROFILE_DIR / f"{name}.json") for name in names if (PROFILE_DIR / f"{name}.json").exists()}
@@ -75,6 +77,11 @@ def main() -> None:
     sweep_rows = [row for s in p.sweep.sparsities if (SWEEP_DIR / f"s{s}.json").exists()
                   for row in read_json(SWEEP_DIR / f"s{s}.json")]
     sweep_table(sweep_rows, summary, p.sweep.methods).to_csv(RESULTS / "sweep.csv", index=False)
+    a = p.axis
+    axis_rows = [row for e in a.epochs for seed in a.seeds if (AXIS_DIR / f"e{e}-s{seed}.json").exists()
+                 for row in read_json(AXIS_DIR / f"e{e}-s{seed}.json")]
+    axis_methods = [*(["dense"] if a.dense_epochs else []), *a.methods, *a.published.methods]
+    axis_table(axis_rows, summary, axis_methods, a.seeds).to_csv(RESULTS / "axis.csv", index=False)
     ablation_rows = read_json(ABLATION_FILE) if ABLATION_FILE.exists() else []
     ablation = (ablation_table(ablation_rows, summary, p.ablation.method, p.interspace, seeds=p.ablation.seeds or p.seeds)
                 if p.ablation_variants() else pd.DataFrame(columns=[*summary.columns, "variant"]))   # switched off

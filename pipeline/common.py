@@ -30,6 +30,7 @@ INIT_DIR = RESULTS / "init"
 RUN_DIR = RESULTS / "runs"       # a run's records (git): results/runs/<method>/<repr>-s<seed>/
 MODEL_DIR = RESULTS / "models"   # a run's tensors (DVC cache): results/models/<method>/<repr>-s<seed>/
 SWEEP_DIR = RESULTS / "sweep"
+AXIS_DIR = RESULTS / "axis"
 ABLATION_FILE = RESULTS / "ablation" / "runs.json"
 TRAINABILITY_DIR = RESULTS / "trainability"
 THEOREM1_DIR = RESULTS / "theorem1"

@@ -7,8 +7,12 @@ for SP and IP alike, over a pool of `train.workers` processes.
   unshuffled pair.  Output: results/controls/shuffle-<method>.json.
 - ``lr``: the method trained at ``train.lr`` x each of ``controls.lr.lr_scales`` on the
   training images less a validation slice held out of them (:func:`ip.controls.hold_out`);
-  each run records its validation and test accuracy.  The aggregate stage chooses each
-  representation's scale on validation accuracy only.  Output: results/controls/lr-<method>.json.
+  each run records its validation and test accuracy.  Each representation's scale is chosen on
+  validation accuracy only (:func:`ip.controls.best_scale`); where a choice is an edge of
+  the grid, the grid grows by the next scale beyond it (x2 or /2, for every representation),
+  at most ``max_growth`` times per edge, so that the choices end strictly inside it (the
+  report says where one does not).  Scales above ``warmup_above`` warm up linearly over
+  ``warmup_epochs``.  Output: results/controls/lr-<method>.json.
 """
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ import sys
 
 import torch
 
-from ip.controls import hold_out, shuffle_masks
+from ip.controls import best_scale, hold_out, shuffle_masks
 from ip.experiment import build_model, compute_masks, train_run
 from ip.metrics.generalisation import evaluate_batches
 from ip.parallel import run_jobs
@@ -58,7 +62,10 @@ def lr_run(p, method: str, repr_: str, seed: int, scale: float) -> dict:
     c = p.controls.lr
     held = held_out(c.validation_samples, p.data.subset_seed)
     spec = run_spec(p, method, repr_, seed)
-    spec = dataclasses.replace(spec, train=spec.train.model_copy(update={"lr": spec.train.lr * scale}))
+    update = {"lr": spec.train.lr * scale}
+    if scale > c.warmup_above:
+        update["warmup_epochs"] = c.warmup_epochs
+    spec = dataclasses.replace(spec, train=spec.train.model_copy(update=update))
     model = build_model(spec, load_init(seed), held.train.num_classes, held.train.input_shape[0])
     masks, start_state = compute_masks(spec, model, held.train)
     if start_state is not None:
@@ -67,8 +74,44 @@ def lr_run(p, method: str, repr_: str, seed: int, scale: float) -> dict:
     with torch.inference_mode():
         val_loss, val_acc = evaluate_batches(model, held.val_batches(spec.train.eval_batch_size))
     print(f"lr x{scale} {spec.run_id}: validation acc {val_acc:.4f}, test acc {metrics['test_acc']:.4f}", flush=True)
-    return {"control": "lr", **metrics, "lr_scale": scale, "lr": spec.train.lr, "val_acc": val_acc,
+    return {"control": "lr", **metrics, "lr_scale": scale, "lr": spec.train.lr,
+            "warmup_epochs": spec.train.warmup_epochs, "val_acc": val_acc,
             "val_loss": val_loss, "val_samples": c.validation_samples, "train_samples": int(held.train_index.numel())}
+
+
+def grid_growth(rows: list[dict], scales: list[float], grown: dict[str, int], max_growth: int) -> list[float]:
+    """The scales to add: beyond each edge of ``scales`` that some representation's choice
+    (on validation accuracy) lies on, unless that edge grew ``max_growth`` times already
+    (``grown``: growth per edge so far, updated)."""
+    chosen = set(best_scale(rows).values())
+    out = []
+    for edge, beyond in (("low", min(scales) / 2), ("high", max(scales) * 2)):
+        at_edge = min(scales) if edge == "low" else max(scales)
+        if at_edge in chosen and grown[edge] < max_growth:
+            grown[edge] += 1
+            out.append(beyond)
+    return out
+
+
+def lr_grid(p, method: str) -> list[dict]:
+    """The learning-rate control's runs: the grid, grown until every choice is inside it."""
+    c = p.controls.lr
+    seeds = c.seeds or p.seeds
+    for repr_ in c.reprs:
+        for seed in seeds:
+            problem = budget_problem(run_spec(p, method, repr_, seed), load_init(seed), prepared())
+            if problem:
+                print(f"error: lr control {method}-{repr_}-s{seed}: {problem}", file=sys.stderr)
+                raise SystemExit(2)
+    scales, new, rows, grown = [], list(c.lr_scales), [], {"low": 0, "high": 0}
+    while new:
+        jobs = [(p, method, r, s, scale) for scale in new for r in c.reprs for s in seeds]
+        rows += run_jobs(lr_run, jobs, p.train.workers, p.train.threads, desc=f"lr_control@{method}")
+        scales = sorted(scales + new)
+        new = grid_growth(rows, scales, grown, c.max_growth)
+        if new:
+            print(f"lr control {method}: a choice lies on an edge of {scales}; adding {new}", flush=True)
+    return rows
 
 
 def check_method(p, control: str, method: str) -> None:
@@ -99,14 +142,7 @@ def main(argv=None) -> None:
         rows = run_jobs(shuffle_run, jobs, p.train.workers, p.train.threads,
                         desc=f"shuffle@{args.method}")
     else:
-        c = p.controls.lr
-        jobs = [(p, args.method, r, s, scale) for scale in c.lr_scales for r in c.reprs for s in (c.seeds or p.seeds)]
-        for _, method, repr_, seed, _ in jobs:
-            problem = budget_problem(run_spec(p, method, repr_, seed), load_init(seed), prepared())
-            if problem:
-                print(f"error: lr control {method}-{repr_}-s{seed}: {problem}", file=sys.stderr)
-                raise SystemExit(2)
-        rows = run_jobs(lr_run, jobs, p.train.workers, p.train.threads, desc=f"lr_control@{args.method}")
+        rows = lr_grid(p, args.method)
     write_json(CONTROLS_DIR / f"{args.control}-{args.method}.json", rows)
 
 

@@ -14,7 +14,8 @@ def main() -> None:
     p = setup()
     data = prepared()
     INIT_DIR.mkdir(parents=True, exist_ok=True)
-    seeds = sorted(set(p.seeds) | set(p.sweep.seeds or []) | set(p.ablation.seeds or []))
+    seeds = sorted(set(p.seeds) | set(p.sweep.seeds or []) | set(p.ablation.seeds or [])
+                   | set(p.axis.seeds if p.axis.epochs else []))
     for seed in seeds:
         state = initial_state(p.model.name, p.model.width, data.num_classes, data.input_shape[0], seed)
         torch.save(state, INIT_DIR / f"s{seed}.pt")

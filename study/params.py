@@ -145,10 +145,35 @@ class LRControlParams(Section):
     learning rate is chosen on a validation slice held out of the training set (never the test set).
     Empty ``methods``: no learning-rate control."""
     methods: list[MethodName] = ["snip"]
-    lr_scales: list[LRScale] = Field([0.5, 1.0, 2.0], min_length=2)
+    lr_scales: list[LRScale] = Field([0.25, 0.5, 1.0, 2.0, 4.0], min_length=2)
+    # a scale above this trains with a linear warm-up of warmup_epochs (the same for every representation)
+    warmup_above: float = Field(2.0, gt=0.0)
+    warmup_epochs: float = Field(0.0, ge=0.0)
+    # the grid grows by x2 beyond an edge that a representation chooses, at most this many times per edge
+    max_growth: int = Field(2, ge=0)
     reprs: list[Repr] = Field(["sp", "ip"], min_length=1)
     seeds: list[Seed] | None = None       # None: the top-level seeds (must be among them)
     validation_samples: int = Field(5000, ge=1)   # held out of the training set; this control trains on the rest
+
+
+class PublishedSchedules(Section):
+    """At one length of the axis, methods whose schedules the 1-epoch headline had to squeeze,
+    trained with their published options (``prune``: per method, keys of its ``prune``
+    section that replace the headline's)."""
+    epochs: int | None = Field(None, ge=1)
+    methods: list[MethodName] = []
+    prune: dict[MethodName, dict[str, Any]] = {}
+
+
+class AxisParams(Section):
+    """The training-length axis (STUDY_SPEC section 6, claim C10): ``methods`` at every length of
+    ``epochs`` in every representation, the dense runs at ``dense_epochs``, and ``published``.
+    Empty ``epochs``: no axis."""
+    epochs: list[Annotated[int, Field(ge=1)]] = []
+    seeds: list[Seed] = [0, 1, 2]
+    methods: list[MethodName] = ["snip"]
+    dense_epochs: list[Annotated[int, Field(ge=1)]] = []
+    published: PublishedSchedules = PublishedSchedules()
 
 
 class ControlsParams(Section):
@@ -178,6 +203,7 @@ class Params(Section):
     theorem1: Theorem1Params = Theorem1Params()
     sweep: SweepParams = SweepParams()
     ablation: AblationParams = AblationParams()
+    axis: AxisParams = AxisParams()
     controls: ControlsParams = ControlsParams()
     analysis: AnalysisParams = AnalysisParams()
 
@@ -309,6 +335,36 @@ def training_steps(p: Params) -> int | None:
     return None if n is None else p.train.epochs * (n // p.train.batch_size)
 
 
+def _check_axis(p: Params) -> None:
+    a = p.axis
+    for key in ("epochs", "seeds", "methods", "dense_epochs"):
+        _no_duplicates(f"axis.{key}", getattr(a, key))
+    if not a.epochs:
+        return
+    if not a.seeds:
+        raise ParamsError("axis.seeds: empty; give the seeds, or axis.epochs: [] switches the axis off")
+    if "dense" in a.methods or "dense" in a.published.methods:
+        raise ParamsError("axis.methods: leave out dense; axis.dense_epochs says at which lengths dense runs train")
+    for key, values in (("axis.dense_epochs", a.dense_epochs),
+                        ("axis.published.epochs", [a.published.epochs] if a.published.methods else [])):
+        missing = [v for v in values if v not in a.epochs]
+        if missing:
+            raise ParamsError(f"{key}: {missing} not among axis.epochs {a.epochs}")
+    for method, options in a.published.prune.items():
+        if method not in a.published.methods:
+            raise ParamsError(f"axis.published.prune.{method}: {method} is not in axis.published.methods")
+        base = p.prune.options_for(method)
+        unknown = sorted(set(options) - set(type(base).model_fields))
+        if unknown:
+            raise ParamsError(f"axis.published.prune.{method}: unknown key {unknown[0]}; allowed: "
+                              f"{', '.join(sorted(type(base).model_fields))}")
+        try:
+            type(base).model_validate({**base.model_dump(), **options})
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise ParamsError(f"axis.published.prune.{method}.{_key(err['loc'])}: {err['msg']}") from None
+
+
 def _check_consistency(p: Params) -> None:
     """Rules that tie two keys together."""
     if len(set(p.seeds)) != len(p.seeds):
@@ -327,6 +383,7 @@ def _check_consistency(p: Params) -> None:
             off = {"sweep": "sweep.sparsities: []", "ablation": "ablation.fb_inits: [] and ablation.shares: []"}.get(
                 part, f"{part}.methods: []")
             raise ParamsError(f"{key}: empty; null takes the top-level seeds, and {off} switches it off")
+    _check_axis(p)
     if "dense" in p.methods:
         raise ParamsError("methods: leave out dense: the dense runs are always trained (stage dense), as the "
                           "reference and the start of lt and oneshot")

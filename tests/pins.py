@@ -87,7 +87,11 @@ def pinned_params(threads: int | None = None) -> dict:
     p["sweep"].update(sparsities=[0.5], methods=["snip"], seeds=None)
     p["ablation"].update(method="snip", fb_inits=["spatial", "dct"], shares=["layer"], fair_budget=False, seeds=None)
     p["controls"]["shuffle"].update(methods=["snip"], seeds=None)
-    p["controls"]["lr"].update(methods=["snip"], seeds=None, lr_scales=[0.5, 1.0], validation_samples=64)
+    # two scales: a choice is always on an edge, so the grid grows once (max_growth 1)
+    p["controls"]["lr"].update(methods=["snip"], seeds=None, lr_scales=[0.5, 1.0], validation_samples=64,
+                               max_growth=1)
+    p["axis"].update(epochs=[2], seeds=[0], methods=["snip"], dense_epochs=[2],
+                     published={"epochs": 2, "methods": ["rigl"], "prune": {"rigl": {"interval": 3}}})
     return p
 
 

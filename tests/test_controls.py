@@ -164,3 +164,22 @@ def test_controls_without_runs_are_not_tested():
     from analysis.claims.controls import claim_k1, claim_k2
     empty = _evidence(pd.DataFrame(columns=["control", "method", "repr", "seed"]))
     assert claim_k1(empty).verdict == claim_k2(empty).verdict == "not tested here"
+
+
+def test_the_learning_rate_grid_grows_beyond_a_chosen_edge_and_stops():
+    from pipeline.controls import grid_growth
+
+    def rows(best: dict[str, float], scales):
+        return [{"method": "snip", "repr": r, "seed": s, "lr_scale": x, "val_acc": 0.9 - abs(x - best[r]) / 100}
+                for r in best for s in (0, 1) for x in scales]
+
+    grown = {"low": 0, "high": 0}
+    scales = [0.5, 1.0, 2.0]
+    assert grid_growth(rows({"sp": 1.0, "ip": 1.0}, scales), scales, grown, 2) == []   # both inside
+    assert grid_growth(rows({"sp": 2.0, "ip": 1.0}, scales), scales, grown, 2) == [4.0]   # SP at the top
+    scales = [0.5, 1.0, 2.0, 4.0]
+    assert grid_growth(rows({"sp": 4.0, "ip": 0.5}, scales), scales, grown, 2) == [0.25, 8.0]
+    assert grown == {"low": 1, "high": 2}
+    scales = [0.25, 0.5, 1.0, 2.0, 4.0, 8.0]
+    # the top edge grew twice: it is reported as an edge, never grown further
+    assert grid_growth(rows({"sp": 8.0, "ip": 1.0}, scales), scales, grown, 2) == []

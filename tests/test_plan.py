@@ -11,9 +11,9 @@ import pins
 
 def test_record_names_follow_the_stage_processes():
     assert [record_name(s) for s in ("prepare", "dense", "train@snip", "sweep@0.9", "shuffle@snip",
-                                     "lr_control@snip", "trainability")] == [
+                                     "lr_control@snip", "axis@4-0", "trainability")] == [
         "prepare", "train-dense", "train-snip", "sweep-0.9", "controls-shuffle-snip", "controls-lr-snip",
-        "trainability"]
+        "axis-4-0", "trainability"]
 
 
 def test_estimates_scale_a_record_by_the_probe(tmp_path):
