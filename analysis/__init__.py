@@ -5,10 +5,12 @@
   claim's parts), and how parts combine
 - :mod:`analysis.collect`     the tidy tables and results/metrics.json the aggregate stage writes
 - :mod:`analysis.formatting`  how numbers are written in verdicts and the report
-- :mod:`analysis.paper`       the paper's citation, its claims C1..C9 and the numbers it states
-- :mod:`analysis.claims`      one function per claim (package: accuracy, costs, filters, trainability, theorem1)
+- :mod:`analysis.paper`       the paper's citation, its claims C1..C10 and the numbers it states
+- :mod:`analysis.claims`      one function per claim (package: accuracy, costs, filters, trainability, theorem1,
+  length)
 - :mod:`analysis.ablations`   each IP ablation variant against its SP baseline
-- :mod:`analysis.verdicts`    every claim's verdict, C1..C9, in order
+- :mod:`analysis.training_length`  the training-length axis: paired differences per length and their change
+- :mod:`analysis.verdicts`    every claim's verdict, C1..C10, in order
 - :mod:`analysis.figures`     which figure is which file and supports which claim (``python -m analysis.figures``);
   the drawing code is in :mod:`analysis.plots`
 - :mod:`analysis.answer`      the report's opening: which claims hold, and the headline table

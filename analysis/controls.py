@@ -2,15 +2,17 @@
 
 - mask shuffling: the shuffled runs (``shuffled`` true) beside their unshuffled pairs, the
   main runs of the same method, representation and seed;
-- learning rate: every run of the control with its validation and test accuracy, and the
-  scale each representation's validation accuracy chooses (:func:`best_scale`).
+- learning rate: every run of the control with its validation and test accuracy, the
+  scale each representation's validation accuracy chooses (:func:`best_scale`), the grid
+  the stage ran (:func:`lr_scales`) and whether a choice is one of its edges (:func:`grid_edge`).
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pandas as pd
 
-import math
-from collections.abc import Mapping
+from ip.controls import best_scale as choose
 
 from . import tables as T
 from .stats import Pairs
@@ -20,16 +22,8 @@ COLUMNS = T.SCHEMAS["controls"][1]
 
 
 def best_scale(runs: pd.DataFrame, by: str = "val_acc") -> Mapping[tuple[str, str], float]:
-    """(method, repr) -> the ``lr_scale`` whose runs have the highest mean ``by`` over seeds
-    (the validation accuracy; ties go to the scale closest to 1, then the smaller one).
-    Only ``by`` enters the choice: the test accuracy of the runs is never read."""
-    means = runs.groupby(["method", "repr", "lr_scale"])[by].mean().reset_index()
-    out = {}
-    for (method, repr_), group in means.groupby(["method", "repr"]):
-        group = group.assign(distance=group["lr_scale"].astype(float).map(lambda s: abs(math.log2(s))))
-        group = group.sort_values([by, "distance", "lr_scale"], ascending=[False, True, True])
-        out[(method, repr_)] = float(group["lr_scale"].iloc[0])
-    return out
+    """:func:`ip.controls.best_scale` of a table's runs (the rule the lr_control stage grows its grid by)."""
+    return choose(runs.to_dict("records"), by)
 
 
 def controls_table(shuffle_rows: list[dict], lr_rows: list[dict], summary: pd.DataFrame) -> pd.DataFrame:
@@ -58,6 +52,27 @@ def lr_choice(table: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=["method", "repr", "lr_scale"])
     chosen = best_scale(runs, by="val_acc")
     return pd.DataFrame([{"method": m, "repr": r, "lr_scale": s} for (m, r), s in chosen.items()])
+
+
+def lr_scales(table: pd.DataFrame, method: str) -> list[float]:
+    """Every scale the learning-rate control ran for ``method``, ascending: the grid as the stage grew it."""
+    runs = table[(table["control"] == "lr") & (table["method"] == method)]
+    return sorted(float(s) for s in runs["lr_scale"].dropna().astype(float).unique())
+
+
+def grid_edge(scale: float, scales: list[float]) -> str:
+    """'bottom' or 'top' where ``scale`` is the smallest or largest of ``scales`` ('only' for a grid of
+    one scale): a choice there is not bracketed, a scale beyond it might do better; '' where it lies
+    strictly inside."""
+    if not scales or scale != scale:
+        return ""
+    if len(scales) == 1:
+        return "only"
+    if float(scale) == max(scales):
+        return "top"
+    if float(scale) == min(scales):
+        return "bottom"
+    return ""
 
 
 def _as_sides(runs: pd.DataFrame, side: pd.Series) -> pd.DataFrame:

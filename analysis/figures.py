@@ -19,6 +19,7 @@ from typing import Sequence
 from . import tables as T
 from .evidence import Evidence
 from .plots.accuracy import fig_ablation, fig_accuracy, fig_generalisation, fig_sweep
+from .plots.axis import fig_axis
 from .plots.controls import fig_lr, fig_shuffle
 from .plots.costs import fig_costs
 from .plots.filters import fig_filters
@@ -39,6 +40,7 @@ FIGURES = {
     "costs": "fig9_costs",
     "shuffle": "fig10_shuffle_control",
     "lr": "fig11_lr_control",
+    "axis": "fig12_training_length",
 }
 #: the figures each claim cites, in the order the report shows them
 CLAIM_FIGURES = {
@@ -51,13 +53,14 @@ CLAIM_FIGURES = {
     "C7": (FIGURES["generalisation"],),
     "C8": (FIGURES["ablation"], FIGURES["accuracy"]),
     "C9": (FIGURES["theorem1"],),
+    "C10": (FIGURES["axis"],),
 }
 #: the figures of the controls' claims (beyond the paper)
 CONTROL_FIGURES = {"K1": (FIGURES["shuffle"],), "K2": (FIGURES["lr"],)}
 
 __all__ = ["CLAIM_FIGURES", "CONTROL_FIGURES", "FIGURES", "Drawn", "draw_all", "fig_ablation", "fig_accuracy",
-           "fig_costs", "fig_filters", "fig_generalisation", "fig_gradient_flow", "fig_hessian", "fig_lr",
-           "fig_shuffle", "fig_sweep", "fig_theorem1", "main"]
+           "fig_axis", "fig_costs", "fig_filters", "fig_generalisation", "fig_gradient_flow", "fig_hessian",
+           "fig_lr", "fig_shuffle", "fig_sweep", "fig_theorem1", "main"]
 
 
 def draw_all(tables: T.Tables, out_dir) -> dict[str, Drawn]:
@@ -76,6 +79,7 @@ def draw_all(tables: T.Tables, out_dir) -> dict[str, Drawn]:
         "costs": lambda p: fig_costs(t.summary, t.costs_reference, p, s),
         "shuffle": lambda p: fig_shuffle(t.controls, p),
         "lr": lambda p: fig_lr(t.controls, p),
+        "axis": lambda p: fig_axis(t.axis, p, t.meta, s),
     }
     return {name: job(out / FIGURES[name]) for name, job in jobs.items()}
 

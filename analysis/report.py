@@ -23,6 +23,7 @@ from .claims.costs import paper_network_overheads
 from .evidence import Evidence
 from .figures import FIGURES
 from .formatting import Scale, decision_text, excluded_text, fmt_sparsity
+from .length_section import length_section
 from .paper import PAPER, PAPER_FB_OVERHEAD_PERCENT
 from .sanity import sanity_section
 from .stats import (BOOTSTRAP_MIN_PAIRS, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, MIN_SEEDS, ROUGH_BELOW, TARGET_POWER,
@@ -32,7 +33,7 @@ from .verdicts import all_verdicts
 REPORT_NAME = "REPORT.md"
 
 #: the parts an empty list in params.yaml switches off: their table, and the keys (any one empty)
-SWITCHES = {"sweep": ["sweep.sparsities"], "ablation": ["ablation.fb_inits", "ablation.shares"],
+SWITCHES = {"sweep": ["sweep.sparsities"], "axis": ["axis.epochs"], "ablation": ["ablation.fb_inits", "ablation.shares"],
             "controls": ["controls.shuffle.methods", "controls.lr.methods"]}
 
 
@@ -251,7 +252,12 @@ def rule_section(alpha: float) -> str:
 
 def _verdict_cell(r: ClaimResult) -> str:
     sets = "; ".join(f"{name}: {v}" for name, v in r.group_verdicts.items())
-    return f"**{r.verdict}**" + (f" ({sets})" if sets else "")
+    return f"**{r.verdict}**" + (f" ({sets})" if sets else "") + (f"; {r.caveat}" if r.caveat else "")
+
+
+def _verdict_line(r: ClaimResult) -> str:
+    """'**Verdict: ….**', with what the verdict rests on that a reader must know (:attr:`ClaimResult.caveat`)."""
+    return f"**Verdict: {r.verdict}.**" + (f" Note: {r.caveat}." if r.caveat else "")
 
 
 def claims_table(results: Sequence[ClaimResult]) -> str:
@@ -279,7 +285,7 @@ def fb_overhead_table(t: T.Tables) -> str:
 
 def claim_section(r: ClaimResult, out_dir: Path, t: T.Tables) -> str:
     detailed = len(r.parts) > 1
-    text = [f"## {r.claim_id}: {r.claim}", f"**Verdict: {r.verdict}.**"]
+    text = [f"## {r.claim_id}: {r.claim}", _verdict_line(r)]
     if r.group_verdicts:
         text.append("\n".join(f"- {name}: **{v}**" for name, v in r.group_verdicts.items()))
     text.append((r.summary or r.explanation) if detailed else r.explanation)
@@ -327,7 +333,7 @@ def controls_section(ev: Evidence, out_dir: Path) -> str:
             _table(("id", "claim", "verdict", "key numbers"),
                    [(r.claim_id, r.claim, _verdict_cell(r), r.key_numbers) for r in results])]
     for r in results:
-        text.append(f"### {r.claim_id}: {r.claim}\n\n**Verdict: {r.verdict}.**\n\n{r.summary or r.explanation}")
+        text.append(f"### {r.claim_id}: {r.claim}\n\n{_verdict_line(r)}\n\n{r.summary or r.explanation}")
         if r.parts:
             text.append("\n".join(f"- **{p.label}** — {p.verdict}" + (f": {p.note}" if p.note else "")
                                   for p in r.parts))
@@ -394,6 +400,7 @@ def build_report(t: T.Tables, out_dir: Path, presets_dir: Path = Path("presets")
         claims_table(results),
     ]
     parts += [claim_section(r, out_dir, t) for r in results]
+    parts.append(length_section(ev))
     parts.append(ablation_section(t, out_dir, ev.alpha))
     parts.append(controls_section(ev, out_dir))
     parts += [choices_section(t, ev.alpha), rerun_section(presets_dir)]

@@ -9,6 +9,7 @@ a short probe each record carries).  A stage without a record says so.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import time
@@ -72,22 +73,24 @@ def stages_to_run(targets: list[str] | None = None, repo_dir: str = ".") -> list
     import networkx as nx
     from dvc.repo import Repo
 
-    with Repo(repo_dir) as repo:
+    with contextlib.chdir(repo_dir), Repo(".") as repo:   # paths and names relative to the repository
         graph = repo.index.graph            # an edge: stage -> a stage it depends on
         names = {stage: getattr(stage, "name", None) or stage.addressing for stage in graph.nodes}
         maker = {str(out): names[stage] for stage in graph.nodes for out in stage.outs}
-        status = repo.status()
-        position = {names.get(stage, stage.addressing): i for i, stage in enumerate(repo.index.stages)}   # dvc.yaml's order
+        address = {stage.addressing: names[stage] for stage in graph.nodes}
+        status = {address.get(key, key): value for key, value in repo.status().items()}
+        position = {address.get(stage.addressing, stage.addressing): i
+                    for i, stage in enumerate(repo.index.stages)}   # dvc.yaml's order
     own, restore = set(), set()
-    for stage, entries in status.items():
+    for name, entries in status.items():
         changes = [(kind, path) for entry in entries if isinstance(entry, dict) for kind, paths in entry.items()
                    for path in (paths if isinstance(paths, dict) else {paths: None})]
         upstream = [path for kind, path in changes if kind == "changed deps" and path in maker]
         other = [(kind, path) for kind, path in changes if not (kind == "changed deps" and path in maker)]
-        if stage in REBUILT_EXACTLY and other and all(kind == "changed outs" for kind, _ in other):
-            restore.add(stage)
+        if name in REBUILT_EXACTLY and other and all(kind == "changed outs" for kind, _ in other):
+            restore.add(name)
         elif other or any(not status.get(maker[path]) for path in upstream):   # an output changed by hand
-            own.add(stage)
+            own.add(name)
     by_name = {name: stage for stage, name in names.items()}
     run = set(own)
     for name in own:

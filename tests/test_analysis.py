@@ -209,6 +209,36 @@ def make_controls(seeds=(0, 1, 2)) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def make_axis(ip_shift=0.04, eq_shift=0.02, growth=0.0, noise=0.004, ip_wobble=0.0005, seeds=SEEDS, head=1,
+              methods=("snip",), published=("rigl", "gmp"), published_factor=4, dense_factors=(12,),
+              factors=(1, 4, 12), steps_per_epoch=468):
+    """The training-length table as the aggregate stage writes it: ``methods`` at every length (``factors`` ×
+    ``head`` epochs, the first the headline's runs), ``published`` at the headline's length and at
+    ``published_factor`` × ``head``, dense at the headline's length and at ``dense_factors`` × ``head``.  IP and
+    IP_eq lead SP by ``ip_shift`` and ``eq_shift`` plus ``growth`` per epoch beyond the headline's; seed 0's IP
+    (seed 1's IP_eq) wobbles by ``ip_wobble`` times the length's rank + 1, so the differences and their change
+    with the length have a spread."""
+    plan = [(m, f) for m in methods for f in factors] + [(m, f) for m in published for f in (1, published_factor)] \
+        + [("dense", f) for f in (1, *dense_factors)]
+    ranks = {f: i for i, f in enumerate(sorted({f for _, f in plan}))}
+    frames = []
+    for method, factor in plan:
+        epochs, wobble = head * factor, ip_wobble * (ranks[factor] + 1)
+        extra = growth * (epochs - head)
+        df = make_runs(ip_shift=ip_shift + extra, noise=noise, methods=(method,), seeds=seeds, ip_wobble=wobble,
+                       experiment="axis")
+        if method != "dense":
+            eq = df[df["repr"] == "sp"].assign(repr=T.EQUAL_STORAGE)
+            eq["test_acc"] += eq_shift + extra + wobble * (eq["seed"] == 1)
+            df = pd.concat([df, eq], ignore_index=True)
+        df["test_acc"] += 0.002 * factor          # longer training: higher accuracy
+        df["epochs"], df["steps"] = epochs, steps_per_epoch * epochs
+        updates = {"rigl": 17 if factor == 1 else 14, "gmp": 31 if factor == 1 else 25}
+        df["mask_updates"] = updates.get(method, 0)
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True)
+
+
 def make_tables(summary=None, sweep=None, checks_pass=True, meta=None, **overrides) -> T.Tables:
     hess, dens, gfl = make_trainability()
     filt, fd = make_filters()
@@ -216,7 +246,8 @@ def make_tables(summary=None, sweep=None, checks_pass=True, meta=None, **overrid
     frames = dict(summary=make_runs() if summary is None else summary,
                   sweep=make_sweep() if sweep is None else sweep, history=make_history(), hessian=hess, density=dens,
                   gf_layers=gfl, filters=filt, filter_density=fd, checks=checks, one_step=steps, gf_masks=gf_masks,
-                  ablation=make_ablation(), costs_reference=COSTS, controls=make_controls())
+                  ablation=make_ablation(), costs_reference=COSTS, controls=make_controls(),
+                  axis=make_axis(head=META["epochs"]))
     frames.update(overrides)
     return T.Tables.from_frames(meta=META if meta is None else meta, **frames)
 
@@ -422,6 +453,7 @@ FIGURE_CALLS = {
     "costs": lambda t, p: Fg.fig_costs(t.summary, t.costs_reference, p, HEADLINE),
     "shuffle": lambda t, p: Fg.fig_shuffle(t.controls, p),
     "lr": lambda t, p: Fg.fig_lr(t.controls, p),
+    "axis": lambda t, p: Fg.fig_axis(t.axis, p, t.meta, HEADLINE),
 }
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from analysis import figures as Fg
 from analysis import tables as T
-from test_analysis import FIGURE_CALLS, equal_storage_runs, make_history, make_tables
+from test_analysis import FIGURE_CALLS, equal_storage_runs, make_axis, make_history, make_tables
 
 matplotlib.use("Agg")
 
@@ -97,7 +97,8 @@ CHECKS = {
 
 def study_like_tables() -> T.Tables:
     """The analysis tests' tables with what the default study has: three representations, one epoch
-    of history, and the FB-overhead table of the paper's networks as the aggregate stage writes it."""
+    of history, the training-length axis beside the 1-epoch headline, and the FB-overhead table of the
+    paper's networks as the aggregate stage writes it."""
     import pandas as pd
 
     from ip.reference import fb_overhead_table
@@ -107,7 +108,7 @@ def study_like_tables() -> T.Tables:
     runs = runs[~((runs["method"] == "dense") & (runs["repr"] == T.EQUAL_STORAGE))]
     eq = runs["repr"] == T.EQUAL_STORAGE
     runs.loc[eq, "kept_params"] = runs.loc[eq, "stored_params"] - runs.loc[eq, "fb_overhead_params"]
-    return make_tables(summary=runs, history=make_history(epochs=1), costs_reference=costs)
+    return make_tables(summary=runs, history=make_history(epochs=1), costs_reference=costs, axis=make_axis(head=1))
 
 
 @pytest.fixture(scope="module")

@@ -105,7 +105,12 @@ def test_repro_writes_every_result(project):
     assert shuffle.groupby("shuffled").size().to_dict() == {False: 2, True: 2}
     assert (shuffle.loc[shuffle["shuffled"], "moved_share"] > 0).all()
     lr = controls[controls["control"] == "lr"]
-    assert len(lr) == 4 and lr["val_acc"].between(0.0, 1.0).all() and set(lr["lr_scale"]) == {0.5, 1.0}
+    # the grid 0.5, 1 grew once beyond the edge a representation chose (max_growth: 1)
+    scales = sorted(set(lr["lr_scale"]))
+    assert {0.5, 1.0} < set(scales) <= {0.25, 0.5, 1.0, 2.0} and len(lr) == 2 * len(scales)
+    assert lr["val_acc"].between(0.0, 1.0).all()
+    axis = pd.read_csv(dest / "results" / "axis.csv")
+    assert set(axis["epochs"]) == {1, 2} and {"dense", "snip", "rigl"} == set(axis["method"])
     assert (dest / "paper_figures" / "figures" / "fig1_accuracy.png").stat().st_size > 10_000
     # every stage process left its timings; a train stage's include its training steps
     profiles = {p.stem: json.loads(p.read_text()) for p in (dest / "results" / "profile").glob("*.json")}
@@ -183,7 +188,7 @@ def test_tiny_study_reproduces_its_pinned_results(project):
 
 
 #: the stages that depend on the headline sparsity (the README lists the default study's)
-SPARSITY_STAGES = {"train@snip", "train@rigl", "ablation", "shuffle@snip", "lr_control@snip", "trainability",
+SPARSITY_STAGES = {"train@snip", "train@rigl", "axis@2-0", "ablation", "shuffle@snip", "lr_control@snip", "trainability",
                    "theorem1", "aggregate", "figures", "report"}
 
 

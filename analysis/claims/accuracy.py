@@ -1,20 +1,26 @@
 """The accuracy claims: IP against SP in test accuracy.
 
-- C1 :func:`claim_c1` IP beats SP for every pruning method, at the headline sparsity
-- C2 :func:`claim_c2` the IP advantage grows with sparsity (sweep: highest vs lowest)
+- C1 :func:`claim_c1` IP beats SP for every pruning method, at the headline sparsity (beside it, for
+  information: a sign test over methods per accounting)
+- C2 :func:`claim_c2` the IP advantage grows with sparsity (sweep: slope against −log10(1 − s))
 - C3 :func:`claim_c3` the advantage is larger on harder data (needs two datasets)
 - C8 :func:`claim_c8` interspace representations also improve dense training
 """
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pandas as pd
+from scipy.stats import binomtest
 
 from .. import tables as T
 from ..evidence import Evidence
 from ..figures import CLAIM_FIGURES
-from ..formatting import Scale, fmt, fmt_sparsity
+from ..formatting import Scale, decision_text, fmt, fmt_level, fmt_sparsity, side_label
 from ..paper import CLAIMS
-from ..stats import NOT_TESTED, Pairs, combine, compare
+from ..stats import (BOOTSTRAP_MIN_PAIRS, NOT_SUPPORTED, NOT_TESTED, SUPPORTED, Pairs, Stats, combine, compare,
+                     is_missing)
 from .parts import ClaimResult, Part, Pending, decide_parts, numbers_of, per_method_parts, tally, verdicts_by_group
 
 #: what an equal-storage set of parts says when the study has no IP_eq runs
@@ -34,6 +40,34 @@ def accounting_verdicts(parts, ev: Evidence) -> dict:
     return out
 
 
+def pooled_sign_test(parts, against: str) -> dict:
+    """Information beside C1, never a verdict: over the methods of one accounting (the parts whose group is
+    ``against``'s), how many have a mean ``against``−SP difference above 0, below 0 and exactly 0 (a tie,
+    left out), how many have no pairs, and the two-sided exact sign test over the methods that are not ties."""
+    means = [p.comparison.diff.mean for p in parts
+             if p.group == accounting_label(against) and p.comparison is not None]
+    paired = [m for m in means if not is_missing(m)]
+    higher, lower = sum(m > 0 for m in paired), sum(m < 0 for m in paired)
+    n = higher + lower
+    p_value = float(binomtest(higher, n, 0.5).pvalue) if n else math.nan
+    return {"higher": higher, "lower": lower, "ties": len(paired) - n, "methods": n,
+            "no_pairs": len(means) - len(paired), "sign_test_p": p_value}
+
+
+def pooled_text(pooled: dict) -> str:
+    """The pooled line beside C1: per accounting, k of n methods with IP higher and the sign test's p-value."""
+    bits = []
+    for against, d in pooled.items():
+        name = side_label(against)
+        extra = [f"{d['ties']} tie{'s' if d['ties'] != 1 else ''} (mean exactly 0) left out"] if d["ties"] else []
+        extra += [f"{d['no_pairs']} without pairs"] if d["no_pairs"] else []
+        p = f"p = {d['sign_test_p']:.3g}" if d["methods"] else "no method to test"
+        bits.append(f"{name} vs SP: {name} higher in {d['higher']} of {d['methods']} methods"
+                    + (f" ({'; '.join(extra)})" if extra else "") + f", two-sided exact sign test over methods {p}")
+    return ("Pooled over methods (information, not a verdict; the verdict is the per-method rule above): "
+            + "; ".join(bits) + ".")
+
+
 def claim_c1(ev: Evidence) -> ClaimResult:
     """C1: for each accounting (STUDY_SPEC section 6), for each sparse method, the paired test-accuracy
     difference at the headline sparsity; each accounting's methods are one family of the intersection–union
@@ -49,6 +83,7 @@ def claim_c1(ev: Evidence) -> ClaimResult:
     # overall, "under every accounting" is one claim over all their parts: supported if every part is (each at
     # its own 95 %), not supported only if a part goes the other way after Holm over all of them
     verdict = combine(p.verdict for p in decide_parts(pending, ev.alpha))
+    pooled = {against: pooled_sign_test(parts, against) for against in ev.accountings}
     s = ev.sparsity
     if not parts:
         expl = summary = f"missing: no sparse runs in {ev.path_of('summary')}"
@@ -59,64 +94,188 @@ def claim_c1(ev: Evidence) -> ClaimResult:
                    "is; overall only if it is under every accounting run, and not supported overall only if a part "
                    f"goes the other way after Holm over the {len(parts)} parts of all accountings together: "
                    f"{verdict}.")
+        summary += " " + pooled_text(pooled)
         expl = summary + " Per method: " + "; ".join(p.note for p in parts) + "."
     diff_scale = Scale(ev.scale.factor, " pp", 2)
     key = "; ".join(f"{p.label} {diff_scale.with_ci(p.comparison.diff)} ({p.verdict})" for p in parts) or "missing"
-    numbers = {"sparsity": s, **numbers_of(parts)}
+    numbers = {"sparsity": s, **numbers_of(parts),
+               **{f"pooled.{a}.{k}": v for a, d in pooled.items() for k, v in d.items()}}
     return ClaimResult("C1", CLAIMS["C1"], verdict, numbers, CLAIM_FIGURES["C1"], expl, parts,
                        f"IP−SP test acc. at s={fmt_sparsity(s)}: {key}", summary, by_accounting)
 
 
-def advantage_by_seed(sweep: pd.DataFrame, method: str) -> tuple[pd.DataFrame, int]:
-    """Per seed (rows) and sweep sparsity (columns): the paired IP−SP test-accuracy difference of ``method``,
-    pairs with a disconnected run left out; and how many such pairs were left out."""
-    pairs = Pairs.of(sweep[sweep["method"] == method], "test_acc", keys=["method", "seed", "sparsity"])
+def advantage_by_seed(sweep: pd.DataFrame, method: str, against: str = "ip") -> tuple[pd.DataFrame, int]:
+    """Per seed (rows) and sweep sparsity (columns): the paired ``against``−SP test-accuracy difference of
+    ``method``, pairs with a disconnected run left out; and how many such pairs were left out."""
+    pairs = Pairs.of(sweep[sweep["method"] == method], "test_acc", keys=["method", "seed", "sparsity"],
+                     against=against)
     if pairs.connected.empty:
         return pd.DataFrame(), pairs.excluded_disconnected
     return (pairs.connected.pivot_table(index="seed", columns="sparsity", values="diff", aggfunc="first"),
             pairs.excluded_disconnected)
 
 
+def decades(sparsity) -> np.ndarray:
+    """x = −log10(1 − s): how many tenfold reductions of the kept fraction 1 − s a sparsity is (0.9 → 1,
+    0.99 → 2), so that an advantage that grows with sparsity has a positive slope in x."""
+    return -np.log10(1.0 - np.asarray(sparsity, dtype=float))
+
+
+def sparsity_slopes(adv: pd.DataFrame) -> tuple[pd.Series, list]:
+    """Per seed (a row of :func:`advantage_by_seed`), the least-squares slope of the advantage against
+    :func:`decades` over that seed's points; and the seeds left out for having fewer than two points."""
+    slopes, short = {}, []
+    for seed, row in adv.iterrows():
+        points = row.dropna()
+        if len(points) < 2:
+            short.append(seed)
+            continue
+        x, y = decades(points.index.to_numpy(dtype=float)), points.to_numpy(dtype=float)
+        slopes[seed] = float(((x - x.mean()) * (y - y.mean())).sum() / ((x - x.mean()) ** 2).sum())
+    return pd.Series(slopes, dtype=float), short
+
+
+def infeasible_sparsities(runs: pd.DataFrame, method: str, rep: str) -> list[float]:
+    """The sparsities at which the sweep recorded ``rep`` of ``method`` as infeasible (IP_eq whose FB entries
+    alone exceed the budget)."""
+    if "infeasible" not in runs:
+        return []
+    flag = runs["infeasible"].map(lambda v: isinstance(v, str) and v.strip() != "")
+    bad = runs[(runs["method"] == method) & (runs["repr"] == rep) & flag]
+    return sorted(float(s) for s in bad["sparsity"].dropna().round(T.SPARSITY_DECIMALS).unique())
+
+
+def storage_ratios(runs: pd.DataFrame, method: str, against: str, points: pd.DataFrame) -> pd.Series:
+    """Per sparsity: mean stored parameters of ``against`` over those of SP, over the pairs in ``points``
+    (seed × sparsity, True where the pair enters the slope)."""
+    stored = T.paired(runs[runs["method"] == method], "stored_params", keys=["method", "seed", "sparsity"],
+                      against=against)
+    used = points.stack()
+    used = set(used[used].index)
+    stored = stored[[(seed, s) in used for seed, s in zip(stored["seed"], stored["sparsity"])]]
+    if stored.empty:
+        return pd.Series(dtype=float)
+    means = stored.groupby("sparsity")[[f"stored_params_{against}", "stored_params_sp"]].mean()
+    return means[f"stored_params_{against}"] / means["stored_params_sp"]
+
+
+def _slope_decision(c, scale: Scale) -> str:
+    """The interval a slope's verdict rests on, and the verdict in words about the advantage."""
+    d = c.decision
+    if d.verdict == SUPPORTED:
+        return f"→ supported (the {fmt_level(1 - d.alpha)} CI lies above 0: the advantage grows with sparsity)"
+    if d.verdict == NOT_SUPPORTED:
+        return (f"Holm {d.holm_rank}/{d.holm_m}: {fmt_level(1 - d.level)} CI {scale.interval(d.adjusted_ci)} → "
+                "not supported (the advantage shrinks with sparsity)")
+    return decision_text(c, scale)
+
+
+#: the unit of a slope of IP−SP against −log10(1 − s)
+SLOPE_UNIT = " pp/decade"
+
+
 def claim_c2(ev: Evidence) -> ClaimResult:
-    """C2: for each sweep method, per seed, the paired IP−SP advantage at the highest connected sweep sparsity
-    minus that at the lowest; supported if that change is above 0."""
+    """C2: per sweep method and accounting, the slope of the paired IP−SP (IP_eq−SP) test-accuracy difference
+    against x = −log10(1 − s) over every connected sweep point (the headline sparsity's main runs included):
+    per seed the least-squares slope over that seed's points, the part their mean with its t interval (above
+    0: the advantage grows with sparsity); all parts one family.  Each point's mean difference and storage
+    ratio, and the change from the lowest to the highest sparsity, are printed for information."""
     sweep = ev.tables.sweep
     methods = T.sparse_methods(sweep)
-    scale = Scale(T.percent_scale(sweep["test_acc"]), " pp", 2)
-    pending, not_tested, compared_levels = [], {}, {}
-    for method in methods:
-        adv, excluded = advantage_by_seed(sweep, method)
-        levels = sorted(adv.columns) if len(adv) else []
-        if len(levels) < 2:
-            not_tested[method] = f"{method}: connected SP/IP pairs at fewer than two sparsities"
-            continue
-        lo, hi = levels[0], levels[-1]
-        compared_levels[method] = (lo, hi)
-        # the seeds with a connected pair at both ends (the headline sparsity, when it is an end, has more
-        # seeds than the sweep): the printed advantages at the two ends and their change use the same seeds
-        both = adv[[lo, hi]].dropna()
-        c = compare(both[hi], both[lo], both[hi] - both[lo], metric="test_acc IP−SP",
-                    a_label=f"s={fmt_sparsity(hi)}", b_label=f"s={fmt_sparsity(lo)}", excluded_disconnected=excluded)
-        pending.append(Pending(method, c, scale, f"{method}: IP−SP advantage at s={fmt_sparsity(hi)} vs "
-                                                 f"s={fmt_sparsity(lo)}", "advantage"))
+    factor = T.percent_scale(sweep["test_acc"])
+    scale = Scale(factor, " pp", 2)
+    slope_scale = Scale(factor, SLOPE_UNIT, 2)
+    accountings = [a for a in T.reprs_present(sweep)[1:] if a in T.ACCOUNTINGS]
+    pending, not_tested, info = [], [], {}
+    for against in accountings:
+        suffix = "" if against == "ip" else " (equal storage)"
+        name = side_label(against)
+        for method in methods:
+            label = f"{method}{suffix}"
+            adv, excluded = advantage_by_seed(sweep, method, against)
+            infeasible = infeasible_sparsities(sweep, method, against)
+            slopes, short = sparsity_slopes(adv) if len(adv) else (pd.Series(dtype=float), [])
+            dropped = []
+            if infeasible:
+                dropped.append(f"{len(infeasible)} point{'s' if len(infeasible) != 1 else ''} infeasible "
+                               f"(s={', '.join(fmt_sparsity(s) for s in infeasible)}: the FB entries exceed the "
+                               "budget)")
+            if excluded:
+                dropped.append(f"{excluded} pair{'s' if excluded != 1 else ''} disconnected")
+            if short:
+                dropped.append(f"{len(short)} seed{'s' if len(short) != 1 else ''} with fewer than two points "
+                               f"(seed {', '.join(str(int(s)) if float(s).is_integer() else str(s) for s in short)})")
+            left_out = "; left out: " + ", ".join(dropped) if dropped else ""
+            group = accounting_label(against)
+            levels = sorted(adv.columns) if len(adv) else []
+            if len(levels) < 2 or slopes.empty:
+                not_tested.append(Part(label, NOT_TESTED, {"n_infeasible": len(infeasible),
+                                                           "excluded_disconnected": excluded}, None,
+                                       f"{label}: connected {name}/SP pairs at fewer than two sparsities of any one "
+                                       f"seed{left_out}",
+                                       group))
+                continue
+            used = adv.loc[slopes.index]
+            lo, hi = levels[0], levels[-1]
+            # the ends, for information: over the seeds with a connected pair at both (the headline sparsity,
+            # when it is an end, has more seeds than the sweep)
+            both = adv[[lo, hi]].dropna()
+            ends = compare(both[hi], both[lo], both[hi] - both[lo], a_label=f"s={fmt_sparsity(hi)}",
+                           b_label=f"s={fmt_sparsity(lo)}")
+            # the part: the per-seed slopes are its differences (decided as every part of §5); its two sides
+            # are the advantages at the two ends, printed for information
+            c = compare(both[hi], both[lo], slopes, metric=f"slope of test_acc {name}−SP against −log10(1 − s)",
+                        a_label=f"s={fmt_sparsity(hi)}", b_label=f"s={fmt_sparsity(lo)}",
+                        excluded_disconnected=excluded)
+            ratios = storage_ratios(sweep, method, against, used.notna())
+            per_point = [(s, Stats.of(used[s]), ratios.get(s, np.nan)) for s in levels]
+            pending.append(Pending(label, c, slope_scale, label, "advantage", group))
+            info[label] = dict(against=against, lo=lo, hi=hi, ends=ends, per_point=per_point, left_out=left_out,
+                               n_infeasible=len(infeasible), n_short=len(short))
     parts = decide_parts(pending, ev.alpha)
+    testable = max((p.comparison.decision.holm_m for p in parts), default=0)
     for p in parts:
-        lo, hi = compared_levels[p.label]
-        p.numbers.update({"sparsity_low": lo, "sparsity_high": hi, "adv_high_mean": p.comparison.a.mean,
-                          "adv_low_mean": p.comparison.b.mean, "change_mean": p.comparison.diff.mean})
-    parts += [Part(m, NOT_TESTED, {}, None, why) for m, why in not_tested.items()]
+        i, c = info[p.label], p.comparison
+        name = side_label(i["against"])
+        points = "; ".join(f"s={fmt_sparsity(s)} {scale.diff(st)} (n={st.n}; storage {name}/SP "
+                           f"{fmt(r, 3)})" for s, st, r in i["per_point"])
+        boot = f" (bootstrap {slope_scale.interval(c.diff.bootstrap)})" if c.diff.n >= BOOTSTRAP_MIN_PAIRS else ""
+        p.note = (f"{p.label}: slope of {name}−SP against −log10(1 − s) {slope_scale.with_ci(c.diff)}{boot} "
+                  f"(n={c.diff.n} seeds, each over its connected points){i['left_out']}; "
+                  f"{_slope_decision(c, slope_scale)}. Per sparsity, mean {name}−SP over these seeds (storage "
+                  f"{name}/SP): {points}. For information, the change from s={fmt_sparsity(i['lo'])} to "
+                  f"s={fmt_sparsity(i['hi'])}: {scale.with_ci(i['ends'].diff)} (n={i['ends'].diff.n})")
+        p.numbers.update({"slope_mean": c.diff.mean, "slope_ci_low": c.diff.ci[0], "slope_ci_high": c.diff.ci[1],
+                          "n_seeds": c.diff.n, "n_seeds_short": i["n_short"], "n_infeasible": i["n_infeasible"],
+                          "sparsity_low": i["lo"], "sparsity_high": i["hi"], "adv_high_mean": c.a.mean,
+                          "adv_low_mean": c.b.mean, "change_mean": i["ends"].diff.mean,
+                          "change_ci_low": i["ends"].diff.ci[0], "change_ci_high": i["ends"].diff.ci[1]})
+        for s, st, r in i["per_point"]:
+            p.numbers.update({f"adv_mean@{fmt_sparsity(s)}": st.mean, f"storage_ratio@{fmt_sparsity(s)}": r})
+    parts += not_tested
     verdict = combine(p.verdict for p in parts)
+    by_accounting = verdicts_by_group(parts, [accounting_label(a) for a in T.ACCOUNTINGS])
+    if T.EQUAL_STORAGE not in accountings:
+        by_accounting[accounting_label(T.EQUAL_STORAGE)] = EQUAL_STORAGE_NOT_RUN
     if not parts:
         expl = summary = f"missing: no sweep runs in {ev.path_of('sweep')}"
     else:
-        summary = ("Change of the paired IP−SP test-accuracy advantage from the lowest to the highest sweep "
-                   f"sparsity, per method and seed (above 0: the advantage grows); methods: {tally(parts)}.")
+        summary = ("Per sweep method and accounting, the slope of the paired test-accuracy difference (IP−SP; "
+                   "IP_eq−SP) against x = −log10(1 − s), the number of tenfold reductions of the kept fraction "
+                   "1 − s (0.9 → 1, 0.99 → 2): a positive slope means the advantage grows with sparsity. Per "
+                   "seed, the least-squares slope over that seed's connected sweep points (the headline "
+                   "sparsity's main runs included; infeasible points and pairs with a disconnected run left out "
+                   "and counted); the part is the mean over seeds with its t interval, all parts one family "
+                   f"(Holm over the {testable} testable parts for the other side); "
+                   + "; ".join(f"{g}: {v}" for g, v in by_accounting.items()) + f" (parts: {tally(parts)}). "
+                   "Beside each sparsity's mean difference: the storage ratio (mean stored parameters, IP or "
+                   "IP_eq over SP); the change from the lowest to the highest sparsity is information, not part "
+                   "of the verdict.")
         expl = summary + " Per method: " + "; ".join(p.note for p in parts) + "."
-    key = "; ".join(f"{p.label} {scale.diff(p.comparison.b)} → {scale.diff(p.comparison.a)}, change "
-                    f"{scale.with_ci(p.comparison.diff)} ({p.verdict})"
+    key = "; ".join(f"{p.label} {slope_scale.with_ci(p.comparison.diff)} ({p.verdict})"
                     for p in parts if p.comparison is not None) or "missing"
     return ClaimResult("C2", CLAIMS["C2"], verdict, numbers_of(parts), CLAIM_FIGURES["C2"], expl, parts,
-                       f"IP−SP lowest → highest sparsity: {key}", summary)
+                       f"slope of IP−SP per decade of 1/(1 − s): {key}", summary, by_accounting)
 
 
 def claim_c3(ev: Evidence) -> ClaimResult:

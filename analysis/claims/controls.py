@@ -5,7 +5,8 @@
   layer (Frankle et al. 2021) lies above 0
 - K2 :func:`claim_k2` IP's advantage survives learning-rate selection: for each method of the
   learning-rate control, IP at the scale its validation accuracy chose against SP at the
-  scale its own validation accuracy chose, paired over seeds, lies above 0
+  scale its own validation accuracy chose, paired over seeds, lies above 0; a choice on an edge
+  of the grid run is not bracketed, and the part and the verdict say so
 
 Beside each verdict, for information: shuffled − unshuffled per method and representation,
 IP − SP with the runs' own masks on the same seeds, and IP − SP at each learning rate.
@@ -13,9 +14,10 @@ IP − SP with the runs' own masks on the same seeds, and IP − SP at each lear
 from __future__ import annotations
 
 from .. import controls as C
+from .. import tables as T
 from ..evidence import Evidence
 from ..figures import CONTROL_FIGURES
-from ..formatting import difference_scale, fmt_sparsity
+from ..formatting import difference_scale, fmt_sparsity, side_label
 from ..stats import NOT_TESTED, combine
 from .parts import ClaimResult, Pending, decide_parts, numbers_of, tally
 
@@ -66,33 +68,77 @@ def claim_k1(ev: Evidence) -> ClaimResult:
     return _result("K1", parts, summary, ds, "IP−SP test acc., shuffled masks")
 
 
+def _grid_text(scales: list[float]) -> str:
+    return f"{scales[0]:g}–{scales[-1]:g}" if scales else "empty"
+
+
+def lr_edges(table, method: str) -> dict[str, str]:
+    """Per representation of ``method``'s learning-rate control whose chosen scale is an edge of the grid it ran
+    (not bracketed), the words that say where, e.g. 'SP chose ×4, the top of the grid 0.25–4'."""
+    scales = C.lr_scales(table, method)
+    out = {}
+    for row in C.lr_choice(table[table["method"] == method]).itertuples():
+        edge = C.grid_edge(row.lr_scale, scales)
+        if edge:
+            where = "the only scale run" if edge == "only" else f"the {edge} of the grid {_grid_text(scales)}"
+            out[row.repr] = f"{side_label(row.repr)} chose ×{row.lr_scale:g}, {where}"
+    return out
+
+
 def claim_k2(ev: Evidence) -> ClaimResult:
     """K2: for each method of the learning-rate control, IP at its validation-chosen scale against SP at its
-    own, test accuracy paired by seed."""
+    own, test accuracy paired by seed; a part whose choice lies on an edge of the grid run says so (not
+    bracketed), and the verdict names it."""
     table = ev.tables.controls
     methods = C.methods_of(table, "lr")
     if not methods:
         return _missing("K2", f"not tested here: no learning-rate-control runs in {ev.path_of('controls')}")
     scale = ev.scale
     chosen = C.lr_choice(table).set_index(["method", "repr"])["lr_scale"].to_dict()
-    pending = [Pending(m, C.lr_advantage(table, m).comparison(), scale,
-                       f"{m}, SP at ×{chosen.get((m, 'sp'), float('nan')):g} vs IP at ×"
-                       f"{chosen.get((m, 'ip'), float('nan')):g} of train.lr, test accuracy") for m in methods]
+    edges = {m: lr_edges(table, m) for m in methods}
+    pending = []
+    for m in methods:
+        edge = "; ".join(f"{edges[m][r]}: not bracketed" for r in ("sp", "ip") if r in edges[m])
+        pending.append(Pending(m, C.lr_advantage(table, m).comparison(), scale,
+                               f"{m}, SP at ×{chosen.get((m, 'sp'), float('nan')):g} vs IP at ×"
+                               f"{chosen.get((m, 'ip'), float('nan')):g} of train.lr"
+                               + (f" ({edge})" if edge else "") + ", test accuracy"))
     parts = decide_parts(pending, ev.alpha)
+    for p in parts:
+        scales = C.lr_scales(table, p.label)
+        p.numbers.update({"grid_low": scales[0] if scales else float("nan"),
+                          "grid_high": scales[-1] if scales else float("nan"), "grid_size": len(scales),
+                          **{f"{r}_scale": chosen.get((p.label, r), float("nan")) for r in ("sp", "ip")},
+                          **{f"{r}_on_edge": r in edges[p.label] for r in ("sp", "ip")}})
     ds = difference_scale(scale)
     runs = table[table["control"] == "lr"]
-    info = []
+    info, grids = [], []
     for m in methods:
-        scales = sorted(runs.loc[runs["method"] == m, "lr_scale"].dropna().astype(float).unique())
+        scales = C.lr_scales(table, m)
+        edge = {r: " (an edge: not bracketed)" for r in edges[m]}
+        choices = ", ".join(f"{side_label(r)} ×{chosen[(m, r)]:g}{edge.get(r, '')}"
+                            for r in T.reprs_present(runs[runs["method"] == m]) if (m, r) in chosen)
+        grids.append(f"{m}: grid ×{', ×'.join(f'{s:g}' for s in scales)}; chosen {choices}")
         info.append(f"{m}: IP−SP at " + "; ".join(f"×{s:g} {ds.with_ci(C.lr_advantage(table, m, s).comparison().diff)}"
                                                    for s in scales))
     val = runs["val_samples"].dropna() if "val_samples" in runs else []
     held = f"{int(val.iloc[0])} training images" if len(val) else "a slice of the training images"
     summary = (f"Each representation trained at train.lr × each scale on the training images less {held} held "
                f"out for validation; each representation's scale is the one with the highest mean validation "
-               f"accuracy (the test set is never used to choose); IP at its scale against SP at its own, test "
-               f"accuracy paired over seeds (parts: {tally(parts)}). For information: " + ". ".join(info) + ".")
-    return _result("K2", parts, summary, ds, "IP−SP test acc., best vs best")
+               f"accuracy (the test set is never used to choose), and the grid grows beyond an edge a choice lies "
+               f"on, up to a limit; IP at its scale against SP at its own, test accuracy paired over seeds (parts: "
+               f"{tally(parts)}). Scales run and choices: " + ". ".join(grids) + ". A choice on an edge of the "
+               "grid is not bracketed (a scale beyond it might do better), and the part says so. For information: "
+               + ". ".join(info) + ".")
+    result = _result("K2", parts, summary, ds, "IP−SP test acc., best vs best")
+    on_edge = {p.label: [edges[p.label][r] for r in ("sp", "ip") if r in edges[p.label]] for p in parts}
+    on_edge = {label: words for label, words in on_edge.items() if words}
+    if on_edge:
+        result.caveat = ("a learning rate chosen on an edge of its grid, not bracketed (a scale beyond it might do "
+                         "better), in " + "; ".join(f"part {label} ({'; '.join(words)})"
+                                                   for label, words in on_edge.items()))
+        result.key_numbers += f" — not bracketed: {', '.join(on_edge)}"
+    return result
 
 
 def control_verdicts(ev: Evidence) -> list[ClaimResult]:

@@ -10,7 +10,9 @@ Three sets of parts, each with its own verdict so that none hides which part fai
 - **parameters, equal storage**: every IP_eq run stores no more numbers than its SP twin
   (kept λ plus FB entries ≤ SP's kept weights), or "not run".
 
-The FB share and inference MACs of this study's (small) network are reported for information.
+The FB share of this study's (small) network and, per method at the headline sparsity, the
+inference MACs of SP and of IP's factorised path (:func:`inference_macs`) are reported for
+information.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ import pandas as pd
 from .. import tables as T
 from ..evidence import Evidence, Runs
 from ..figures import CLAIM_FIGURES
-from ..formatting import fmt, fmt_sparsity
+from ..formatting import fmt, fmt_sparsity, side_label
 from ..paper import CLAIMS, PAPER_FB_OVERHEAD_PERCENT
 from ..stats import NOT_SUPPORTED, NOT_TESTED, SUPPORTED, Pairs, combine, is_missing
 from .accuracy import EQUAL_STORAGE_NOT_RUN
@@ -120,12 +122,53 @@ def _own_network_info(ev: Evidence, numbers: dict) -> list[str]:
         info.append(f"In this study's network at sparsity {fmt_sparsity(s)}, the FB entries are "
                     f"{fmt(100 * share_stored)} % of the parameters an IP network stores (median over IP runs) and "
                     f"{fmt(100 * share_dense, 3)} % of the dense parameters; see the fair-budget ablation")
-    flops = T.paired(runs, "flops_sparse", keys=["method", "seed"])
-    if len(flops):
-        fr = float((flops["flops_sparse_ip"] / flops["flops_sparse_sp"]).median())
-        numbers["ours.flops_ratio_median"] = fr
-        info.append(f"Sparse-inference MACs IP/SP (factorised path): median {fmt(fr, 3)}")
+    macs = inference_macs(runs)
+    if len(macs):
+        numbers.update({f"macs.{r['method']}.{k}": v for r in macs.to_dict("records") for k, v in r.items()
+                        if k != "method"})
+        info.append(macs_text(macs, s))
     return info
+
+
+def inference_macs(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per sparse method: the mean sparse-inference MACs per image (``flops_sparse``) of its SP, IP and IP_eq
+    runs, and IP/SP, IP_eq/SP (ratios of the means).
+
+    ``flops_sparse`` is :func:`ip.masks.cost_report`'s count: one MAC per kept weight per output pixel for SP;
+    for an interspace conv, the factorised path (:class:`ip.factorised.FactorisedConv2d`: K² MACs per output
+    pixel for each (input channel, basis filter) pair some kept coefficient uses, plus one per kept
+    coefficient), so an IP run's number is the MACs of its factorised inference."""
+    sparse = runs[(runs["method"] != "dense") & runs["flops_sparse"].notna()]
+    if sparse.empty:
+        return pd.DataFrame()
+    means = sparse.groupby(["method", "repr"])["flops_sparse"].mean().unstack("repr")
+    rows = []
+    for method in T.ordered_methods(means.index):
+        row = {"method": method}
+        for rep in T.reprs_present(sparse):
+            row[rep] = float(means.loc[method].get(rep, float("nan")))
+        for rep in T.reprs_present(sparse)[1:]:
+            row[f"{rep}_over_sp"] = row[rep] / row["sp"] if row["sp"] else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _millions(value) -> str:
+    return "missing" if is_missing(value) else f"{fmt(float(value) / 1e6, 3)} M"
+
+
+def macs_text(macs: pd.DataFrame, sparsity) -> str:
+    """One line: per method, the mean MACs of SP, IP (IP_eq) and the ratios to SP."""
+    reps = [c for c in macs.columns if c in T.REPRS + (T.EQUAL_STORAGE,)]
+    per_method = []
+    for r in macs.to_dict("records"):
+        bits = [f"SP {_millions(r['sp'])}"]
+        bits += [f"{side_label(rep)} {_millions(r[rep])} (×{fmt(r[f'{rep}_over_sp'], 3)})" for rep in reps[1:]
+                 if not is_missing(r[rep])]
+        per_method.append(f"{r['method']} " + ", ".join(bits))
+    return (f"Inference MACs per image at sparsity {fmt_sparsity(sparsity)}, mean over runs (for information, not a "
+            f"part of the verdict; IP and IP_eq counted along the factorised path, depthwise basis responses plus "
+            f"the kept coefficients; × their ratio to SP): " + "; ".join(per_method))
 
 
 def claim_c4(ev: Evidence) -> ClaimResult:

@@ -40,6 +40,8 @@ class ClaimResult:
     key_numbers: str = ""        # one line for the claims table
     summary: str = ""            # the explanation without the per-part details (which are in ``parts``)
     group_verdicts: dict = field(default_factory=dict)   # verdict per set of parts, e.g. per accounting
+    caveat: str = ""             # said beside the verdict wherever it is printed (a part the verdict rests on
+                                 # with a known limit, e.g. a learning rate chosen on an edge of its grid)
 
     @property
     def figure(self) -> str:

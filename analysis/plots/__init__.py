@@ -6,6 +6,8 @@
 - :mod:`.trainability`  fig. 4 gradient flow, fig. 5 Hessian spectra
 - :mod:`.theorem1`      fig. 7 Theorem 1 checks
 - :mod:`.costs`         fig. 9 parameters, MACs, step time, FB overhead
+- :mod:`.controls`      fig. 10 mask-shuffle control, fig. 11 learning-rate control
+- :mod:`.axis`          fig. 12 IP − SP against the training length
 
 Which figure is which file, and the command line, are in :mod:`analysis.figures`.
 """
