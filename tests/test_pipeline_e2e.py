@@ -187,7 +187,7 @@ def test_tiny_study_reproduces_its_pinned_results(project):
         assert pins.differences(got[key], pinned[key]) == [], key
 
 
-#: the stages that depend on the headline sparsity (the README lists the default study's)
+#: the stages that depend on the headline sparsity (docs/study.md lists the default study's)
 SPARSITY_STAGES = {"train@snip", "train@rigl", "axis@2-0", "ablation", "shuffle@snip", "lr_control@snip", "trainability",
                    "theorem1", "aggregate", "figures", "report"}
 
