@@ -188,11 +188,26 @@ def save_sparse(model: nn.Module, masks: Masks, path, *, arch: dict | None = Non
         "sha256": _digest(tensors),
         "meta": meta,
     }
-    from safetensors.torch import save_file
     path = Path(path)
-    save_file(tensors, str(path), metadata={"format": FORMAT, "header": json.dumps(header, separators=(",", ":"))})
+    path.write_bytes(_canonical_safetensors(tensors, {"format": FORMAT,
+                                                      "header": json.dumps(header, separators=(",", ":"))}))
     header["bytes"] = {"file": path.stat().st_size, **{k: v.numel() * v.element_size() for k, v in tensors.items()}}
     return header
+
+
+def _canonical_safetensors(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> bytes:
+    """The safetensors bytes of ``tensors`` and ``metadata``, the same bytes for the same input
+    in every process: safetensors writes its metadata in the order of a Rust hash map, which
+    changes from process to process, so the header is written again with the keys sorted
+    (the tensors' byte offsets do not move; the header stays padded to 8 bytes)."""
+    from safetensors.torch import save
+    data = save(tensors, metadata=metadata)
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + n])
+    header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + data[8 + n:]
 
 
 def packed_ideal_bytes(model: nn.Module, masks: Masks) -> int:

@@ -1,5 +1,8 @@
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -8,6 +11,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("PYTHONHASHSEED", "0")
+# torch.compile's kernels from a cache of this run only (the subprocesses' too): a cache left in
+# /tmp by another configuration of the same machine (e.g. an ATen CPU capability forced to AVX2
+# on an AVX-512 processor) gives compiled kernels that do not fit it (NaN losses)
+_INDUCTOR_CACHE = tempfile.mkdtemp(prefix="ip-tests-inductor-")
+os.environ["TORCHINDUCTOR_CACHE_DIR"] = _INDUCTOR_CACHE
+atexit.register(shutil.rmtree, _INDUCTOR_CACHE, ignore_errors=True)
 # tiny networks run fastest on one thread, and a shared 2-core machine thrashes with more
 torch.set_num_threads(1)
 

@@ -141,7 +141,7 @@ def test_corrupt_checkpoint_stops_the_run_with_a_clear_error(prepared, uninterru
     ckpt.write_bytes(b"\x80\x02 truncated pickle")
     try:
         proc = python(["pipeline.train", *RUN], prepared, check=False)
-        assert proc.returncode == 1
+        assert proc.returncode == 1, proc.stdout + proc.stderr
         assert f"error: {NAME}: checkpoint" in proc.stderr and "unreadable or corrupt" in proc.stderr
         assert "delete it to start over" in proc.stderr
         assert not (prepared / RECORDS / "metrics.json").exists()

@@ -195,3 +195,31 @@ def test_save_refuses_masks_of_the_other_representation_and_unapplied_masks(tmp_
     with pytest.raises(ValueError, match="non-zero pruned entries; apply the masks first"):
         save_sparse(sp, sp_masks, tmp_path / "m.safetensors")
     assert not (tmp_path / "m.safetensors").exists()
+
+
+WRITE_ONE = """
+import sys, torch, ip
+from ip.sparse_files import save_sparse
+torch.manual_seed(0)
+model = ip.to_interspace(ip.get_model("resnet20", num_classes=10, in_channels=1, width=4))
+save_sparse(model, {}, sys.argv[1], meta={"b": 1, "a": 2})
+"""
+
+
+def test_the_same_model_gives_the_same_bytes_in_every_process(tmp_path):
+    """A run's start file is an input of its checkpoint's name: the bytes must not depend on
+    the process that wrote them (safetensors itself writes its metadata in hash-map order)."""
+    import json
+    import subprocess
+    import sys
+    paths = [tmp_path / f"p{i}.safetensors" for i in range(5)]   # each has a new hash-map order
+    for path in paths:
+        subprocess.run([sys.executable, "-c", WRITE_ONE, str(path)], check=True, capture_output=True, timeout=120)
+    assert len({p.read_bytes() for p in paths}) == 1
+    for path in paths:   # the keys in sorted order, whichever order the writer's map had
+        data = path.read_bytes()
+        n = int.from_bytes(data[:8], "little")
+        assert n % 8 == 0
+        assert list(json.loads(data[8:8 + n])["__metadata__"]) == ["format", "header"]
+    loaded, _ = load_sparse(paths[0])
+    assert loaded is not None
