@@ -1,81 +1,178 @@
-"""The opening of the report: which claims hold at this scale, under which accounting, with the
-intervals they rest on, and the headline table of test accuracy per method.
+"""The opening of the report: the answer in a few lines, then one table.
 
-Both are generated from the claim results (:mod:`analysis.verdicts`) and the summary table;
-the details follow later in the report (:mod:`analysis.report`).
+- :func:`opening`: the regime in one line; IP vs SP at equal sparsity and at equal storage, each as
+  what C1's parts show (how many methods are higher, which are not) and C1's verdict under that
+  accounting with the part it turns on; the caveats of parts a schedule or a grid edge explains;
+  the claims by verdict.
+- :func:`headline_table`: per sparse method at the headline sparsity, SP, IP and IP_eq test accuracy,
+  IP−SP and IP_eq−SP with their intervals and C1's label of the part, and the numbers each stores.
+- :func:`collapse_note`: which runs lost a layer (headline and sweep) and how many are disconnected.
+
+Everything is generated from the claim results (:mod:`analysis.verdicts`) and the tables; the
+details follow in the report's appendix (:mod:`analysis.report`).
 """
 from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
 import pandas as pd
 
 from . import tables as T
 from .claims import ClaimResult
+from .claims.accuracy import EQUAL_STORAGE_SUFFIX, sweep_points
+from .claims.parts import Part, turns_on
+from .claims.schedules import squeezed
 from .evidence import Evidence
-from .formatting import Scale, fmt_sparsity, side_label
-from .stats import CONFIDENCE, VERDICTS, Stats
+from .formatting import Scale, collapse_bits, fmt_sparsity, side_label
+from .stats import CONFIDENCE, INCONCLUSIVE, NOT_SUPPORTED, NOT_TESTED, SUPPORTED, VERDICTS, Stats
+from .training_length import axis_runs, published_methods
 
-HEADLINE_TITLE = "## Headline: test accuracy per method"
+#: the first cells of the opening table's header (what tests and readers look for)
+TABLE_HEADER = "| method | SP | IP | IP−SP |"
+#: the mark of a part a caveat of the opening explains
+CAVEAT_MARK = "†"
+#: how each accounting is named in the opening
+ACCOUNTING_NAMES = {"ip": ("Equal sparsity", "IP vs SP, the paper's accounting: FB entries as overhead"),
+                    T.EQUAL_STORAGE: ("Equal storage", "IP_eq vs SP: FB entries charged to IP's budget")}
 
 
-def _scale_text(ev: Evidence) -> str:
-    """'fashion_mnist, resnet20 (width 8), 4 epochs, 3 seeds, sparsity 0.98'."""
-    m = ev.tables.meta
-    bits = [str(T.meta_value(m, "dataset", "data.name") or "dataset missing")]
+def _claim(results: Sequence[ClaimResult], claim_id: str) -> ClaimResult | None:
+    return next((r for r in results if r.claim_id == claim_id), None)
+
+
+def seeds_text(seeds) -> str:
+    """'0–4' for consecutive seeds, else '0, 2, 5'."""
+    seeds = sorted(int(s) for s in seeds)
+    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"{seeds[0]}–{seeds[-1]}"
+    return ", ".join(str(s) for s in seeds)
+
+
+def regime_line(ev: Evidence) -> str:
+    """Data, network, length in epochs and steps, dense accuracy, seeds and sparsity, in one line."""
+    m, summary = ev.tables.meta, ev.tables.summary
+    data = str(T.meta_value(m, "dataset", "data.name") or "dataset missing")
+    subset = T.meta_value(m, "train_subset", "data.train_subset")
+    if subset is not None:
+        data += f" ({subset} training images)"
+    elif T.dotted_lookup(m.get("params") or {}, "data.train_subset")[0]:
+        data += " (the full training split)"
     model = T.meta_value(m, "model", "model.name")
     width = T.meta_value(m, "width", "model.width")
-    if model:
-        bits.append(f"{model}" + (f" (width {width})" if width is not None else ""))
-    epochs = T.meta_value(m, "epochs", "train.epochs")
-    if epochs is not None:
-        bits.append(f"{epochs} epochs")
-    seeds = ev.tables.summary["seed"].dropna().nunique()
-    if seeds:
-        bits.append(f"{seeds} seed{'s' if seeds != 1 else ''}")
-    if ev.sparsity is not None:
-        bits.append(f"sparsity {fmt_sparsity(ev.sparsity)}")
+    net = f"{model}" + (f" (width {width})" if width is not None else "") if model else "network missing"
+    epochs, steps = T.meta_value(m, "epochs", "train.epochs"), T.steps_per_run(m, summary)
+    length = (f"{epochs} epoch{'s' if epochs != 1 else ''}" if epochs is not None else "epochs missing") + \
+        (f" = {steps} steps per run" if steps else "")
+    seeds = summary["seed"].dropna().unique() if len(summary) else []
+    bits = [data, net, length, f"dense test accuracy {dense_accuracy(summary)}",
+            f"{len(seeds)} paired seed{'s' if len(seeds) != 1 else ''}" + (f" ({seeds_text(seeds)})" if len(seeds)
+                                                                             else ""),
+            f"sparsity {fmt_sparsity(ev.sparsity)}"]
+    return "**Regime**: " + "; ".join(bits) + "."
+
+
+def _names(parts: Sequence[Part]) -> str:
+    return ", ".join(p.label.removesuffix(EQUAL_STORAGE_SUFFIX) + (CAVEAT_MARK if p.caveat else "") for p in parts)
+
+
+def parts_text(parts: Sequence[Part], side: str) -> str:
+    """What C1's parts under one accounting show, e.g. 'IP higher for 7 of 8 methods; rigl† inconclusive':
+    higher = the part's 95 % interval above 0; lower = below 0 after Holm (the rule's labels)."""
+    n = len(parts)
+    by = {v: [p for p in parts if p.verdict == v] for v in VERDICTS}
+    higher = len(by[SUPPORTED])
+    named = f" ({_names(by[SUPPORTED])})" if 0 < higher <= 2 < n else ""
+    bits = [f"{side} higher for {'every method (' if higher == n else ''}{higher} of {n}"
+            f"{')' if higher == n else ' methods'}{named}"]
+    if by[NOT_SUPPORTED]:
+        bits.append(f"lower for {_names(by[NOT_SUPPORTED])} (after Holm)")
+    if by[INCONCLUSIVE]:
+        few = len(by[INCONCLUSIVE]) <= 3
+        bits.append(f"{_names(by[INCONCLUSIVE])} inconclusive" if few else
+                    f"inconclusive for {len(by[INCONCLUSIVE])}")
+    if by[NOT_TESTED]:
+        bits.append(f"not tested for {_names(by[NOT_TESTED])}")
     return ", ".join(bits)
 
 
-def _question(ev: Evidence, results: Sequence[ClaimResult]) -> list[str]:
-    """The study's question first: does IP beat SP, under each accounting (C1's parts), and what the
-    FB parameters buy (IP − IP_eq per method)."""
-    c1 = next((r for r in results if r.claim_id == "C1"), None)
-    if c1 is None or not c1.parts:
-        return []
-    diff = Scale(ev.scale.factor, " pp", 2)
-    lines = [f"**Does IP beat SP at sparsity {fmt_sparsity(ev.sparsity)}?** (test accuracy, IP − SP paired over "
-             f"seeds, {100 * CONFIDENCE:.0f} % t interval; C1 below)", ""]
-    for group, verdict in c1.group_verdicts.items():
-        parts = [p for p in c1.parts if p.group == group]
-        per_method = "; ".join(f"{p.label.split(' ')[0]} {diff.with_ci(p.comparison.diff)}" for p in parts)
-        lines.append(f"- {group}: **{verdict}**" + (f" — {per_method}" if per_method else ""))
-    if ev.has_equal_storage:
-        bought = "; ".join(f"{m} {diff.with_ci(ev.headline.comparison(m, 'test_acc', against='ip', base=T.EQUAL_STORAGE, keys=['method', 'seed']).diff)}"
-                           for m in ev.methods)
-        lines.append(f"- what the FB entries buy (IP − IP_eq: the same IP with and without its FB entries charged "
-                     f"to the budget): {bought}")
-    return lines + [""]
+def _pooled(c1: ClaimResult, against: str) -> str:
+    """'its mean above 0 for 8 of 8 (sign test p = 0.0078)': C1's pooled information, never a verdict."""
+    n = c1.numbers
+    methods = n.get(f"pooled.{against}.methods")
+    if not methods:
+        return ""
+    return (f"the mean difference is above 0 for {n[f'pooled.{against}.higher']} of {methods} (two-sided sign "
+            f"test p = {n[f'pooled.{against}.sign_test_p']:.2g}; information)")
 
 
-def answer_section(ev: Evidence, results: Sequence[ClaimResult]) -> str:
-    """The study's question under both accountings, then the claims grouped by verdict and one line per
-    claim with its evidence."""
+def accounting_line(c1: ClaimResult | None, against: str, run: bool) -> str:
+    """One accounting of C1 as its parts show it, then C1's verdict there and the part it turns on."""
+    title, what = ACCOUNTING_NAMES[against]
+    head = f"**{title}** ({what}): "
+    if not run:
+        return head + "not run (no IP_eq runs)."
+    group = next((g for g in (c1.group_verdicts if c1 else {}) if g.startswith(side_label(against) + " vs SP")), None)
+    parts = [p for p in c1.parts if p.group == group] if c1 and group else []
+    if not parts:
+        return head + "missing (no sparse runs)."
+    verdict = c1.group_verdicts[group]
+    pooled = _pooled(c1, against)
+    turning = turns_on(parts, verdict)
+    on = f", on {_names([turning])} alone" if turning is not None else ""
+    return (head + parts_text(parts, side_label(against)) + (f"; {pooled}" if pooled else "")
+            + f". C1 under this accounting: **{verdict}**{on}.")
+
+
+def _published_where(ev: Evidence, methods: Sequence[str]) -> str:
+    """Where the schedules as published of ``methods`` are tested: the training-length axis, or that it is
+    missing."""
+    runs = axis_runs(ev.tables.axis, ev.tables.meta, ev.sparsity)
+    tested = [m for m in published_methods(runs, ev.tables.meta) if m in methods] if len(runs) else []
+    if tested:
+        length = T.meta_value(ev.tables.meta, "axis.published.epochs")
+        at = f" at {length} epochs" if length is not None else ""
+        return f"{', '.join(tested)} with their schedules as published{at}: see \"Training length\""
+    return "no run with their schedules as published (the training-length axis is missing)"
+
+
+def caveat_line(ev: Evidence, results: Sequence[ClaimResult], controls: Sequence[ClaimResult] = ()) -> str:
+    """The caveats of parts a schedule or a grid edge explains (:attr:`Part.caveat`), in one line; '' if none."""
+    bits = []
+    sched = squeezed(ev.tables.meta, ev.headline.frame)
+    c1 = _claim(results, "C1")
+    with_caveat = {p.label.removesuffix(EQUAL_STORAGE_SUFFIX) for p in (c1.parts if c1 else []) if p.caveat}
+    marked = [m for m in sched if m in with_caveat]
+    if marked:
+        first = sched[marked[0]]
+        length = f"the {first.epochs}-epoch run's " if first.epochs else "the run's "
+        defaults = {sched[m].default_interval for m in marked}
+        default = (f" (each method's default: one every {defaults.pop()} steps)" if len(defaults) == 1
+                   and None not in defaults else "")
+        bits.append(f"{CAVEAT_MARK} {', '.join(marked)}: schedules squeezed into {length}{first.steps} steps: "
+                    + "; ".join(f"{m} {sched[m].short()}" for m in marked) + default
+                    + f"; {_published_where(ev, marked)}")
+    for r in controls:
+        bits += [f"{r.claim_id} ({p.label}{CAVEAT_MARK}): {p.caveat}" for p in r.parts if p.caveat]
+    return ("**Caveats**: " + ". ".join(bits) + ".") if bits else ""
+
+
+def claims_line(results: Sequence[ClaimResult]) -> str:
     by_verdict = {v: [r.claim_id for r in results if r.verdict == v] for v in VERDICTS}
-    counts = "; ".join(f"{v}: {', '.join(ids)}" for v, ids in by_verdict.items() if ids)
-    lines = ["## The answer", *_question(ev, results),
-             f"At this scale ({_scale_text(ev)}) the claims come out as follows ({counts}). A part is supported "
-             f"when its paired {100 * CONFIDENCE:.0f} % t interval lies on the claimed side (a claim on every part "
-             f"needs no adjustment: intersection–union test), not supported when its Holm-adjusted interval lies "
-             f"on the other side (see \"How a verdict is decided\"); the intervals below are the unadjusted "
-             f"{100 * CONFIDENCE:.0f} % ones.", ""]
-    for r in results:
-        sets = "; ".join(f"{name}: {v}" for name, v in r.group_verdicts.items())
-        lines.append(f"- **{r.claim_id}** {r.claim}: **{r.verdict}**" + (f" ({sets})" if sets else "")
-                     + (f". {r.key_numbers}" if r.key_numbers else ""))
-    return "\n".join(lines)
+    return ("**Claims** (the table \"Claims\" below; every claim's detail in the appendix): "
+            + "; ".join(f"{v}: {', '.join(ids)}" for v, ids in by_verdict.items() if ids) + ".")
 
+
+def opening(ev: Evidence, results: Sequence[ClaimResult], controls: Sequence[ClaimResult] = ()) -> list[str]:
+    """The answer, one line each: regime, equal sparsity, equal storage, caveats, the claims by verdict."""
+    c1 = _claim(results, "C1")
+    lines = [regime_line(ev), accounting_line(c1, "ip", True),
+             accounting_line(c1, T.EQUAL_STORAGE, ev.has_equal_storage),
+             caveat_line(ev, results, controls), claims_line(results)]
+    return [f"- {line}" for line in lines if line]
+
+
+# --------------------------------------------------------------------------- the table
 
 def _table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
@@ -83,70 +180,95 @@ def _table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
     return "\n".join(lines)
 
 
-def headline_table(ev: Evidence) -> str:
-    """Per method at the headline sparsity: SP, IP, IP−SP [95 % CI] and, when run, IP_eq, IP_eq−SP [CI]."""
+def _stored(runs: pd.DataFrame, method: str, reprs: Sequence[str]) -> str:
+    """'5,412 / 6,951 / 5,412': mean numbers stored per run of each representation ('–' where none)."""
+    rows = runs[runs["method"] == method]
+    cells = []
+    for rep in reprs:
+        values = rows.loc[rows["repr"] == rep, "stored_params"].dropna() if "stored_params" in rows else []
+        cells.append(f"{np.mean(values):,.0f}" if len(values) else "–")
+    return " / ".join(cells)
+
+
+def headline_table(ev: Evidence, results: Sequence[ClaimResult] = ()) -> str:
+    """Per sparse method at the headline sparsity: SP, IP, IP−SP [95 % CI] label, and with equal storage IP_eq,
+    IP_eq−SP [95 % CI] label; the numbers each representation stores. Labels are C1's parts'."""
     runs = ev.headline
-    table = T.accuracy_table(runs.frame, "test_acc")
+    frame = runs.frame[runs.frame["method"] != "dense"] if len(runs.frame) else runs.frame
+    table = T.accuracy_table(frame, "test_acc")
     if table.empty:
-        return f"{HEADLINE_TITLE}\n\nmissing (no summary table)."
-    unit = "%" if ev.scale.factor == 100 else "fraction"
+        return "Test accuracy per method: missing (no sparse runs in the summary table)."
+    c1 = _claim(results, "C1")
+    labels = {p.label: p for p in (c1.parts if c1 else [])}
     cell_scale, diff_scale = Scale(ev.scale.factor, "", 2), Scale(ev.scale.factor, "", 2)
-    equal_storage = ev.has_equal_storage
+    seeds = frame["seed"].dropna().nunique()
+    reprs = T.reprs_present(frame)
 
     def cell(row, rep):
-        return cell_scale.mean_sd(Stats(int(row[f"{rep}_n"]), row[f"{rep}_mean"], row[f"{rep}_sd"]))
+        n = int(row[f"{rep}_n"])
+        text = cell_scale.mean_sd(Stats(n, row[f"{rep}_mean"], row[f"{rep}_sd"]))
+        return text.replace(f" (n={seeds})", "") if n == seeds else text
 
-    def paired_cell(method, against, base="sp"):
-        c = runs.comparison(method, "test_acc", against=against, base=base, keys=["method", "seed"])
-        text = diff_scale.with_ci(c.diff) + (f" (n={c.diff.n})" if c.diff.n else "")
-        return text + (f"; {c.excluded_disconnected} excluded: disconnected" if c.excluded_disconnected else "")
+    def paired_cell(method, against):
+        part = labels.get(method + ("" if against == "ip" else EQUAL_STORAGE_SUFFIX))
+        c = part.comparison if part is not None else runs.comparison(method, "test_acc", against=against,
+                                                                     keys=["method", "seed"])
+        if c.diff.n == 0:
+            return "no pairs" if not c.excluded_disconnected else f"no pairs ({c.excluded_disconnected} disconnected)"
+        text = diff_scale.with_ci(c.diff).replace(f"[{100 * CONFIDENCE:.0f} % CI ", "[")
+        if c.diff.n != seeds:
+            text += f" (n={c.diff.n})"
+        if c.excluded_disconnected:
+            text += f" ({c.excluded_disconnected} excluded: disconnected)"
+        return text + (f" {part.verdict}{CAVEAT_MARK if part.caveat else ''}" if part is not None else "")
 
-    header = ["method", "SP", "IP", "IP−SP"]
-    if equal_storage:
-        header += ["IP_eq", "IP_eq−SP", "IP−IP_eq"]
+    header = ["method", "SP", "IP", "IP−SP"] + (["IP_eq", "IP_eq−SP"] if ev.has_equal_storage else [])
+    header.append(f"numbers stored ({' / '.join(side_label(r) for r in reprs)})")
     rows = []
     for _, r in table.iterrows():
         row = [r["method"], cell(r, "sp"), cell(r, "ip"), paired_cell(r["method"], "ip")]
-        if equal_storage:
-            no_budget = r["method"] == "dense"   # a dense run keeps everything: no equal-storage twin
-            row += (["–", "–", "–"] if no_budget else
-                    [cell(r, T.EQUAL_STORAGE), paired_cell(r["method"], T.EQUAL_STORAGE),
-                     paired_cell(r["method"], "ip", base=T.EQUAL_STORAGE)])
-        rows.append(row)
-    accountings = (f"IP: {T.ACCOUNTINGS['ip']}. " + (f"IP_eq: {T.ACCOUNTINGS[T.EQUAL_STORAGE]} (kept λ plus every FB "
-                   "entry = SP's kept weights; dense runs have none). IP−IP_eq is what storing the FB entries on "
-                   "top of SP's budget buys: IP keeps as many λ as SP keeps weights, IP_eq that many less the FB "
-                   "entries, and both train their FBs." if equal_storage else "Equal storage: not run."))
-    return (f"{HEADLINE_TITLE}\n\nTest accuracy ({unit}) at sparsity {fmt_sparsity(ev.sparsity)} (dense: none), "
-            f"mean ± sd over seeds (n = seeds, every run); differences in {'pp' if unit == '%' else 'fractions'}: mean "
-            f"of the paired per-seed differences over connected pairs with its {100 * CONFIDENCE:.0f} % Student-t "
-            f"interval. {accountings} \"missing\" means the run is not in the summary table.\n\n"
-            + _table(header, rows) + "\n\n" + collapse_note(runs.frame))
+        if ev.has_equal_storage:
+            row += [cell(r, T.EQUAL_STORAGE), paired_cell(r["method"], T.EQUAL_STORAGE)]
+        rows.append(row + [_stored(frame, r["method"], reprs)])
+    unit = "%" if ev.scale.factor == 100 else "as a fraction"
+    legend = (f"Test accuracy ({unit}) at sparsity {fmt_sparsity(ev.sparsity)}, mean ± sd over the {seeds} seeds "
+              f"(every run; n where fewer). IP−SP{' and IP_eq−SP' if ev.has_equal_storage else ''}: mean of the "
+              f"paired per-seed differences ({'pp' if unit == '%' else 'fraction'}) over connected pairs, its "
+              f"{100 * CONFIDENCE:.0f} % t interval and C1's label of the part (supported: the interval lies above "
+              "0; not supported: below 0 after Holm over the accounting's methods). IP keeps as many coefficients as "
+              "SP keeps weights and stores its FB entries on top; "
+              + ("IP_eq keeps that many less the FB entries, so it stores what SP stores. " if ev.has_equal_storage
+                 else "equal storage (IP_eq): not run. ")
+              + f"Numbers stored: mean per run. {CAVEAT_MARK}: see Caveats.")
+    return _table(header, rows) + "\n\n" + legend
 
 
-def collapse_note(runs: pd.DataFrame) -> str:
-    """Which runs have a collapsed layer (a prunable layer with no kept entry) or are disconnected (no path
-    from input to output), per method and representation: reported, not hidden (STUDY_SPEC §2)."""
+def collapse_note(runs: pd.DataFrame, sweep: pd.DataFrame | None = None, sparsity: float | None = None) -> str:
+    """Which runs have a collapsed layer (a prunable layer with no kept entry) or are disconnected (no path from
+    input to output): the main runs ``runs`` and, when given, the sweep at its own sparsities; reported, not
+    hidden (STUDY_SPEC §2)."""
     if runs.empty or "collapsed_layers" not in runs or runs["collapsed_layers"].isna().all():
         return "Layer collapse: not recorded."
-    bits = []
-    for (method, repr_), g in runs.groupby(["method", "repr"], sort=False):
-        collapsed = g["collapsed_layers"].fillna(0)
-        hit = int((collapsed > 0).sum())
-        if hit:
-            cut = int(T.is_disconnected(g).sum())
-            bits.append(f"{method} {side_label(repr_)} {hit} of {len(g)} runs (at most {int(collapsed.max())} "
-                        f"layer{'s' if collapsed.max() > 1 else ''}{f'; {cut} disconnected' if cut else ''})")
-    disconnected = int(T.is_disconnected(runs).sum())
-    return ("Layer collapse (a prunable layer left with no kept entry): "
-            + ("; ".join(bits) if bits else "none") + f". Disconnected runs (no path from input to output; left "
-            f"out of every comparison): {disconnected}.")
+    bits = collapse_bits(runs)
+    text = "Layer collapse (a prunable layer left with no kept entry): " + ("; ".join(bits) if bits else "none")
+    disconnected = f"{int(T.is_disconnected(runs).sum())}"
+    if sweep is not None and len(sweep):
+        points = sweep_points(sweep, sparsity)
+        lost = collapse_bits(points, by_sparsity=True)
+        text += "; in the sweep, " + ("; ".join(lost) if lost else "none")
+        disconnected += f" (sweep: {int(T.is_disconnected(points).sum())})"
+    return text + (f". Disconnected runs (no path from input to output; left out of every comparison): "
+                   f"{disconnected}.")
 
 
 def dense_accuracy(summary: pd.DataFrame) -> str:
-    """Mean SP test accuracy of the dense runs (the unpruned reference), e.g. '71.90 % (3 seeds)'."""
+    """Mean SP test accuracy of the dense runs (the unpruned reference), e.g. '71.90 % (SP, mean of 3 seeds)'."""
     dense = summary[(summary["method"] == "dense") & (summary["repr"] == "sp")]["test_acc"].dropna()
     if dense.empty:
         return "missing"
     factor = T.percent_scale(dense)
     return f"{dense.mean() * factor:.2f}{' %' if factor == 100 else ''} (SP, mean of {len(dense)} seeds)"
+
+
+__all__ = ["CAVEAT_MARK", "TABLE_HEADER", "accounting_line", "caveat_line", "claims_line", "collapse_note",
+           "dense_accuracy", "headline_table", "opening", "parts_text", "regime_line"]

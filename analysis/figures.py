@@ -22,10 +22,11 @@ from .plots.accuracy import fig_ablation, fig_accuracy, fig_generalisation, fig_
 from .plots.axis import fig_axis
 from .plots.controls import fig_lr, fig_shuffle
 from .plots.costs import fig_costs
+from .plots.storage import fig_storage
 from .plots.filters import fig_filters
 from .plots.style import Drawn
 from .plots.theorem1 import fig_theorem1
-from .plots.trainability import fig_gradient_flow, fig_hessian
+from .plots.trainability import fig_gradient_flow, fig_gradient_flow_layers, fig_hessian, fig_hessian_density
 
 #: figure file stems (written by :func:`draw_all`) that carry the evidence of each claim
 FIGURES = {
@@ -41,11 +42,12 @@ FIGURES = {
     "shuffle": "fig10_shuffle_control",
     "lr": "fig11_lr_control",
     "axis": "fig12_training_length",
+    "storage": "fig13_storage",
 }
 #: the figures each claim cites, in the order the report shows them
 CLAIM_FIGURES = {
     "C1": (FIGURES["accuracy"],),
-    "C2": (FIGURES["sweep"],),
+    "C2": (FIGURES["sweep"], FIGURES["storage"]),
     "C3": (),
     "C4": (FIGURES["costs"],),
     "C5": (FIGURES["filters"],),
@@ -57,14 +59,23 @@ CLAIM_FIGURES = {
 }
 #: the figures of the controls' claims (beyond the paper)
 CONTROL_FIGURES = {"K1": (FIGURES["shuffle"],), "K2": (FIGURES["lr"],)}
+#: appendix figures: the detail behind a claim's figures, drawn by :func:`draw_all` beside :data:`FIGURES`
+APPENDIX_FIGURES = {
+    "gradient_flow_layers": "figA1_gradient_flow_layers",
+    "hessian_density": "figA2_hessian_density",
+}
+#: the appendix figures of each claim
+CLAIM_APPENDIX_FIGURES = {"C6": (APPENDIX_FIGURES["gradient_flow_layers"], APPENDIX_FIGURES["hessian_density"])}
 
-__all__ = ["CLAIM_FIGURES", "CONTROL_FIGURES", "FIGURES", "Drawn", "draw_all", "fig_ablation", "fig_accuracy",
-           "fig_axis", "fig_costs", "fig_filters", "fig_generalisation", "fig_gradient_flow", "fig_hessian",
-           "fig_lr", "fig_shuffle", "fig_sweep", "fig_theorem1", "main"]
+__all__ = ["APPENDIX_FIGURES", "CLAIM_APPENDIX_FIGURES", "CLAIM_FIGURES", "CONTROL_FIGURES", "FIGURES", "Drawn",
+           "draw_all", "fig_ablation", "fig_accuracy", "fig_axis", "fig_costs", "fig_filters", "fig_generalisation",
+           "fig_gradient_flow", "fig_gradient_flow_layers", "fig_hessian", "fig_hessian_density",
+           "fig_lr", "fig_shuffle", "fig_storage", "fig_sweep", "fig_theorem1", "main"]
 
 
 def draw_all(tables: T.Tables, out_dir) -> dict[str, Drawn]:
-    """Every figure of the study from ``tables`` into ``out_dir`` (file stems from :data:`FIGURES`)."""
+    """Every figure of the study from ``tables`` into ``out_dir`` (file stems from :data:`FIGURES` and
+    :data:`APPENDIX_FIGURES`)."""
     out = Path(out_dir)
     t, s = tables, Evidence.from_tables(tables).sparsity
     jobs = {
@@ -74,14 +85,18 @@ def draw_all(tables: T.Tables, out_dir) -> dict[str, Drawn]:
         "gradient_flow": lambda p: fig_gradient_flow(t.history, t.gf_layers, p, t.summary),
         "hessian": lambda p: fig_hessian(t.hessian, t.density, p),
         "generalisation": lambda p: fig_generalisation(t.sweep, p),
-        "theorem1": lambda p: fig_theorem1(t.checks, t.one_step, p, gf_masks=t.gf_masks),
+        "theorem1": lambda p: fig_theorem1(t.checks, t.one_step, p, gf_masks=t.gf_masks, sparsity=s),
         "ablation": lambda p: fig_ablation(t.ablation, t.summary, p),
         "costs": lambda p: fig_costs(t.summary, t.costs_reference, p, s),
         "shuffle": lambda p: fig_shuffle(t.controls, p),
         "lr": lambda p: fig_lr(t.controls, p),
         "axis": lambda p: fig_axis(t.axis, p, t.meta, s),
+        "storage": lambda p: fig_storage(t.sweep, t.summary, p),
+        "gradient_flow_layers": lambda p: fig_gradient_flow_layers(t.gf_layers, p, t.summary),
+        "hessian_density": lambda p: fig_hessian_density(t.density, p),
     }
-    return {name: job(out / FIGURES[name]) for name, job in jobs.items()}
+    stems = {**FIGURES, **APPENDIX_FIGURES}
+    return {name: job(out / stems[name]) for name, job in jobs.items()}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -151,3 +151,36 @@ def describe(c: Comparison, scale: Scale, what: str, better: str = "higher") -> 
     boot = f" (bootstrap {ds.interval(c.diff.bootstrap)})" if c.diff.n >= BOOTSTRAP_MIN_PAIRS else ""
     return (f"{what}: {sides}paired {a}−{b} {ds.with_ci(c.diff)}{boot} (n={c.diff.n} pairs{excluded_text(c)}); "
             f"{decision_text(c, ds, better)}")
+
+
+def _layers(counts: pd.Series) -> str:
+    """'1 layer', '4 layers' or '6–8 layers': how many layers the runs of a group lost, each."""
+    low, high = int(counts.min()), int(counts.max())
+    return f"{low} layer{'s' if low != 1 else ''}" if low == high else f"{low}–{high} layers"
+
+
+def collapse_bits(runs: pd.DataFrame, by_sparsity: bool = False) -> list[str]:
+    """Per method (and sparsity) the representations with runs that lost a layer (a prunable layer with no kept
+    entry), e.g. 'snip IP_eq 1 of 5 runs (1 layer)' or, ``by_sparsity``, 'snip at s=0.99: SP 1 of 3 runs
+    (4 layers), IP_eq 3 of 3 runs (6–8 layers)'; disconnected runs among them are counted."""
+    if runs.empty or "collapsed_layers" not in runs or runs["collapsed_layers"].isna().all():
+        return []
+    keys = ["method", "sparsity"] if by_sparsity else ["method"]
+    work = runs.assign(_order=runs["method"].map({m: i for i, m in enumerate(T.ordered_methods(
+        runs["method"].dropna().unique()))}))
+    bits = []
+    for key, g in work.sort_values(["_order", *keys[1:]]).groupby(["_order", *keys], sort=False):
+        method = key[1]
+        hits = []
+        for repr_ in T.reprs_present(g):
+            side = g[g["repr"] == repr_].dropna(subset=["collapsed_layers"])
+            lost = side[side["collapsed_layers"] > 0]
+            if len(lost):
+                cut = int(T.is_disconnected(lost).sum())
+                hits.append(f"{side_label(repr_)} {len(lost)} of {len(side)} runs ({_layers(lost['collapsed_layers'])}"
+                            f"{f'; {cut} disconnected' if cut else ''})")
+        if hits and by_sparsity:
+            bits.append(f"{method} at s={fmt_sparsity(key[2])}: " + ", ".join(hits))
+        elif hits:
+            bits += [f"{method} {h}" for h in hits]
+    return bits

@@ -1,5 +1,11 @@
 """Write ``paper_figures/REPORT.md`` from the tidy tables and the claim verdicts.
 
+The body reads in minutes: the answer in a few lines and one table (:mod:`analysis.answer`), Fig. 1,
+the claims in one table (each verdict with the part it turns on), the training-length axis, the
+ablation and the controls.  The appendix (after :data:`APPENDIX_TITLE`) holds the verdict rule, the
+setting, the sanity of the baselines, every claim's and control's parts, the choices and how to
+re-run.
+
 Every number in the report comes from the tables (or meta.json); the only constants
 are the definitions of the verdict rule (:mod:`analysis.stats`, with the C4 threshold
 in :mod:`analysis.claims.costs`) and the paper's own statements (:mod:`analysis.paper`).
@@ -11,22 +17,30 @@ Command line (the pipeline's ``report`` stage)::
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 from pathlib import Path
 from typing import Sequence
 
 from . import tables as T
-from .ablations import ablation_comparisons
-from .answer import answer_section, dense_accuracy, headline_table
+from .ablations import REFERENCE, ablation_comparisons
+from .answer import CAVEAT_MARK, collapse_note, dense_accuracy, headline_table, opening, seeds_text
 from .claims import STEP_TIME_RATIO_MAX, ClaimResult
+from .claims.accuracy import EQUAL_STORAGE_SUFFIX, accounting_label
 from .claims.controls import control_verdicts
-from .claims.costs import paper_network_overheads
+from .claims.costs import EQUAL_STORAGE as C4_EQUAL_STORAGE
+from .claims.costs import PAPER_NETS, paper_network_overheads
+from .claims.parts import turns_on
+from .claims.schedules import schedules
 from .evidence import Evidence
 from .figures import FIGURES
-from .formatting import Scale, decision_text, excluded_text, fmt_sparsity
+from .formatting import Scale, excluded_text, fmt_sparsity, side_label
 from .length_section import length_section
 from .paper import PAPER, PAPER_FB_OVERHEAD_PERCENT
+from .sanity import checks as sanity_checks
 from .sanity import sanity_section
-from .stats import (BOOTSTRAP_MIN_PAIRS, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, MIN_SEEDS, ROUGH_BELOW, TARGET_POWER,
+from .stats import (BOOTSTRAP_MIN_PAIRS, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, MIN_SEEDS, NOT_SUPPORTED, NOT_TESTED,
+                    ROUGH_BELOW, SUPPORTED, TARGET_POWER,
                     Stats, is_missing)
 from .verdicts import all_verdicts
 
@@ -111,22 +125,20 @@ FIGURE_DIR = "figures"  # figures live in <out>/figures (the `figures` stage's o
 
 def _figure_md(name: str, out_dir: Path, caption: str) -> str:
     if (out_dir / FIGURE_DIR / f"{name}.png").is_file():
-        return f"![{caption}]({FIGURE_DIR}/{name}.png)\n\n[PDF]({FIGURE_DIR}/{name}.pdf)"
+        return f"![{caption}]({FIGURE_DIR}/{name}.png) [PDF]({FIGURE_DIR}/{name}.pdf)"
     return f"*Figure `{name}` not generated (run `python -m analysis.figures`).*"
 
 
 # --------------------------------------------------------------------------- sections
 
-def schedule_rows(t: T.Tables) -> list[tuple[str, str]]:
-    """How the methods' schedules fit the run (STUDY_SPEC section 6), from what the runs recorded."""
+def schedule_rows(ev: Evidence) -> list[tuple[str, str]]:
+    """How the methods' schedules fit the run (STUDY_SPEC section 6): the step-counted schedules by the library's
+    rule from the params snapshot, beside what the runs recorded; the LT rewind step."""
+    t = ev.tables
     s, rows = t.summary, []
     steps = T.steps_per_run(t.meta, s)
-    for method, what in (("rigl", "RigL mask updates per run"), ("set", "SET mask updates per run"),
-                         ("gmp", "GMP pruning steps per run")):
-        if "mask_updates" in s and (s["method"] == method).any():
-            updates = s.loc[s["method"] == method, "mask_updates"].dropna()
-            if len(updates):
-                rows.append((what, f"{int(updates.median())}"))
+    for method, schedule in schedules(t.meta, ev.headline.frame).items():
+        rows.append((f"{method} {schedule.what} per run", schedule.setting()))
     rewind = T.meta_value(t.meta, "prune.lt.rewind_step")
     if (s["method"] == "lt").any() and isinstance(rewind, (int, float)):
         share = f" ({100 * rewind / steps:.1f} % of training)" if steps else ""
@@ -188,7 +200,7 @@ def setting_section(ev: Evidence) -> str:
         ("test set", _split(m, "test_subset", "data.test_subset")),
         ("precision", _value(T.meta_value(m, "train.precision"))),
         ("dense accuracy (test)", dense_accuracy(t.summary)),
-        *schedule_rows(t),
+        *schedule_rows(ev),
         ("seeds", _value(seeds)),
         *_stage_seed_rows(m, seeds),
         *_subset_rows(m),
@@ -250,21 +262,73 @@ def rule_section(alpha: float) -> str:
     )
 
 
+#: how the body's claims table names a claim's sets of parts (the appendix gives the full names)
+SHORT_GROUPS = {accounting_label("ip"): "equal sparsity", accounting_label(T.EQUAL_STORAGE): "equal storage",
+                PAPER_NETS: "FB overhead of the paper's nets", C4_EQUAL_STORAGE: "IP_eq stores ≤ SP"}
+
+
+def short_group(name: str) -> str:
+    return SHORT_GROUPS.get(name, name)
+
+
+def _part_name(part) -> str:
+    return part.label.removesuffix(EQUAL_STORAGE_SUFFIX) + (CAVEAT_MARK if part.caveat else "")
+
+
+def _turning(parts, verdict: str) -> str:
+    part = turns_on(parts, verdict)
+    return f", on {_part_name(part)} alone" if part is not None else ""
+
+
+def turning_text(r: ClaimResult, short: bool = True) -> str:
+    """Where a verdict turns on one part, that part: for a claim of one set of parts ', on snip alone' (or ''); for
+    a claim of several sets, each set's verdict and the part it turns on, e.g. ' (equal sparsity: inconclusive,
+    on rigl† alone; equal storage: not supported, on rigl† alone)'."""
+    if not r.group_verdicts:
+        return _turning(r.parts, r.verdict)
+    return " (" + "; ".join(f"{short_group(g) if short else g}: {v}"
+                            + _turning([p for p in r.parts if p.group == g], v)
+                            for g, v in r.group_verdicts.items()) + ")"
+
+
 def _verdict_cell(r: ClaimResult) -> str:
-    sets = "; ".join(f"{name}: {v}" for name, v in r.group_verdicts.items())
-    return f"**{r.verdict}**" + (f" ({sets})" if sets else "") + (f"; {r.caveat}" if r.caveat else "")
+    """The verdict, the part it turns on and its note; a note the parts' caveats carry (marked †, said in the
+    opening's caveats) is not repeated."""
+    noted = r.caveat and not any(p.caveat for p in r.parts)
+    return f"**{r.verdict}**" + turning_text(r) + (f"; note: {r.caveat}" if noted else "")
 
 
 def _verdict_line(r: ClaimResult) -> str:
-    """'**Verdict: ….**', with what the verdict rests on that a reader must know (:attr:`ClaimResult.caveat`)."""
-    return f"**Verdict: {r.verdict}.**" + (f" Note: {r.caveat}." if r.caveat else "")
+    """'**Verdict: ….**', what it rests on that a reader must know (:attr:`ClaimResult.caveat`), and the part it
+    turns on (a claim of several sets of parts: the sets' list below says it per set)."""
+    turning = "" if r.group_verdicts else _turning(r.parts, r.verdict)
+    return (f"**Verdict: {r.verdict}.**" + (f" Note: {r.caveat}." if r.caveat else "")
+            + (f" It turns {turning.removeprefix(', ')}." if turning else ""))
 
 
 def claims_table(results: Sequence[ClaimResult]) -> str:
-    rows = [(r.claim_id, r.claim, _verdict_cell(r), r.key_numbers or "—",
+    """One row per claim: its verdict (with the part it turns on), its key numbers in one line, its figures."""
+    rows = [(r.claim_id, r.claim, _verdict_cell(r), r.brief or r.key_numbers or "—",
              ", ".join(f"[{f}]({FIGURE_DIR}/{f}.png)" for f in r.figures) or "—") for r in results]
-    return "## Claims\n\n" + _table(("id", "claim (abstract/introduction)", "verdict", "key numbers", "figure"),
-                                    rows)
+    return ("## Claims\n\nEach claim of the paper's abstract and introduction by the rule of STUDY_SPEC §5 (appendix: "
+            "\"How a verdict is decided\"); a verdict that turns on one part names it, "
+            f"{CAVEAT_MARK} marks a part the caveats explain; every part's numbers are in the claim's appendix section."
+            "\n\n" + _table(("id", "claim (abstract/introduction)", "verdict", "key numbers", "figure"), rows))
+
+
+def sanity_line(ev: Evidence) -> str:
+    """The sanity of the baselines in one line: how many expectations disagree, and which (numbers in the
+    appendix)."""
+    found = sanity_checks(ev)
+    if not found:
+        return ""
+    off = [c.expectation for c in found if c.agrees is False]
+    checked = [c for c in found if c.agrees is not None]
+    unchecked = len(found) - len(checked)
+    return (f"Baselines against what the pruning literature leads one to expect (appendix: \"Sanity of the "
+            f"baselines\"): {len(off)} of {len(checked)} expectations checked do not hold"
+            + (": " + "; ".join(off) if off else "")
+            + (f" ({unchecked} not checked: runs missing)" if unchecked else "") + ".")
 
 
 def fb_overhead_table(t: T.Tables) -> str:
@@ -283,12 +347,17 @@ def fb_overhead_table(t: T.Tables) -> str:
                       f"≤ {PAPER_FB_OVERHEAD_PERCENT} %"), rows))
 
 
-def claim_section(r: ClaimResult, out_dir: Path, t: T.Tables) -> str:
+def claim_section(r: ClaimResult, out_dir: Path, t: T.Tables, ev: Evidence | None = None) -> str:
     detailed = len(r.parts) > 1
     text = [f"## {r.claim_id}: {r.claim}", _verdict_line(r)]
     if r.group_verdicts:
-        text.append("\n".join(f"- {name}: **{v}**" for name, v in r.group_verdicts.items()))
+        text.append("\n".join(f"- {name}: **{v}**" + _turning([p for p in r.parts if p.group == name], v)
+                              for name, v in r.group_verdicts.items()))
     text.append((r.summary or r.explanation) if detailed else r.explanation)
+    if r.claim_id == "C1" and ev is not None:
+        bought = fb_entries_buy(ev)
+        if bought:
+            text.append(bought)
     if detailed:
         text.append("\n".join(f"- **{p.label}** — {p.verdict}" + (f": {p.note}" if p.note else "")
                               for p in r.parts))
@@ -300,40 +369,143 @@ def claim_section(r: ClaimResult, out_dir: Path, t: T.Tables) -> str:
     return "\n\n".join(text)
 
 
-def ablation_section(t: T.Tables, out_dir: Path, alpha: float) -> str:
-    comp = ablation_comparisons(t.ablation, alpha)
+def fb_entries_buy(ev: Evidence) -> str:
+    """What storing the FB entries on top of SP's budget buys: IP − IP_eq per method, paired over seeds."""
+    if not ev.has_equal_storage:
+        return ""
+    diff = Scale(ev.scale.factor, " pp", 2)
+    bits = []
+    for m in ev.methods:
+        c = ev.headline.comparison(m, "test_acc", against="ip", base=T.EQUAL_STORAGE, keys=["method", "seed"])
+        bits.append(f"{m} {diff.with_ci(c.diff)}")
+    return ("What the FB entries buy (information): IP − IP_eq, the same IP with and without its FB entries "
+            "charged to the budget, paired over seeds: " + "; ".join(bits) + ".")
+
+
+#: the file stem of the storage view (test accuracy against numbers stored), drawn by analysis.plots.storage
+STORAGE_FIGURE = "fig13_storage"
+
+
+def storage_module():
+    """:mod:`analysis.plots.storage` (the storage view's figure and sentence) when it exists, else None."""
+    name = f"{__package__}.plots.storage"
+    return importlib.import_module(name) if importlib.util.find_spec(name) is not None else None
+
+
+def storage_view(ev: Evidence, out_dir: Path) -> str:
+    """The storage view read in one sentence, with its figure: ``storage_view_sentence(sweep, summary)`` of
+    :func:`storage_module`. Empty while that module or function does not exist (the report works either way)."""
+    storage = storage_module()
+    if storage is None or not hasattr(storage, "storage_view_sentence"):
+        return ""
+    sentence = storage.storage_view_sentence(ev.tables.sweep, ev.tables.summary)
+    if not sentence:
+        return ""
+    name = FIGURES.get("storage", STORAGE_FIGURE)
+    return sentence + f" ([{name}]({FIGURE_DIR}/{name}.png))"
+
+
+def _c_part(results: Sequence[ClaimResult], claim_id: str, label: str):
+    r = next((x for x in results if x.claim_id == claim_id), None)
+    return next((p for p in r.parts if p.label == label), None) if r is not None else None
+
+
+def ablation_section(t: T.Tables, out_dir: Path, alpha: float, results: Sequence[ClaimResult] = ()) -> str:
+    """The ablation: the variants that differ from the main setting, one Holm family, each against SP and
+    beside its reference (the main setting's runs, which the claims decide on every main seed)."""
+    comp = ablation_comparisons(t.ablation, alpha, summary=t.summary)
     if comp.empty:
         return "## Ablations\n\nmissing (no ablation table)."
     factor = T.percent_scale(t.ablation["test_acc"])
     sc = Scale(factor, "", 2)
-    # variants the ablation stage could not run record why (e.g. the budget cannot hold the FB entries)
+    diff = Scale(factor, "", 2)
+    main_seeds = sorted(int(x) for x in t.summary["seed"].dropna().unique()) if len(t.summary) else []
     infeasible = {}
     if "infeasible" in t.ablation.columns:
         for r in t.ablation.dropna(subset=["infeasible"]).itertuples():
             infeasible[(r.method, r.variant)] = f"infeasible: {r.infeasible}"
-    rows = [(r.method, r.variant, sc.mean_sd(Stats(int(r.n), r.mean, r.sd)),
-             sc.mean_sd(Stats(int(r.sp_n), r.sp_mean, r.sp_sd)),
-             sc.with_ci(r.comparison.diff) + excluded_text(r.comparison),
-             infeasible.get((r.method, r.variant)) or decision_text(r.comparison, sc).removeprefix("→ "))
-            for r in comp.itertuples()]
-    return ("## Ablations\n\nEach IP variant against the SP runs of the same method and seeds, by the same rule "
-            "as the claims (the variants are one Holm family). Test accuracy in "
-            + ("%, differences in pp" if factor == 100 else "fractions") + ".\n\n"
-            + _table(("method", "IP variant", "IP", "SP", "IP−SP (paired)", "outcome"), rows)
+    references = comp[comp["verdict"] == REFERENCE]
+    members = comp[comp["verdict"] != REFERENCE]
+    shown_refs, rows, dense_refs = {}, [], []
+    for r in references.itertuples():
+        if r.method == "dense":
+            dense_refs.append(r)
+            continue
+        key = (r.method, r.main_repr)
+        if key in shown_refs:          # the main setting under a second name (FB init and sharing groups)
+            shown_refs[key].append(r.variant)
+            continue
+        shown_refs[key] = [r.variant]
+    ref_rows = {}
+    for (method, main_repr), names in shown_refs.items():
+        r = references[(references["method"] == method) & (references["variant"] == names[0])].iloc[0]
+        label = method + ("" if main_repr == "ip" else " (equal storage)")
+        part = _c_part(results, "C1", label)
+        decided = (f"C1 decides these runs on seeds {seeds_text(main_seeds)}: {part.verdict}" if part is not None
+                   else "the main runs")
+        ref_rows[(method, main_repr)] = [
+            method, f"{', '.join(names)}: the main {side_label(main_repr)} runs (reference)",
+            sc.mean_sd(Stats(int(r["n"]), r["mean"], r["sd"])),
+            diff.with_ci(r["comparison"].diff).replace("[95 % CI ", "["), f"reference: {decided}", "–"]
+    rows += list(ref_rows.values())
+    for r in members.itertuples():
+        vs = r.vs_reference
+        ref = f" vs the main {side_label(r.reference_repr)} runs" if isinstance(r.reference_repr, str) else ""
+        rows.append([r.method, r.variant, sc.mean_sd(Stats(int(r.n), r.mean, r.sd)),
+                     diff.with_ci(r.comparison.diff).replace("[95 % CI ", "[") + excluded_text(r.comparison),
+                     infeasible.get((r.method, r.variant)) or outcome_text(r.comparison, diff),
+                     (diff.with_ci(vs.diff).replace("[95 % CI ", "[") + ref) if vs is not None else "–"])
+    seeds = sorted(int(x) for x in t.ablation["seed"].dropna().unique())
+    sp = members.iloc[0] if len(members) else comp.iloc[0]
+    holm = max((c.decision.holm_m for c in members["comparison"] if c.decision is not None), default=0)
+    unit = "%, differences in pp" if factor == 100 else "fractions"
+    dense = (f" The dense runs are C8's (decided there on seeds {seeds_text(main_seeds)}) and are not repeated "
+             "here." if dense_refs else "")
+    shown = {*members["method"], *(method for method, _ in shown_refs)}
+    family = f"the {holm} testable variant{'s are' if holm != 1 else ' is'} one Holm family"
+    intro = (f"IP variants of {', '.join(T.ordered_methods(shown))} at sparsity "
+             f"{fmt_sparsity(t.ablation['sparsity'].dropna().max())}, seeds {seeds_text(seeds)} (test accuracy in "
+             f"{unit}; SP {sc.mean_sd(Stats(int(sp.sp_n), sp.sp_mean, sp.sp_sd))}). Each variant that differs from "
+             f"the main setting against the SP runs of the same seeds, by the claims' rule ({family}). The arms that "
+             "are the main setting's runs are the variants' references, not members of that family: the claims "
+             "decide those runs on every main seed. Last column, for information: the variant minus its reference "
+             "(the main IP runs; the main IP_eq runs for a variant charged to the budget), paired over seeds."
+             + dense)
+    return ("## Ablations\n\n" + intro + "\n\n"
+            + _table(("method", "IP arm", "IP", "IP−SP (paired, 95 % CI)", "outcome", "− reference (paired)"), rows)
             + "\n\n" + _figure_md(FIGURES["ablation"], out_dir, "ablations"))
 
 
-def controls_section(ev: Evidence, out_dir: Path) -> str:
-    """The controls beyond the paper (STUDY_SPEC section 6), by the claims' rule."""
-    results = control_verdicts(ev)
-    text = ["## Controls (beyond the paper)",
-            "Two questions the paper's abstract does not answer, decided by the same rule as the claims: does "
-            "IP's advantage depend on *which* entries the masks keep, and is it a larger effective step size "
-            "(W = λ·Fᵀ with a trainable F moves W by Δλ·Fᵀ + λ·ΔFᵀ in a step)?",
-            _table(("id", "claim", "verdict", "key numbers"),
-                   [(r.claim_id, r.claim, _verdict_cell(r), r.key_numbers) for r in results])]
+def outcome_text(c, scale: Scale) -> str:
+    """A decided part's label in a few words: its Holm interval where that decided it, the seeds for 80 % power
+    where it is inconclusive (the unadjusted interval is printed beside it)."""
+    d = c.decision
+    if d is None or d.verdict in (SUPPORTED, NOT_TESTED):
+        return c.verdict if d is not None else "—"
+    if d.verdict == NOT_SUPPORTED:
+        return (f"not supported (Holm {d.holm_rank}/{d.holm_m}: {100 * (1 - d.level):.4g} % CI "
+                f"{scale.interval(d.adjusted_ci)})")
+    need = f"; {d.seeds_needed} seeds for {100 * TARGET_POWER:.0f} % power" if d.seeds_needed else ""
+    return f"inconclusive{need}{' (rough)' if need and d.rough else ''}"
+
+
+def controls_summary(ev: Evidence, results: Sequence[ClaimResult]) -> str:
+    """The controls beyond the paper in the body: one row per control claim (details in the appendix)."""
+    return "\n\n".join([
+        "## Controls (beyond the paper)",
+        "Two questions the paper's abstract does not answer, decided by the same rule as the claims: does IP's "
+        "advantage depend on *which* entries the masks keep, and is it a larger effective step size (W = λ·Fᵀ with "
+        "a trainable F moves W by Δλ·Fᵀ + λ·ΔFᵀ in a step)? Details and figures in the appendix.",
+        _table(("id", "claim", "verdict", "key numbers"),
+               [(r.claim_id, r.claim, _verdict_cell(r), r.key_numbers) for r in results])])
+
+
+def controls_section(ev: Evidence, out_dir: Path, results: Sequence[ClaimResult] | None = None) -> str:
+    """The controls' detail (appendix): each control claim's verdict, parts and figure, by the claims' rule."""
+    results = control_verdicts(ev) if results is None else results
+    text = []
     for r in results:
-        text.append(f"### {r.claim_id}: {r.claim}\n\n{_verdict_line(r)}\n\n{r.summary or r.explanation}")
+        text.append(f"## {r.claim_id}: {r.claim}\n\n{_verdict_line(r)}\n\n{r.summary or r.explanation}")
         if r.parts:
             text.append("\n".join(f"- **{p.label}** — {p.verdict}" + (f": {p.note}" if p.note else "")
                                   for p in r.parts))
@@ -352,7 +524,8 @@ def choices_section(t: T.Tables, alpha: float) -> str:
         lines.append(f"- {label} (`{key}`): {shown}")
     lines += [
         f"- the verdict rule (paired t intervals at α = {alpha:g}: intersection–union for the claimed "
-        f"side, Holm–Bonferroni over a claim's parts for the other side, ≥ {MIN_SEEDS} seed pairs; see above) and, "
+        f"side, Holm–Bonferroni over a claim's parts for the other side, ≥ {MIN_SEEDS} seed pairs; \"How a verdict "
+        f"is decided\") and, "
         f"for C4, \"equal runtime\" read as a median IP/SP training-step-time ratio ≤ {STEP_TIME_RATIO_MAX:.2f}",
         "- Theorem 1: the paper's statement was not available; the checks use our formalisation, "
         "[docs/theorem1.md](../docs/theorem1.md) (STUDY_SPEC §4)",
@@ -383,28 +556,56 @@ def rerun_section(presets_dir: Path) -> str:
     return "\n".join(text)
 
 
+#: the heading after which the report's appendix starts (the body before it reads in a few minutes)
+APPENDIX_TITLE = "## Appendix"
+TITLE = "# Interspace pruning: reproduction report"
+
+
+def body_figure(ev: Evidence, out_dir: Path) -> str:
+    name = FIGURES["accuracy"]
+    return _figure_md(name, out_dir, f"Fig. 1: test accuracy per method and representation at sparsity "
+                                     f"{fmt_sparsity(ev.sparsity)}, points = seeds")
+
+
 def build_report(t: T.Tables, out_dir: Path, presets_dir: Path = Path("presets")) -> str:
-    """The report's text: the evidence is derived from ``t`` once, and every claim and section reads it."""
+    """The report's text: the evidence is derived from ``t`` once, and every claim and section reads it.
+
+    The body answers first (:func:`analysis.answer.opening`, one table, Fig. 1), then the claims in one table,
+    the training-length axis, the ablation and the controls; the appendix holds the verdict rule, the setting,
+    every claim's parts, the choices and how to re-run."""
     out_dir = Path(out_dir)
     ev = Evidence.from_tables(t)
     results = all_verdicts(ev)
-    parts = [
-        "# Interspace pruning: reproduction report",
-        f"Reproduction of {PAPER}. Generated by `python -m analysis.report` from the tables in "
-        f"`{t.results_dir}`; every number below is computed from those tables, none is typed by hand.",
-        answer_section(ev, results),
-        headline_table(ev),
+    controls = control_verdicts(ev)
+    storage = storage_view(ev, out_dir)
+    body = [
+        TITLE,
+        "\n".join(opening(ev, results, controls)),
+        headline_table(ev, results),
+        collapse_note(ev.headline.frame, t.sweep if len(t.sweep) else None, ev.sparsity),
+        *([storage] if storage else []),
+        body_figure(ev, out_dir),
+        claims_table(results),
+        *([line] if (line := sanity_line(ev)) else []),
+        length_section(ev),
+        ablation_section(t, out_dir, ev.alpha, results),
+        controls_summary(ev, controls),
+    ]
+    appendix = [
+        APPENDIX_TITLE,
+        f"Reproduction of {PAPER}. Generated by `python -m analysis.report` from the tables in `{t.results_dir}`; "
+        "every number in this report is computed from those tables, none is typed by hand. Below: how a verdict is "
+        "decided, the setting, the sanity of the baselines, every claim's and control's parts, the choices of this "
+        "study and how to re-run it.",
+        rule_section(ev.alpha),
         setting_section(ev),
         sanity_section(ev),
-        rule_section(ev.alpha),
-        claims_table(results),
+        *[claim_section(r, out_dir, t, ev) for r in results],
+        controls_section(ev, out_dir, controls),
+        choices_section(t, ev.alpha),
+        rerun_section(presets_dir),
     ]
-    parts += [claim_section(r, out_dir, t) for r in results]
-    parts.append(length_section(ev))
-    parts.append(ablation_section(t, out_dir, ev.alpha))
-    parts.append(controls_section(ev, out_dir))
-    parts += [choices_section(t, ev.alpha), rerun_section(presets_dir)]
-    return "\n\n".join(parts) + "\n"
+    return "\n\n".join(body + appendix) + "\n"
 
 
 def write_report(results_dir="results", out_dir="paper_figures", presets_dir="presets") -> Path:

@@ -454,6 +454,7 @@ FIGURE_CALLS = {
     "shuffle": lambda t, p: Fg.fig_shuffle(t.controls, p),
     "lr": lambda t, p: Fg.fig_lr(t.controls, p),
     "axis": lambda t, p: Fg.fig_axis(t.axis, p, t.meta, HEADLINE),
+    "storage": lambda t, p: Fg.fig_storage(t.sweep, t.summary, p),
 }
 
 
@@ -547,38 +548,51 @@ def test_report_says_a_null_subset_is_the_full_split(tmp_path):
     assert "| training set | missing |" in R.build_report(make_tables(meta=bare), tmp_path)
 
 
+def top_table(text: str) -> list[list[str]]:
+    """The cells of the report's opening table (the first table, below the answer), header and rule left out."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(A.TABLE_HEADER))
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("| "):
+            break
+        rows.append([c.strip() for c in line.strip("|").split("|")])
+    return rows
+
+
 def test_report_accuracy_table_numbers_are_the_data_means(tmp_path):
     runs = make_runs(ip_shift=0.037, noise=0.0061)
     text = R.build_report(make_tables(summary=runs), tmp_path)
-    section = text.split(A.HEADLINE_TITLE)[1].split("\n## ")[0]
-    rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| method")]
-    assert len(rows) == len(METHODS)
-    for line in rows:
-        method, sp_cell, ip_cell, diff_cell = [c.strip() for c in line.strip("|").split("|")]
+    rows = top_table(text)
+    assert [r[0] for r in rows] == [m for m in METHODS if m != "dense"]     # C1's parts: the sparse methods
+    for method, sp_cell, ip_cell, diff_cell, stored_cell in rows:
         for rep, cell in (("sp", sp_cell), ("ip", ip_cell)):
             vals = runs.loc[(runs["method"] == method) & (runs["repr"] == rep), "test_acc"]
-            m = re.fullmatch(r"([\d.]+) ± ([\d.]+) \(n=(\d+)\)", cell)
+            m = re.fullmatch(r"([\d.]+) ± ([\d.]+)", cell)          # n is said only where it is not every seed
             assert m, cell
             assert float(m.group(1)) == pytest.approx(100 * vals.mean(), abs=0.005)
             assert float(m.group(2)) == pytest.approx(100 * vals.std(ddof=1), abs=0.005)
-            assert int(m.group(3)) == len(vals)
         diff = T.paired(runs[runs["method"] == method], "test_acc")["diff"]
         low, high = scipy_stats.t.interval(0.95, len(diff) - 1, loc=diff.mean(),
                                            scale=diff.std(ddof=1) / len(diff) ** 0.5)
-        assert diff_cell == f"{100 * diff.mean():+.2f} [95 % CI {100 * low:+.2f}, {100 * high:+.2f}] (n={len(diff)})"
-    # the C1 key numbers are the paired differences of the data, in pp
+        assert diff_cell == f"{100 * diff.mean():+.2f} [{100 * low:+.2f}, {100 * high:+.2f}] supported"
+        stored = runs[runs["method"] == method].groupby("repr")["stored_params"].mean()
+        assert stored_cell == f"{stored['sp']:,.0f} / {stored['ip']:,.0f}"
+    # the table's numbers are not repeated in the claims table; C1's section (appendix) gives each part's
     c1_row = [line for line in text.splitlines() if line.startswith("| C1 |")][0]
     random_diff = 100 * T.paired(runs[runs["method"] == "random"], "test_acc")["diff"].mean()
-    assert f"random {random_diff:+.2f} pp [95 % CI" in c1_row
+    assert f"{random_diff:+.2f}" not in c1_row
+    c1 = text.split("## C1: ")[1].split("\n## ")[0]
+    assert f"paired IP−SP {random_diff:+.2f} pp [95 % CI" in c1
+    dense = runs[(runs["method"] == "dense") & (runs["repr"] == "sp")]["test_acc"].mean()
+    assert f"dense test accuracy {100 * dense:.2f} %" in text.splitlines()[2]       # the regime line
 
 
 def test_report_numbers_change_with_the_data(tmp_path):
     """No number is fixed in the text: two data sets give different numbers in the claims and accuracy parts."""
     a = R.build_report(make_tables(summary=make_runs(ip_shift=0.05)), tmp_path)
     b = R.build_report(make_tables(summary=make_runs(ip_shift=0.02)), tmp_path)
-    section = lambda txt: txt.split(A.HEADLINE_TITLE)[1].split("\n## ")[0]  # noqa: E731
-    ip_cells = lambda txt: [l.split("|")[3] for l in section(txt).splitlines()  # noqa: E731,E741
-                            if l.startswith("| ") and not l.startswith("| method")]
+    ip_cells = lambda txt: [row[2] for row in top_table(txt)]  # noqa: E731
     assert all(x != y for x, y in zip(ip_cells(a), ip_cells(b)))
 
 
@@ -649,7 +663,8 @@ def test_equal_storage_is_a_second_set_of_parts_in_c1_and_c4(tmp_path):
     header = next(line for line in text.splitlines() if line.startswith("| method | SP | IP |"))
     assert header.startswith("| method | SP | IP | IP−SP | IP_eq | IP_eq−SP |")
     plain = R.build_report(make_tables(), tmp_path)
-    assert "Equal storage: not run." in plain and "IP_eq vs SP (equal storage): not run" in plain
+    assert "- **Equal storage** (IP_eq vs SP: FB entries charged to IP's budget): not run (no IP_eq runs)." in plain
+    assert "IP_eq vs SP (equal storage): not run" in plain
 
 
 def test_c1_overall_takes_holm_over_the_parts_of_both_accountings():
@@ -735,7 +750,7 @@ def test_the_headline_says_which_runs_lost_a_layer_and_which_are_disconnected():
     runs["disconnected"] = False
     runs.loc[(runs["method"] == "snip") & (runs["repr"] == "sp") & (runs["seed"] == 1), "disconnected"] = True
     note = A.collapse_note(Evidence.from_tables(make_tables(summary=runs)).headline.frame)
-    assert "snip SP 1 of 3 runs (at most 2 layers; 1 disconnected)" in note and "Disconnected runs" in note
+    assert "snip SP 1 of 3 runs (2 layers; 1 disconnected)" in note and "Disconnected runs" in note
     assert note.endswith(": 1.")
     assert "collapse (a prunable layer left with no kept entry): none." in A.collapse_note(make_runs())
 

@@ -11,13 +11,20 @@ import pytest
 
 from analysis import figures as Fg
 from analysis import tables as T
-from test_analysis import FIGURE_CALLS, equal_storage_runs, make_axis, make_history, make_tables
+from test_analysis import (FIGURE_CALLS, equal_storage_runs, make_axis, make_history, make_runs, make_sweep,
+                           make_tables)
 
 matplotlib.use("Agg")
 
 #: (figure, check) pairs that fail today, each to be fixed in the figure, not here
 KNOWN: set[tuple[str, str]] = set()
 MAX_PANELS = {"hessian": 6}
+#: the appendix figures (analysis.figures.APPENDIX_FIGURES), drawn and checked like the others
+APPENDIX_CALLS = {
+    "gradient_flow_layers": lambda t, p: Fg.fig_gradient_flow_layers(t.gf_layers, p, t.summary),
+    "hessian_density": lambda t, p: Fg.fig_hessian_density(t.density, p),
+}
+ALL_CALLS = {**FIGURE_CALLS, **APPENDIX_CALLS}
 
 
 def _renderer(fig):
@@ -95,35 +102,86 @@ CHECKS = {
 }
 
 
+#: ResNet-20 (width 16) with one FB per conv layer: prunable entries and FB entries (STUDY_SPEC section 6)
+PRUNABLE, FB_ENTRIES = 270_608, 1_539
+
+
+def with_study_counts(runs):
+    """Kept, FB and stored entries of ResNet-20 at each run's sparsity: SP stores its kept weights, IP its kept
+    coefficients plus the FB entries, IP_eq as much as SP in all (fewer coefficients by the FB entries); an IP_eq
+    point whose FB entries exceed the budget is infeasible, recorded with its reason and no accuracy."""
+    import numpy as np
+
+    runs = runs.copy()
+    budget = ((1 - runs["sparsity"].astype(float)) * PRUNABLE).round()
+    eq = runs["repr"] == T.EQUAL_STORAGE
+    fb = np.where(runs["repr"] == "sp", 0, FB_ENTRIES)
+    runs["kept_params"] = np.where(eq, budget - FB_ENTRIES, budget)
+    runs["fb_overhead_params"] = fb
+    runs["stored_params"] = runs["kept_params"] + fb
+    infeasible = eq & (runs["kept_params"] < 0)
+    runs["infeasible"] = np.where(infeasible, "the FB entries exceed the budget", "")
+    runs.loc[infeasible, ["test_acc", "train_acc", "gap_acc", "kept_params", "stored_params"]] = np.nan
+    return runs
+
+
+def study_like_sweep():
+    """The sweep as the default study writes it: SNIP and one more method, SP, IP and IP_eq at every sweep
+    sparsity and the headline's, IP_eq infeasible at 0.995."""
+    import pandas as pd
+
+    sweep = make_sweep(sparsities=(0.9, 0.95, 0.98, 0.99, 0.995))
+    eq = sweep[sweep["repr"] == "ip"].assign(repr=T.EQUAL_STORAGE)
+    eq["test_acc"] -= 0.015 + 0.004 * eq["seed"]
+    return with_study_counts(pd.concat([sweep, eq], ignore_index=True))
+
+
+def study_like_ablation(summary):
+    """The ablation table as the aggregate stage writes it (:func:`analysis.collect.ablation_table`): the
+    ablation's own arms, plus SP, the main IP runs under their FB-init and sharing names, the main IP_eq runs as
+    ``fair_budget`` and the dense runs, all from ``summary``."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from analysis.collect import ablation_table
+    arms = [make_runs(ip_shift=shift, ip_wobble=0.004).query("method == 'snip' and repr == 'ip'").assign(variant=v)
+            for v, shift in (("fb_init=dct", 0.06), ("fb_init=random_orthogonal", 0.04), ("share=network", 0.03),
+                             ("share=network,fair_budget", 0.01))]
+    rows = with_study_counts(pd.concat(arms, ignore_index=True)).to_dict("records")
+    return ablation_table(rows, summary, "snip", SimpleNamespace(fb_init="spatial", share="layer"), seeds=(0, 1, 2))
+
+
 def study_like_tables() -> T.Tables:
-    """The analysis tests' tables with what the default study has: three representations, one epoch
-    of history, the training-length axis beside the 1-epoch headline, and the FB-overhead table of the
-    paper's networks as the aggregate stage writes it."""
+    """The analysis tests' tables with what the default study has: three representations with ResNet-20's stored
+    counts, one epoch of history, the sweep with IP_eq (infeasible at its highest sparsity), the ablation as the
+    aggregate stage builds it, the training-length axis beside the 1-epoch headline, and the FB-overhead table of
+    the paper's networks as the aggregate stage writes it."""
     import pandas as pd
 
     from ip.reference import fb_overhead_table
     costs = pd.DataFrame([{"share": share, **row} for share in ("layer", "network")
                           for row in fb_overhead_table(share)])
     runs = equal_storage_runs()
-    runs = runs[~((runs["method"] == "dense") & (runs["repr"] == T.EQUAL_STORAGE))]
-    eq = runs["repr"] == T.EQUAL_STORAGE
-    runs.loc[eq, "kept_params"] = runs.loc[eq, "stored_params"] - runs.loc[eq, "fb_overhead_params"]
-    return make_tables(summary=runs, history=make_history(epochs=1), costs_reference=costs, axis=make_axis(head=1))
+    runs = with_study_counts(runs[~((runs["method"] == "dense") & (runs["repr"] == T.EQUAL_STORAGE))])
+    return make_tables(summary=runs, sweep=study_like_sweep(), history=make_history(epochs=1),
+                       costs_reference=costs, axis=make_axis(head=1), ablation=study_like_ablation(runs))
 
 
 @pytest.fixture(scope="module")
 def drawn(tmp_path_factory):
     t = study_like_tables()
     out = tmp_path_factory.mktemp("figures")
-    return {name: call(t, out / name).figure for name, call in FIGURE_CALLS.items()}
+    return {name: call(t, out / name).figure for name, call in ALL_CALLS.items()}
 
 
 def test_every_figure_is_checked():
     assert set(FIGURE_CALLS) == set(Fg.FIGURES)
+    assert set(APPENDIX_CALLS) == set(Fg.APPENDIX_FIGURES)
 
 
 @pytest.mark.parametrize("check", list(CHECKS))
-@pytest.mark.parametrize("name", list(Fg.FIGURES))
+@pytest.mark.parametrize("name", [*Fg.FIGURES, *Fg.APPENDIX_FIGURES])
 def test_figure(drawn, name, check):
     problems = CHECKS[check](name, drawn[name])
     if (name, check) in KNOWN:

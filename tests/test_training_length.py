@@ -5,6 +5,7 @@ report's section and figure read their numbers from the tables and meta.json."""
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -163,9 +164,10 @@ def test_the_report_has_the_section_with_the_tables_numbers(tmp_path):
     gain = runs[(runs["method"] == "dense") & (runs["repr"] == "sp")].pivot_table(index="seed", columns="epochs",
                                                                                    values="test_acc")
     assert f"SP {100 * (gain[12] - gain[1]).mean():+.2f} pp" in dense
-    # C10 is with the other claims: the claims table, the answer and its own section
-    assert next(line for line in text.splitlines() if line.startswith("| C10 |"))
-    assert "- **C10** IP's advantage holds for longer training" in text
+    # C10 is with the other claims: the claims table, the opening's claims by verdict and its own section
+    row = next(line for line in text.splitlines() if line.startswith("| C10 |"))
+    assert "IP's advantage holds for longer training" in row and "| **supported** (" in row
+    assert re.search(r"^- \*\*Claims\*\* .*(?<!not )supported: [^;]*C10", text, re.M)
     assert "## C10: IP's advantage holds for longer training" in text and "**Verdict: supported.**" in \
         text.split("## C10: ")[1]
 

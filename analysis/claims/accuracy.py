@@ -17,14 +17,17 @@ from scipy.stats import binomtest
 from .. import tables as T
 from ..evidence import Evidence
 from ..figures import CLAIM_FIGURES
-from ..formatting import Scale, decision_text, fmt, fmt_level, fmt_sparsity, side_label
+from ..formatting import Scale, collapse_bits, decision_text, fmt, fmt_level, fmt_sparsity, side_label
 from ..paper import CLAIMS
 from ..stats import (BOOTSTRAP_MIN_PAIRS, NOT_SUPPORTED, NOT_TESTED, SUPPORTED, Pairs, Stats, combine, compare,
                      is_missing)
 from .parts import ClaimResult, Part, Pending, decide_parts, numbers_of, per_method_parts, tally, verdicts_by_group
+from .schedules import mark_squeezed
 
 #: what an equal-storage set of parts says when the study has no IP_eq runs
 EQUAL_STORAGE_NOT_RUN = "not run"
+#: how a part under equal storage is labelled: '<method> (equal storage)'
+EQUAL_STORAGE_SUFFIX = " (equal storage)"
 
 
 def accounting_label(against: str) -> str:
@@ -74,11 +77,12 @@ def claim_c1(ev: Evidence) -> ClaimResult:
     rule (Holm for a part shown to go the other way)."""
     parts, pending = [], []
     for against in ev.accountings:
-        suffix = "" if against == "ip" else " (equal storage)"
+        suffix = "" if against == "ip" else EQUAL_STORAGE_SUFFIX
         these = per_method_parts(ev.headline, "test_acc", ev.scale, f"test accuracy{suffix}", against=against,
                                  group=accounting_label(against), label_suffix=suffix)
         parts += decide_parts(these, ev.alpha)
         pending += these
+    mark_squeezed(parts, ev.tables.meta, ev.headline.frame)
     by_accounting = accounting_verdicts(parts, ev)
     # overall, "under every accounting" is one claim over all their parts: supported if every part is (each at
     # its own 95 %), not supported only if a part goes the other way after Holm over all of them
@@ -100,8 +104,10 @@ def claim_c1(ev: Evidence) -> ClaimResult:
     key = "; ".join(f"{p.label} {diff_scale.with_ci(p.comparison.diff)} ({p.verdict})" for p in parts) or "missing"
     numbers = {"sparsity": s, **numbers_of(parts),
                **{f"pooled.{a}.{k}": v for a, d in pooled.items() for k, v in d.items()}}
-    return ClaimResult("C1", CLAIMS["C1"], verdict, numbers, CLAIM_FIGURES["C1"], expl, parts,
-                       f"IP−SP test acc. at s={fmt_sparsity(s)}: {key}", summary, by_accounting)
+    result = ClaimResult("C1", CLAIMS["C1"], verdict, numbers, CLAIM_FIGURES["C1"], expl, parts,
+                         f"IP−SP test acc. at s={fmt_sparsity(s)}: {key}", summary, by_accounting)
+    result.brief = f"per method: the table at the top (test accuracy at s={fmt_sparsity(s)})" if parts else "missing"
+    return result
 
 
 def advantage_by_seed(sweep: pd.DataFrame, method: str, against: str = "ip") -> tuple[pd.DataFrame, int]:
@@ -168,6 +174,14 @@ def _slope_decision(c, scale: Scale) -> str:
         return (f"Holm {d.holm_rank}/{d.holm_m}: {fmt_level(1 - d.level)} CI {scale.interval(d.adjusted_ci)} → "
                 "not supported (the advantage shrinks with sparsity)")
     return decision_text(c, scale)
+
+
+def sweep_points(sweep: pd.DataFrame, headline: float | None) -> pd.DataFrame:
+    """The sweep's runs at its own sparsities: the headline sparsity's rows (the main runs) left out."""
+    if sweep.empty or headline is None:
+        return sweep
+    return sweep[~np.isclose(sweep["sparsity"].astype(float), float(headline), rtol=0,
+                             atol=10 ** -T.SPARSITY_DECIMALS)]
 
 
 #: the unit of a slope of IP−SP against −log10(1 − s)
@@ -253,6 +267,7 @@ def claim_c2(ev: Evidence) -> ClaimResult:
         for s, st, r in i["per_point"]:
             p.numbers.update({f"adv_mean@{fmt_sparsity(s)}": st.mean, f"storage_ratio@{fmt_sparsity(s)}": r})
     parts += not_tested
+    mark_squeezed(parts, ev.tables.meta, sweep)
     verdict = combine(p.verdict for p in parts)
     by_accounting = verdicts_by_group(parts, [accounting_label(a) for a in T.ACCOUNTINGS])
     if T.EQUAL_STORAGE not in accountings:
@@ -271,6 +286,9 @@ def claim_c2(ev: Evidence) -> ClaimResult:
                    "Beside each sparsity's mean difference: the storage ratio (mean stored parameters, IP or "
                    "IP_eq over SP); the change from the lowest to the highest sparsity is information, not part "
                    "of the verdict.")
+        lost = collapse_bits(sweep_points(sweep, ev.sparsity), by_sparsity=True)
+        summary += (" Layer collapse at the sweep's own points (a prunable layer left with no kept entry; such "
+                    "runs stay in the slopes unless disconnected): " + ("; ".join(lost) if lost else "none") + ".")
         expl = summary + " Per method: " + "; ".join(p.note for p in parts) + "."
     key = "; ".join(f"{p.label} {slope_scale.with_ci(p.comparison.diff)} ({p.verdict})"
                     for p in parts if p.comparison is not None) or "missing"

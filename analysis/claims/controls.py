@@ -133,6 +133,12 @@ def claim_k2(ev: Evidence) -> ClaimResult:
     result = _result("K2", parts, summary, ds, "IP−SP test acc., best vs best")
     on_edge = {p.label: [edges[p.label][r] for r in ("sp", "ip") if r in edges[p.label]] for p in parts}
     on_edge = {label: words for label, words in on_edge.items() if words}
+    for p in parts:
+        if p.label in on_edge:
+            words = on_edge[p.label]
+            # both representations at the same edge: said once
+            same = len(words) == 2 and words[0].split(" ", 1)[1] == words[1].split(" ", 1)[1]
+            p.caveat = (f"SP and IP {words[0].split(' ', 1)[1]}" if same else "; ".join(words)) + ": not bracketed"
     if on_edge:
         result.caveat = ("a learning rate chosen on an edge of its grid, not bracketed (a scale beyond it might do "
                          "better), in " + "; ".join(f"part {label} ({'; '.join(words)})"

@@ -198,5 +198,20 @@ def claim_c4(ev: Evidence) -> ClaimResult:
             key_bits.append(f"{p.label} FB {p.numbers['fb_overhead_percent']:.4g} % ({p.verdict})")
         else:
             key_bits.append(f"{p.label}: {p.numbers['n_over_budget']}/{p.numbers['n_pairs']} over ({p.verdict})")
-    return ClaimResult("C4", CLAIMS["C4"], verdict, numbers, CLAIM_FIGURES["C4"], expl, parts, "; ".join(key_bits),
-                       summary_text, by_set)
+    result = ClaimResult("C4", CLAIMS["C4"], verdict, numbers, CLAIM_FIGURES["C4"], expl, parts,
+                         "; ".join(key_bits), summary_text, by_set)
+    result.brief = _brief(parts)
+    return result
+
+
+def _brief(parts) -> str:
+    """C4 in one line: the runtime medians, how many paper nets meet the paper's overhead, equal storage."""
+    bits = [f"{p.label} median {fmt(p.numbers['step_ratio_median'], 3)}" for p in parts
+            if p.group == RUNTIME and p.numbers]
+    nets = [p for p in parts if p.group == PAPER_NETS and p.numbers]
+    if nets:
+        bits.append(f"FB overhead ≤ {PAPER_FB_OVERHEAD_PERCENT} % for {sum(p.verdict == SUPPORTED for p in nets)} of "
+                    f"{len(nets)} paper networks × FB-sharing modes")
+    bits += [f"IP_eq stores more than SP in {p.numbers['n_over_budget']} of {p.numbers['n_pairs']} pairs"
+             for p in parts if p.group == EQUAL_STORAGE and p.numbers]
+    return "; ".join(bits) or "missing"

@@ -17,6 +17,7 @@ from ..formatting import Scale, fmt
 from ..paper import CLAIMS
 from ..stats import NOT_TESTED, combine
 from .parts import ClaimResult, decide_parts, numbers_of, per_method_parts, tally
+from .schedules import mark_squeezed
 
 METRIC = "participation_ratio"
 
@@ -53,6 +54,7 @@ def claim_c5(ev: Evidence) -> ClaimResult:
     runs, source = _filter_runs(ev)
     parts = decide_parts(per_method_parts(runs, METRIC, Scale(1.0, "", 3), "mean participation ratio",
                                           better="more spread"), ev.alpha) if source != "missing" else []
+    mark_squeezed(parts, ev.tables.meta, ev.headline.frame)
     verdict = combine(p.verdict for p in parts)
     if not parts:
         expl, verdict = (f"missing: no participation ratios ({ev.path_of('summary')}, "
@@ -65,5 +67,12 @@ def claim_c5(ev: Evidence) -> ClaimResult:
         expl = summary + " Per method: " + "; ".join(p.note for p in parts) + "."
     key = "; ".join(f"{p.label} SP {fmt(p.comparison.b.mean, 3)} / IP {fmt(p.comparison.a.mean, 3)}"
                     for p in parts if p.comparison is not None and p.comparison.diff.n) or "missing"
-    return ClaimResult("C5", CLAIMS["C5"], verdict, numbers_of(parts), CLAIM_FIGURES["C5"], expl, parts,
-                       f"participation ratio: {key}", summary)
+    result = ClaimResult("C5", CLAIMS["C5"], verdict, numbers_of(parts), CLAIM_FIGURES["C5"], expl, parts,
+                         f"participation ratio: {key}", summary)
+    ratios = [p.comparison.a.mean / p.comparison.b.mean for p in parts
+              if p.comparison is not None and p.comparison.diff.n and p.comparison.b.mean]
+    if ratios:
+        spread = fmt(min(ratios), 2) + (f"–{fmt(max(ratios), 2)}" if len(ratios) > 1 else "")
+        result.brief = (f"mean participation ratio IP/SP {spread} over {len(ratios)} method"
+                        f"{'s' if len(ratios) != 1 else ''} (parts: {tally(parts)})")
+    return result

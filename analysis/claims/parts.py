@@ -14,7 +14,7 @@ from typing import Sequence
 
 from ..evidence import Runs
 from ..formatting import Scale, describe
-from ..stats import VERDICTS, Comparison, combine, decide_family
+from ..stats import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, VERDICTS, Comparison, combine, decide_family
 
 
 @dataclass
@@ -26,6 +26,8 @@ class Part:
     comparison: Comparison | None = None
     note: str = ""
     group: str = ""              # the set of parts it belongs to (an accounting, a phase); "" if one set
+    caveat: str = ""             # a known limit of what the part measured, said next to its number (a schedule
+                                 # squeezed into the run, a learning rate chosen on an edge of its grid)
 
 
 @dataclass
@@ -42,6 +44,7 @@ class ClaimResult:
     group_verdicts: dict = field(default_factory=dict)   # verdict per set of parts, e.g. per accounting
     caveat: str = ""             # said beside the verdict wherever it is printed (a part the verdict rests on
                                  # with a known limit, e.g. a learning rate chosen on an edge of its grid)
+    brief: str = ""              # the key numbers in one short line for the report's claims table ("" : key_numbers)
 
     @property
     def figure(self) -> str:
@@ -96,6 +99,32 @@ def tally(parts: Sequence[Part]) -> str:
     counts = {v: sum(p.verdict == v for p in parts) for v in VERDICTS}
     shown = [f"{v} {counts[v]}/{len(parts)}" for v in VERDICTS if counts[v]]
     return ", ".join(shown)
+
+
+def turning_parts(parts: Sequence[Part], verdict: str) -> list[Part]:
+    """The parts a verdict turns on: for *not supported*, the parts shown to go the other way; for
+    *inconclusive*, the parts that are not supported (on the claimed side); none for *supported* (every part
+    holds) or *not tested here*.  With one such part the verdict would change were that part to change."""
+    if verdict == NOT_SUPPORTED:
+        return [p for p in parts if p.verdict == NOT_SUPPORTED]
+    if verdict == INCONCLUSIVE:
+        return [p for p in parts if p.verdict != SUPPORTED]
+    return []
+
+
+def turns_on(parts: Sequence[Part], verdict: str) -> Part | None:
+    """The one part ``verdict`` turns on (:func:`turning_parts`), or None when it rests on several or none."""
+    found = turning_parts(parts, verdict)
+    return found[0] if len(found) == 1 else None
+
+
+def turns_on_text(parts: Sequence[Part], verdict: str) -> str:
+    """'on rigl alone' (with its caveat when it has one: 'on rigl alone, whose …'), or '' when the verdict does
+    not turn on one part."""
+    part = turns_on(parts, verdict)
+    if part is None:
+        return ""
+    return f"on {part.label} alone" + (f" ({part.caveat})" if part.caveat else "")
 
 
 def numbers_of(parts: Sequence[Part]) -> dict:

@@ -94,4 +94,10 @@ def claim_c9(ev: Evidence) -> ClaimResult:
             f"{r.method}@{fmt_sparsity(r.sparsity)} η ≤ {r.holds_up_to:g}" if not is_missing(r.holds_up_to)
             else f"{r.method}@{fmt_sparsity(r.sparsity)} none from the smallest η" for r in ranges.itertuples())
         if len(ranges) else "")
-    return ClaimResult("C9", CLAIMS["C9"], verdict, numbers, CLAIM_FIGURES["C9"], expl, parts, key, summary)
+    result = ClaimResult("C9", CLAIMS["C9"], verdict, numbers, CLAIM_FIGURES["C9"], expl, parts, key, summary)
+    failed = t.checks[t.checks["passed"] == False] if len(t.checks) else t.checks  # noqa: E712
+    where = [f"{check} at " + ", ".join(f"{r.method} s={fmt_sparsity(r.sparsity)}" for r in g.itertuples())
+             for check, g in failed.groupby("check", sort=True)] if len(failed) else []
+    result.brief = ((f"{n_pass}/{n_total} checks passed" if parts else "missing")
+                    + (f"; failed: {'; '.join(where)}" if where else ""))
+    return result

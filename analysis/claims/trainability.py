@@ -17,6 +17,7 @@ from ..formatting import Scale, fmt, fmt_sparsity
 from ..paper import CLAIMS
 from ..stats import NOT_TESTED, combine
 from .parts import ClaimResult, Part, decide_parts, numbers_of, per_method_parts, tally, verdicts_by_group
+from .schedules import mark_squeezed
 
 TRAINING, FINAL_LOSS = "gradient flow during training", "final training loss"
 
@@ -141,6 +142,7 @@ def claim_c6(ev: Evidence) -> ClaimResult:
     pending += per_method_parts(ev.headline, "train_loss", Scale(1.0, "", 3), "final training loss",
                                 higher_is_better=False, better="lower", group=FINAL_LOSS, label_suffix=" loss")
     parts = decide_parts(pending, ev.alpha)
+    mark_squeezed(parts, ev.tables.meta, ev.headline.frame)
     if not len(train.frame):
         parts.append(Part("training", NOT_TESTED, {}, None,
                           f"GF during training: missing ({ev.path_of('history')})", TRAINING))
@@ -173,6 +175,7 @@ def claim_c7(ev: Evidence) -> ClaimResult:
     scale = Scale(T.percent_scale(runs.frame["train_acc"], runs.frame["test_acc"]), " pp", 2)
     parts = decide_parts(per_method_parts(runs, "gap_acc", scale, "gap train−test acc.",
                                           higher_is_better=False, better="smaller gap"), ev.alpha)
+    mark_squeezed(parts, ev.tables.meta, sweep)
     verdict = combine(p.verdict for p in parts)
     loss_txt = "; ".join(f"{m} IP−SP {Scale(1, '', 3).with_ci(runs.comparison(m, 'gap_loss', False).diff)}"
                          for m in runs.methods)

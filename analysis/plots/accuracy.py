@@ -4,9 +4,12 @@
   (forest plot, one row per accounting) beside the absolute accuracies
 - :func:`fig_sweep`          (fig. 2) test accuracy against sparsity
 - :func:`fig_generalisation` (fig. 6) generalisation gaps against sparsity
-- :func:`fig_ablation`       (fig. 8) IP ablation variants against their SP baseline
+- :func:`fig_ablation`       (fig. 8) each IP ablation arm once, paired with SP and with the main setting
+  of its accounting
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -15,18 +18,16 @@ from matplotlib.lines import Line2D
 from matplotlib.transforms import blended_transform_factory
 
 from .. import tables as T
-from ..ablations import sp_baseline
+from ..ablations import FAIR_BUDGET, main_arms, reference_of, sp_baseline
 from ..formatting import fmt_sparsity, side_label
-from ..stats import CONFIDENCE, t_interval
+from ..stats import CONFIDENCE, Pairs, t_interval
 from .style import (
     COLORS,
-    LABELS,
     MARKERS,
     MISSING_COLOR,
     RC,
     Drawn,
     disconnected_handle,
-    draw_method_points,
     draw_vs_sparsity,
     has_values,
     no_data,
@@ -42,6 +43,57 @@ def _legend(fig, reprs, hollow: bool, extra=(), ncol: int | None = None) -> None
     handles = repr_legend(reprs, extra=list(extra) + ([disconnected_handle()] if hollow else []))
     fig.legend(handles=handles, loc="outside lower center",
                ncol=ncol or (2 if len(handles) > 3 else len(handles)), frameon=False)
+
+
+#: how each representation is named in fig. 1's legend, and what it stores
+STORED_AS = {"sp": ("SP (standard pruning)", "kept weights"),
+             "ip": ("IP (paper's accounting)", "kept coefficients + FB entries"),
+             T.EQUAL_STORAGE: ("IP_eq (equal storage)", "kept coefficients + FB entries")}
+
+
+def _count_text(values: pd.Series) -> str:
+    """'5,412', or '5,398–5,412' where the runs store different counts; '?' when none is known."""
+    v = values.dropna().astype(float)
+    if v.empty:
+        return "?"
+    low, high = int(round(v.min())), int(round(v.max()))
+    return f"{low:,}" if low == high else f"{low:,}–{high:,}"
+
+
+def stored_label(runs: pd.DataFrame, rep: str) -> str:
+    """What ``rep`` stores in ``runs`` (one sparsity, dense runs kept apart), from ``kept_params``,
+    ``fb_overhead_params`` and ``stored_params``: e.g. 'IP_eq (equal storage): kept coefficients + FB entries
+    = 3,873 + 1,539 = 5,412 = SP's'."""
+    name, what = STORED_AS.get(rep, (side_label(rep), "kept entries + FB entries"))
+    mine = runs[runs["repr"] == rep]
+    sparse, dense = mine[mine["method"] != "dense"], mine[mine["method"] == "dense"]
+    if sparse.empty and dense.empty:
+        return name
+    rows = sparse if len(sparse) else dense
+    stored = stored_of(rows)
+    fb = rows["fb_overhead_params"] if "fb_overhead_params" in rows else pd.Series(dtype=float)
+    if fb.fillna(0).eq(0).all():
+        text = f"{name}: {what.split(' + ')[0]} = {_count_text(stored)}"
+    else:
+        text = f"{name}: {what} = {_count_text(rows['kept_params'])} + {_count_text(fb)} = {_count_text(stored)}"
+    sp = runs[(runs["repr"] == "sp") & (runs["method"] != "dense")]
+    if rep != "sp" and len(sparse) and len(sp):
+        both = sparse.assign(_s=stored_of(sparse)).merge(sp.assign(_s=stored_of(sp)), on=["method", "seed"])
+        if len(both) and (both["_s_x"] == both["_s_y"]).all():
+            text += " = SP's"
+        elif len(both) and (both["_s_x"] <= both["_s_y"]).all():
+            text += " ≤ SP's"
+    if len(sparse) and len(dense):
+        text += f" (dense: {_count_text(stored_of(dense))})"
+    return text
+
+
+def stored_of(runs: pd.DataFrame) -> pd.Series:
+    """Numbers each run stores: ``stored_params``, else kept entries + FB entries (NaN where neither is known)."""
+    stored = runs["stored_params"].astype(float) if "stored_params" in runs else pd.Series(np.nan, index=runs.index)
+    if {"kept_params", "fb_overhead_params"} <= set(runs.columns):
+        stored = stored.fillna(runs["kept_params"].astype(float) + runs["fb_overhead_params"].fillna(0).astype(float))
+    return stored
 
 
 def fig_accuracy(summary: pd.DataFrame, out_stem, sparsity: float | None = None, chance: float | None = None) -> Drawn:
@@ -130,13 +182,16 @@ def fig_accuracy(summary: pd.DataFrame, out_stem, sparsity: float | None = None,
                          + f"; bar: {100 * CONFIDENCE:.0f} % t interval")
         right.grid(axis="x", alpha=0.3)
         right.tick_params(axis="y", length=0)
-        handles = [Line2D([], [], color=COLORS[r], marker=MARKERS[r], linestyle="", label=LABELS[r]) for r in reprs]
+        handles = [Line2D([], [], color=COLORS[r], marker=MARKERS[r], linestyle="", label=stored_label(runs, r))
+                   for r in reprs]
         handles += [Line2D([], [], color=COLORS[a], marker=MARKERS[a], linewidth=2.2,
                            label=f"{side_label(a)} − SP: mean, {100 * CONFIDENCE:.0f} % CI, "
                                  "seeds (right)") for a in against]
         if hollow:
             handles.append(disconnected_handle())
-        fig.legend(handles=handles, loc="outside lower center", ncol=2, frameon=False)
+        fig.legend(handles=handles, loc="outside lower center", ncol=2, frameon=False,
+                   title="numbers stored" + (f" at sparsity {fmt_sparsity(sparsity)}" if sparsity is not None else "")
+                   + " (left column)", title_fontsize=8)
         return save(fig, out_stem)
 
 
@@ -274,84 +329,216 @@ def fig_generalisation(sweep: pd.DataFrame, out_stem) -> Drawn:
 
 # --------------------------------------------------------------------------- (8) ablations
 
-ABLATION_GROUPS = (("FB initialisation", "fb_init="), ("FB sharing", "share="),
-                   ("fair parameter budget (FB charged to the budget)", "fair_budget"))
+ACCOUNTING_TITLES = {"ip": "paper's accounting (FB entries as overhead)",
+                     T.EQUAL_STORAGE: "equal storage (FB entries charged to the budget)"}
+PAIR_KEYS = ["method", "seed", "sparsity"]
+#: a note written over the axis' lines stays readable
+NOTE_BOX = {"facecolor": "white", "edgecolor": "none", "pad": 1.0}
+
+
+@dataclass
+class Arm:
+    """One ablation arm: its runs once, under every variant name they are written as, its accounting
+    (``ip``: FB entries as overhead; ``ip_eq``: charged to the budget) and whether it is a main setting (the
+    reference the other arms are compared to: :func:`analysis.ablations.reference_of`)."""
+    method: str
+    names: tuple
+    accounting: str
+    reference: bool
+    runs: pd.DataFrame
+
+    @property
+    def label(self) -> str:
+        names = ", ".join(self.names)
+        if self.reference:
+            return f"main {side_label(self.accounting)} ({names})"
+        return names
+
+
+def _runs_key(rows: pd.DataFrame) -> tuple:
+    return tuple(sorted((int(r.seed), round(float(r.sparsity), T.SPARSITY_DECIMALS), float(r.test_acc))
+                        for r in rows[["seed", "sparsity", "test_acc"]].itertuples()))
+
+
+def ablation_arms(ablation: pd.DataFrame, summary: pd.DataFrame | None = None) -> list[Arm]:
+    """The IP arms of the ablation table, each once: variant names that hold the same runs are one arm (the
+    aggregate stage writes the main IP runs as ``fb_init=<main>`` and as ``share=<main>``).  An arm that is main
+    runs of ``summary`` (:func:`analysis.ablations.main_arms`, as in the report's ablation table) is a reference,
+    in the accounting of the representation it is; any other arm is in the equal-storage accounting when its
+    name has ``fair_budget``, else in the paper's.  Without the main runs to match, the references are read from
+    the names the aggregate stage gives them: the arm under both an ``fb_init=`` and a ``share=`` name, and
+    ``fair_budget``."""
+    if ablation.empty:
+        return []
+    ab = ablation[ablation["test_acc"].notna()]
+    ip = ab[ab["repr"].isin(["ip", T.EQUAL_STORAGE]) & (ab["variant"] != "sp") & (ab["method"] != "dense")
+            & ~ab["variant"].astype(str).str.startswith("dense")]
+    mains = main_arms(ablation, summary)
+    methods = T.ordered_methods(ip["method"].dropna().unique())
+    arms: list[Arm] = []
+    for method in methods:
+        seen: dict[tuple, int] = {}
+        groups: list[tuple[list, pd.DataFrame]] = []
+        mine = ip[ip["method"] == method]
+        for variant in dict.fromkeys(mine["variant"].dropna()):
+            rows = mine[mine["variant"] == variant]
+            key = _runs_key(rows)
+            if key in seen:
+                groups[seen[key]][0].append(str(variant))
+            else:
+                seen[key] = len(groups)
+                groups.append(([str(variant)], rows))
+        for names, rows in groups:
+            main = next((mains[(method, n)] for n in names if (method, n) in mains), None)
+            fair = any(FAIR_BUDGET in n for n in names) or (rows["repr"] == T.EQUAL_STORAGE).any()
+            if main is not None:
+                accounting, reference = main, True
+            else:
+                accounting = T.EQUAL_STORAGE if fair else "ip"
+                by_name = FAIR_BUDGET in names if fair else {n.split("=", 1)[0] for n in names} >= {"fb_init",
+                                                                                                  "share"}
+                reference = not mains and by_name
+            arms.append(Arm(method, tuple(names), accounting, reference, rows.assign(repr="arm")))
+    order = {"ip": 0, T.EQUAL_STORAGE: 1}
+    return sorted(arms, key=lambda a: (methods.index(a.method), order[a.accounting], not a.reference))
+
+
+def reference_arm(arm: Arm, arms: list[Arm]) -> Arm | None:
+    """The main-setting arm ``arm`` is read against (:func:`analysis.ablations.reference_of`): the main IP_eq
+    runs for an arm charged to the budget where the ablation has them, else the main IP runs."""
+    references = {a.accounting: a for a in arms if a.reference and a.method == arm.method}
+    name = reference_of(arm.names[0], {acc: a.names[0] for acc, a in references.items()})
+    return next((a for a in references.values() if name in a.names), None)
+
+
+def arm_pairs(arm: Arm, base: pd.DataFrame) -> Pairs:
+    """The seed pairs arm − ``base`` (SP, or the arm's reference) of test accuracy, disconnected ones left out."""
+    return Pairs.of(pd.concat([arm.runs, base.assign(repr="base")], ignore_index=True), "test_acc",
+                    keys=PAIR_KEYS, against="arm", base="base")
+
+
+def _forest_row(ax, y: float, pairs: Pairs, factor: float, color: str, marker: str, reference: bool) -> bool:
+    d = pairs.diffs.to_numpy(dtype=float) * factor
+    if not d.size:
+        return False
+    ax.scatter(d, np.full(d.size, y), s=12, color=color, alpha=0.45, linewidths=0, zorder=3)
+    if d.size > 1:
+        low, high = t_interval(d)
+        ax.plot([low, high], [y, y], color=color, linewidth=2.2, solid_capstyle="butt", zorder=4)
+    size = 11 if marker == "*" else 8 if reference else 6
+    ax.plot([d.mean()], [y], marker=marker, color=color, markersize=size, zorder=5,
+            markeredgecolor="black" if reference else "white", markeredgewidth=1.0 if reference else 0.5)
+    return True
 
 
 def fig_ablation(ablation: pd.DataFrame, summary: pd.DataFrame, out_stem) -> Drawn:
-    panels = []
-    ab = ablation.dropna(subset=["test_acc"]) if len(ablation) else ablation
-    variants = [v for v in dict.fromkeys(ab["variant"].dropna())] if len(ab) else []
-    used = set()
-    for title, prefix in ABLATION_GROUPS:
-        members = [v for v in variants if str(v).startswith(prefix)]
-        used |= set(members)
-        panels.append((title, members))
-    # dense runs (variants 'dense-…' or method dense) have their own panel, drawn from the summary
-    dense_variant = lambda v: str(v).startswith("dense") or (ab.loc[ab["variant"] == v, "method"] == "dense").all()  # noqa: E731
-    others = [v for v in variants if v not in used and v != "sp" and not dense_variant(v)
-              and (ab.loc[ab["variant"] == v, "repr"] == "ip").any()]
-    if others:
-        panels.append(("other variants", others))
-    # a group without runs gets no panel (one "no data" panel if no group has any)
-    panels = [(title, members) for title, members in panels if members] or [("ablation variants", [])]
-    factor = T.percent_scale(ab["test_acc"] if len(ab) else pd.Series(dtype=float),
+    """Fig. 8: the ablation as paired differences.  Left: each arm once (:func:`ablation_arms`), its test
+    accuracy − SP's of the same seed, mean and 95 % t interval over connected pairs, seeds as points, coloured by
+    accounting (paper's: IP's colour; equal storage: IP_eq's), the main setting of each accounting ringed and
+    marked by a dotted line; dense IP − SP (the main dense runs of ``summary``, else the ablation's) as its own
+    row.  Right: each other arm − its accounting's reference of the same seed."""
+    arms = ablation_arms(ablation, summary)
+    factor = T.percent_scale(ablation["test_acc"] if len(ablation) else pd.Series(dtype=float),
                              summary["test_acc"] if len(summary) else pd.Series(dtype=float))
+    unit = " (pp)" if factor == 100 else ""
+    dense = summary[summary["method"] == "dense"] if len(summary) else summary
+    dense_source = "main runs"
+    if not (len(dense) and {"sp", "ip"} <= set(dense["repr"])) and len(ablation):
+        dense, dense_source = ablation[ablation["method"] == "dense"], "ablation's runs"
+    dense_pairs = Pairs.of(dense, "test_acc", keys=["method", "seed"]) if len(dense) else None
     with plt.rc_context(RC):
-        fig, axes = panel_grid(len(panels) + 1, 4, panel=(3.6, 3.6), sharey=False)
-        for ax, (title, members) in zip(axes, panels):
-            ax.set_title(title)
-            if not members:
-                no_data(ax, "no ablation runs")
+        if not arms and (dense_pairs is None or not len(dense_pairs.diffs)):
+            fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+            no_data(ax, "no ablation runs")
+            ax.set_title("Ablations: arm − SP test accuracy")
+            return save(fig, out_stem)
+        # rows, top to bottom: per (method, accounting) a header, its reference, its other arms; then dense
+        rows: list[tuple[str, object]] = []
+        several = len({a.method for a in arms}) > 1
+        for arm in arms:
+            group = (arm.method, arm.accounting)
+            if not rows or rows[-1][0] != "arm" or (rows[-1][1].method, rows[-1][1].accounting) != group:
+                title = ACCOUNTING_TITLES[arm.accounting] + (f", {arm.method}" if several else "")
+                rows.append(("header", title))
+            rows.append(("arm", arm))
+        if dense_pairs is not None and len(dense_pairs.diffs):
+            rows.append(("header", "dense training (no pruning)"))
+            rows.append(("dense", dense_pairs))
+        height = 1.9 + 0.32 * len(rows)
+        fig, (left, right) = plt.subplots(1, 2, figsize=(11.5, height), sharey=True, layout="constrained",
+                                          gridspec_kw={"width_ratios": [1.3, 1]})
+        ys = {i: -i for i in range(len(rows))}
+        labels, n_seeds = [], set()
+        ref_lines: dict[tuple, list] = {}
+        for i, (kind, item) in enumerate(rows):
+            y = ys[i]
+            if kind == "header":
+                labels.append(item)
                 continue
-            cats = []
-            in_panel = ab[ab["variant"].isin(members)]
-            for method in T.ordered_methods(in_panel["method"].dropna().unique()):
-                base = sp_baseline(ab, method)
-                if len(base):
-                    cats.append((f"SP ({method})" if in_panel["method"].nunique() > 1 else "SP", base))
-                for v in members:
-                    rows = ab[(ab["method"] == method) & (ab["variant"] == v)]
-                    if len(rows):
-                        cats.append((str(v).split("=", 1)[-1] if "=" in str(v) else str(v), rows))
-            _draw_categories(ax, cats, factor)
-        compared = [ax for ax, (_, members) in zip(axes, panels) if members]
-        if len(compared) > 1:   # the variant panels are compared with each other: one y-scale
-            low = min(ax.get_ylim()[0] for ax in compared)
-            high = max(ax.get_ylim()[1] for ax in compared)
-            for ax in compared:
-                ax.set_ylim(low, high)
-        dense = summary[summary["method"] == "dense"] if len(summary) else summary
-        if not has_values(dense, "test_acc") and len(ab):
-            dense = ab[ab["method"] == "dense"]
-        ax = axes[-1]
-        ax.set_title("dense training (no pruning)")
-        if has_values(dense, "test_acc"):
-            draw_method_points(ax, dense, "test_acc", factor, diff_label="IP−SP ")
-            ax.set_ylabel("test accuracy (%)" if factor == 100 else "test accuracy")
-            ax.grid(axis="y", alpha=0.3)
-        else:
-            no_data(ax, "no dense runs in summary")
-        method = ", ".join(m for m in T.ordered_methods(ab["method"].dropna().unique()) if m != "dense") or "n/a"
-        fig.legend(handles=repr_legend(), loc="outside lower center", ncol=2, frameon=False)
-        fig.suptitle(f"Ablations (pruning method: {method}): test accuracy, points = seeds, bars = mean ± 1 sd")
+            if kind == "dense":
+                labels.append(f"dense IP − SP ({item.connected['seed'].nunique()} seeds, {dense_source})")
+                _forest_row(left, y, item, factor, COLORS["ip"], "*", reference=False)
+                right.text(0.02, y, "(no reference: no ablation of dense training)", fontsize=7,
+                           color=MISSING_COLOR, va="center", bbox=NOTE_BOX,
+                           transform=blended_transform_factory(right.transAxes, right.transData))
+                continue
+            arm, color = item, COLORS[item.accounting]
+            marker = MARKERS[item.accounting]
+            labels.append(arm.label)
+            base = sp_baseline(ablation, arm.method, arm.names[0])
+            to_sp = arm_pairs(arm, base)
+            n_seeds.add(len(to_sp.diffs))
+            if _forest_row(left, y, to_sp, factor, color, marker, arm.reference) and arm.reference:
+                ref_lines.setdefault((arm.method, arm.accounting), []).append(to_sp.diffs.mean() * factor)
+            ref = None if arm.reference else reference_arm(arm, arms)
+            trans = blended_transform_factory(right.transAxes, right.transData)
+            if arm.reference:
+                right.text(0.02, y, "the reference: a main setting", fontsize=7, color=MISSING_COLOR, va="center",
+                           transform=trans, bbox=NOTE_BOX)
+            elif ref is None:
+                right.text(0.02, y, "no main setting in the table", fontsize=7, color=MISSING_COLOR, va="center",
+                           transform=trans, bbox=NOTE_BOX)
+            elif not _forest_row(right, y, arm_pairs(arm, ref.runs.assign(repr="ref")), factor, color, marker,
+                                 False):
+                right.text(0.02, y, "no pairs with the reference", fontsize=7, color=MISSING_COLOR, va="center",
+                           transform=trans, bbox=NOTE_BOX)
+        # the reference's mean as a dotted line through its accounting's rows
+        for i, (kind, item) in enumerate(rows):
+            if kind == "arm" and item.reference and (item.method, item.accounting) in ref_lines:
+                group = [ys[j] for j, (k, it) in enumerate(rows) if k == "arm" and (it.method, it.accounting)
+                         == (item.method, item.accounting)]
+                left.plot([ref_lines[(item.method, item.accounting)][0]] * 2, [min(group) - 0.4, max(group) + 0.4],
+                          color=COLORS[item.accounting], linestyle=":", linewidth=1.0, zorder=2)
+        for ax in (left, right):
+            ax.axvline(0, color="k", linewidth=0.8)
+            ax.grid(axis="x", alpha=0.3)
+            ax.set_ylim(-len(rows) + 0.4, 0.6)
+        left.set_yticks(list(ys.values()), labels)
+        for tick, (kind, _) in zip(left.get_yticklabels(), rows):
+            if kind == "header":
+                tick.set_fontweight("bold")
+                tick.set_fontsize(8)
+        left.tick_params(axis="y", length=0)
+        right.tick_params(axis="y", length=0)
+        level = f"{100 * CONFIDENCE:.0f} %"
+        left.set_xlabel(f"test accuracy − SP's, same seed{unit}")
+        right.set_xlabel(f"test accuracy − the reference's, same seed{unit}")
+        left.set_title("each arm − SP")
+        right.set_title("each arm − its reference (main setting)")
+        handles = [Line2D([], [], color=COLORS[a], marker=MARKERS[a], linewidth=2.2,
+                          label=f"{ACCOUNTING_TITLES[a]}: mean, {level} CI, seeds")
+                   for a in ("ip", T.EQUAL_STORAGE) if any(x.accounting == a for x in arms)]
+        handles.append(Line2D([], [], color="grey", marker="o", markeredgecolor="black", linestyle=":",
+                              label="main setting of an accounting (reference; dotted: its mean)"))
+        if dense_pairs is not None and len(dense_pairs.diffs):
+            handles.append(Line2D([], [], color=COLORS["ip"], marker="*", linestyle="", markersize=9,
+                                  label="dense IP − SP (FB entries as overhead): mean, CI, seeds"))
+        fig.legend(handles=handles, loc="outside lower center", ncol=2, frameon=False)
+        methods = ", ".join(sorted({a.method for a in arms})) or "n/a"
+        sparsities = sorted({float(s) for a in arms for s in a.runs["sparsity"].dropna().unique()})
+        seeds = (f"{n_seeds.pop()} paired seeds" if len(n_seeds) == 1 else
+                 f"{min(n_seeds)}–{max(n_seeds)} paired seeds" if n_seeds else "no pairs")
+        fig.suptitle(f"Ablations of IP ({methods}"
+                     + (f", sparsity {', '.join(f'{x:g}' for x in sparsities)}" if sparsities else "")
+                     + f", {seeds}): paired test-accuracy differences, each arm once")
         return save(fig, out_stem)
-
-
-def _draw_categories(ax, cats: list, factor: float) -> None:
-    """One column per (label, rows): points coloured by repr, mean ± 1 sd."""
-    for i, (label, rows) in enumerate(cats):
-        for rep in T.REPRS:
-            vals = rows.loc[rows["repr"] == rep, "test_acc"].dropna().to_numpy(dtype=float) * factor
-            if vals.size == 0:
-                continue
-            jitter = np.linspace(-0.08, 0.08, vals.size) if vals.size > 1 else np.zeros(1)
-            ax.scatter(i + jitter, vals, s=14, color=COLORS[rep], marker=MARKERS[rep], alpha=0.55, linewidths=0)
-            sd = vals.std(ddof=1) if vals.size > 1 else 0.0
-            ax.errorbar(i + 0.2, vals.mean(), yerr=sd, color=COLORS[rep], marker="_", markersize=12, capsize=3)
-    ax.set_xticks(range(len(cats)))
-    # long names wrapped at '_' and ',' (random_orthogonal, share=network,fair_budget): no label over another
-    ax.set_xticklabels([str(c[0]).replace("_", "_\n").replace(",", ",\n") for c in cats], fontsize=7)
-    ax.set_xlim(-0.6, len(cats) - 0.4)
-    ax.set_ylabel("test accuracy (%)" if factor == 100 else "test accuracy")
-    ax.grid(axis="y", alpha=0.3)

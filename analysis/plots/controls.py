@@ -1,8 +1,8 @@
 """The controls' figures (results/controls.csv):
 
 - :func:`fig_shuffle`  mask shuffling: per method, test accuracy of SP and IP with their own
-  masks and with the masks shuffled within each layer (paired seeds joined), and IP − SP
-  under both, with 95 % paired intervals
+  masks and with the masks shuffled within each layer (paired seeds joined; one y-scale for
+  every method), and IP − SP under both, with 95 % paired intervals
 - :func:`fig_lr`       learning-rate control: validation and test accuracy against the
   learning-rate scale per representation (the scale validation chose ringed), and IP − SP
   per scale and best against best, with 95 % paired intervals
@@ -55,7 +55,7 @@ def fig_shuffle(table: pd.DataFrame, out_stem) -> Drawn:
         if not methods:
             return _no_runs(fig, axes, "shuffle-control", "Mask-shuffle control", out_stem)
         reprs = [r for r in (*T.REPRS, T.EQUAL_STORAGE) if (runs["repr"] == r).any()]
-        for ax, method in zip(axes, methods):
+        for j, (ax, method) in enumerate(zip(axes, methods)):
             ax.set_title(f"{method}: test accuracy")
             for i, rep in enumerate(reprs):
                 rows = runs[(runs["method"] == method) & (runs["repr"] == rep)]
@@ -66,8 +66,15 @@ def fig_shuffle(table: pd.DataFrame, out_stem) -> Drawn:
             ax.set_xticks([2 * i + k for i in range(len(reprs)) for k in (0, 1)],
                           [f"{side_label(rep)}\n{'own' if k == 0 else 'shuffled'}"
                            for rep in reprs for k in (0, 1)])
-            ax.set_ylabel("test accuracy (%)" if factor == 100 else "test accuracy")
+            if j % 3 == 0:    # one label per row of panels: they share the y-scale
+                ax.set_ylabel("test accuracy (%)" if factor == 100 else "test accuracy")
             ax.grid(axis="y", alpha=0.3)
+        accuracy_axes = [ax for ax in axes[:len(methods)] if ax.lines]
+        if len(accuracy_axes) > 1:    # the methods' panels are read against each other: one y-scale
+            low = min(ax.get_ylim()[0] for ax in accuracy_axes)
+            high = max(ax.get_ylim()[1] for ax in accuracy_axes)
+            for ax in accuracy_axes:
+                ax.set_ylim(low, high)
         ax = axes[len(methods)]
         ax.set_title("IP − SP test accuracy" + unit)
         for i, method in enumerate(methods):
