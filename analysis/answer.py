@@ -21,17 +21,18 @@ import pandas as pd
 from . import tables as T
 from .claims import ClaimResult
 from .claims.accuracy import EQUAL_STORAGE_SUFFIX, sweep_points
-from .claims.parts import Part, turns_on
+from .claims.parts import GRID_EDGE_MARK, SCHEDULE_MARK, Part, turns_on
 from .claims.schedules import squeezed
+from .claims.trainability import gf_epochs
 from .evidence import Evidence
-from .formatting import Scale, collapse_bits, fmt_sparsity, side_label
+from .formatting import Scale, collapse_bits, fmt, fmt_sparsity, holm_gap, side_label
 from .stats import CONFIDENCE, INCONCLUSIVE, NOT_SUPPORTED, NOT_TESTED, SUPPORTED, VERDICTS, Stats
 from .training_length import axis_runs, published_methods
 
 #: the first cells of the opening table's header (what tests and readers look for)
 TABLE_HEADER = "| method | SP | IP | IP−SP |"
-#: the mark of a part a caveat of the opening explains
-CAVEAT_MARK = "†"
+#: the marks of parts a caveat of the opening explains: a squeezed schedule, a choice on an edge of its grid
+CAVEAT_MARKS = (SCHEDULE_MARK, GRID_EDGE_MARK)
 #: how each accounting is named in the opening
 ACCOUNTING_NAMES = {"ip": ("Equal sparsity", "IP vs SP, the paper's accounting: FB entries as overhead"),
                     T.EQUAL_STORAGE: ("Equal storage", "IP_eq vs SP: FB entries charged to IP's budget")}
@@ -73,7 +74,7 @@ def regime_line(ev: Evidence) -> str:
 
 
 def _names(parts: Sequence[Part]) -> str:
-    return ", ".join(p.label.removesuffix(EQUAL_STORAGE_SUFFIX) + (CAVEAT_MARK if p.caveat else "") for p in parts)
+    return ", ".join(p.marked.removesuffix(EQUAL_STORAGE_SUFFIX) for p in parts)
 
 
 def parts_text(parts: Sequence[Part], side: str) -> str:
@@ -136,24 +137,45 @@ def _published_where(ev: Evidence, methods: Sequence[str]) -> str:
     return "no run with their schedules as published (the training-length axis is missing)"
 
 
+def training_caveat(ev: Evidence) -> str:
+    """What every result rests on: the runs' training steps, with the range of the main runs' final training loss
+    (how far from converged they are is the reader's to judge, with the training-length axis); and, where GF is
+    logged at one epoch end only, that C6's "during training" is the GF at the end of training."""
+    summary = ev.tables.summary
+    if "experiment" in summary:
+        summary = summary[summary["experiment"] == "main"]
+    loss = summary["train_loss"].dropna() if "train_loss" in summary else []
+    if not len(loss):
+        return ""
+    text = (f"every result comes after the runs' training steps (regime line): final training loss of the main "
+            f"runs {fmt(loss.min())}–{fmt(loss.max())}")
+    if gf_epochs(ev.tables.history) == 1:
+        text += ("; C6's gradient flow \"during training\" is its value at the end of training (logged at each "
+                 "epoch's end: one here)")
+    return text
+
+
 def caveat_line(ev: Evidence, results: Sequence[ClaimResult], controls: Sequence[ClaimResult] = ()) -> str:
-    """The caveats of parts a schedule or a grid edge explains (:attr:`Part.caveat`), in one line; '' if none."""
-    bits = []
+    """The caveats every result rests on (:func:`training_caveat`), and those of parts a schedule (†) or a grid
+    edge (‡) explains (:attr:`Part.caveat`), in one line; '' if none."""
+    bits = [training] if (training := training_caveat(ev)) else []
     sched = squeezed(ev.tables.meta, ev.headline.frame)
     c1 = _claim(results, "C1")
-    with_caveat = {p.label.removesuffix(EQUAL_STORAGE_SUFFIX) for p in (c1.parts if c1 else []) if p.caveat}
+    with_caveat = {p.label.removesuffix(EQUAL_STORAGE_SUFFIX) for p in (c1.parts if c1 else [])
+                   if p.mark == SCHEDULE_MARK}
     marked = [m for m in sched if m in with_caveat]
     if marked:
-        first = sched[marked[0]]
-        length = f"the {first.epochs}-epoch run's " if first.epochs else "the run's "
         defaults = {sched[m].default_interval for m in marked}
         default = (f" (each method's default: one every {defaults.pop()} steps)" if len(defaults) == 1
                    and None not in defaults else "")
-        bits.append(f"{CAVEAT_MARK} {', '.join(marked)}: schedules squeezed into {length}{first.steps} steps: "
+        bits.append(f"{SCHEDULE_MARK} {', '.join(marked)}: schedules squeezed into the run's length: "
                     + "; ".join(f"{m} {sched[m].short()}" for m in marked) + default
                     + f"; {_published_where(ev, marked)}")
-    for r in controls:
-        bits += [f"{r.claim_id} ({p.label}{CAVEAT_MARK}): {p.caveat}" for p in r.parts if p.caveat]
+    edges = [f"{r.claim_id} {p.marked}: {p.caveat}" for r in controls for p in r.parts
+             if p.mark == GRID_EDGE_MARK and p.caveat]
+    if edges:
+        bits.append(f"{GRID_EDGE_MARK} a choice on an edge of its grid, not bracketed (a value beyond it might do "
+                    "better): " + "; ".join(edges))
     return ("**Caveats**: " + ". ".join(bits) + ".") if bits else ""
 
 
@@ -220,7 +242,10 @@ def headline_table(ev: Evidence, results: Sequence[ClaimResult] = ()) -> str:
             text += f" (n={c.diff.n})"
         if c.excluded_disconnected:
             text += f" ({c.excluded_disconnected} excluded: disconnected)"
-        return text + (f" {part.verdict}{CAVEAT_MARK if part.caveat else ''}" if part is not None else "")
+        if part is None:
+            return text
+        gap = holm_gap(part.comparison) if part.comparison is not None else ""
+        return text + f" {part.verdict}{part.mark}" + (f" ({gap})" if gap else "")
 
     header = ["method", "SP", "IP", "IP−SP"] + (["IP_eq", "IP_eq−SP"] if ev.has_equal_storage else [])
     header.append(f"numbers stored ({' / '.join(side_label(r) for r in reprs)})")
@@ -231,6 +256,7 @@ def headline_table(ev: Evidence, results: Sequence[ClaimResult] = ()) -> str:
             row += [cell(r, T.EQUAL_STORAGE), paired_cell(r["method"], T.EQUAL_STORAGE)]
         rows.append(row + [_stored(frame, r["method"], reprs)])
     unit = "%" if ev.scale.factor == 100 else "as a fraction"
+    marks = [m for m in CAVEAT_MARKS if any(p.mark == m for p in labels.values())]
     legend = (f"Test accuracy ({unit}) at sparsity {fmt_sparsity(ev.sparsity)}, mean ± sd over the {seeds} seeds "
               f"(every run; n where fewer). IP−SP{' and IP_eq−SP' if ev.has_equal_storage else ''}: mean of the "
               f"paired per-seed differences ({'pp' if unit == '%' else 'fraction'}) over connected pairs, its "
@@ -239,7 +265,7 @@ def headline_table(ev: Evidence, results: Sequence[ClaimResult] = ()) -> str:
               "SP keeps weights and stores its FB entries on top; "
               + ("IP_eq keeps that many less the FB entries, so it stores what SP stores. " if ev.has_equal_storage
                  else "equal storage (IP_eq): not run. ")
-              + f"Numbers stored: mean per run. {CAVEAT_MARK}: see Caveats.")
+              + "Numbers stored: mean per run." + (f" {', '.join(marks)}: see Caveats." if marks else ""))
     return _table(header, rows) + "\n\n" + legend
 
 
@@ -270,5 +296,5 @@ def dense_accuracy(summary: pd.DataFrame) -> str:
     return f"{dense.mean() * factor:.2f}{' %' if factor == 100 else ''} (SP, mean of {len(dense)} seeds)"
 
 
-__all__ = ["CAVEAT_MARK", "TABLE_HEADER", "accounting_line", "caveat_line", "claims_line", "collapse_note",
+__all__ = ["CAVEAT_MARKS", "TABLE_HEADER", "accounting_line", "caveat_line", "claims_line", "collapse_note",
            "dense_accuracy", "headline_table", "opening", "parts_text", "regime_line"]

@@ -16,6 +16,7 @@ from . import tables as T
 from .stats import (
     BOOTSTRAP_MIN_PAIRS,
     CONFIDENCE,
+    INCONCLUSIVE,
     NOT_SUPPORTED,
     NOT_TESTED,
     SUPPORTED,
@@ -136,6 +137,30 @@ def decision_text(c: Comparison, scale: Scale, better: str = "higher") -> str:
     if d.seeds_needed and d.rough:
         need += f" (rough: from {c.diff.n} pairs)"
     return f"→ inconclusive ({holm}{stop}); {need}"
+
+
+def holm_gap(c: Comparison) -> str:
+    """Where an inconclusive part's own interval lies entirely on one side of 0 (the other side than claimed:
+    on the claimed side the part would be supported), and only Holm's adjustment keeps it from *not supported*:
+    'below 0 at 95 %, not after Holm over 4 parts'; '' otherwise."""
+    d = c.decision
+    if d is None or d.verdict != INCONCLUSIVE or not c.diff.testable:
+        return ""
+    low, high = c.diff.ci
+    side = "below" if high < 0 else "above" if low > 0 else ""
+    if not side:
+        return ""
+    level = fmt_level(1 - d.alpha) if not is_missing(d.alpha) else fmt_level(CONFIDENCE)
+    return f"{side} 0 at {level}, not after Holm over {d.holm_m} part{'s' if d.holm_m != 1 else ''}"
+
+
+def verdict_label(c: Comparison | None) -> str:
+    """A part's label where its interval is printed beside it: the verdict, and :func:`holm_gap` where that
+    applies ('inconclusive: below 0 at 95 %, not after Holm over 4 parts')."""
+    if c is None or c.decision is None:
+        return "—"
+    gap = holm_gap(c)
+    return c.verdict + (f": {gap}" if gap else "")
 
 
 def excluded_text(c: Comparison) -> str:

@@ -17,28 +17,30 @@ Command line (the pipeline's ``report`` stage)::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import importlib.util
+import re
 from pathlib import Path
 from typing import Sequence
 
 from . import tables as T
 from .ablations import REFERENCE, ablation_comparisons
-from .answer import CAVEAT_MARK, collapse_note, dense_accuracy, headline_table, opening, seeds_text
+from .answer import CAVEAT_MARKS, collapse_note, dense_accuracy, headline_table, opening, seeds_text
 from .claims import STEP_TIME_RATIO_MAX, ClaimResult
 from .claims.accuracy import EQUAL_STORAGE_SUFFIX, accounting_label
 from .claims.controls import control_verdicts
 from .claims.costs import EQUAL_STORAGE as C4_EQUAL_STORAGE
 from .claims.costs import PAPER_NETS, paper_network_overheads
-from .claims.parts import turns_on
-from .claims.schedules import schedules
-from .evidence import Evidence
+from .claims.parts import SCHEDULE_MARK, turns_on
+from .claims.schedules import schedules, squeezed
+from .evidence import Evidence, Runs
 from .figures import FIGURES
-from .formatting import Scale, excluded_text, fmt_sparsity, side_label
+from .formatting import Scale, excluded_text, fmt_sparsity, holm_gap, side_label
 from .length_section import length_section
 from .paper import PAPER, PAPER_FB_OVERHEAD_PERCENT
+from .sanity import README_SECTION, TOLERANCE, Check
 from .sanity import checks as sanity_checks
-from .sanity import sanity_section
 from .stats import (BOOTSTRAP_MIN_PAIRS, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, MIN_SEEDS, NOT_SUPPORTED, NOT_TESTED,
                     ROUGH_BELOW, SUPPORTED, TARGET_POWER,
                     Stats, is_missing)
@@ -272,7 +274,7 @@ def short_group(name: str) -> str:
 
 
 def _part_name(part) -> str:
-    return part.label.removesuffix(EQUAL_STORAGE_SUFFIX) + (CAVEAT_MARK if part.caveat else "")
+    return part.marked.removesuffix(EQUAL_STORAGE_SUFFIX)
 
 
 def _turning(parts, verdict: str) -> str:
@@ -292,7 +294,7 @@ def turning_text(r: ClaimResult, short: bool = True) -> str:
 
 
 def _verdict_cell(r: ClaimResult) -> str:
-    """The verdict, the part it turns on and its note; a note the parts' caveats carry (marked †, said in the
+    """The verdict, the part it turns on and its note; a note the parts' caveats carry (marked † or ‡, said in the
     opening's caveats) is not repeated."""
     noted = r.caveat and not any(p.caveat for p in r.parts)
     return f"**{r.verdict}**" + turning_text(r) + (f"; note: {r.caveat}" if noted else "")
@@ -312,14 +314,33 @@ def claims_table(results: Sequence[ClaimResult]) -> str:
              ", ".join(f"[{f}]({FIGURE_DIR}/{f}.png)" for f in r.figures) or "—") for r in results]
     return ("## Claims\n\nEach claim of the paper's abstract and introduction by the rule of STUDY_SPEC §5 (appendix: "
             "\"How a verdict is decided\"); a verdict that turns on one part names it, "
-            f"{CAVEAT_MARK} marks a part the caveats explain; every part's numbers are in the claim's appendix section."
+            f"{' and '.join(CAVEAT_MARKS)} mark a part the opening's caveats explain (a schedule squeezed into the "
+            "run; a choice on an edge of its grid); every part's numbers are in the claim's appendix section."
             "\n\n" + _table(("id", "claim (abstract/introduction)", "verdict", "key numbers", "figure"), rows))
+
+
+def _mark_methods(text: str, marks: dict[str, str]) -> str:
+    """``text`` with each method of ``marks`` that it names (any case: 'GMP', 'RigL', 'gmp') followed by its mark."""
+    for method, mark in marks.items():
+        text = re.sub(rf"\b({re.escape(method)})\b(?!{re.escape(mark)})", rf"\1{mark}", text, flags=re.IGNORECASE)
+    return text
+
+
+def baseline_checks(ev: Evidence) -> list[Check]:
+    """What the pruning literature leads one to expect of the baselines (:func:`analysis.sanity.checks`), read on
+    the SP runs alone (the expectations are about SP baselines), with a method whose schedule the run squeezed
+    marked † wherever a check names it."""
+    runs = ev.headline.frame
+    sp = dataclasses.replace(ev, headline=Runs.of(runs[runs["repr"] == "sp"])) if len(runs) else ev
+    marks = {method: SCHEDULE_MARK for method in squeezed(ev.tables.meta, runs)}
+    return [dataclasses.replace(c, expectation=_mark_methods(c.expectation, marks),
+                                numbers=_mark_methods(c.numbers, marks)) for c in sanity_checks(sp)]
 
 
 def sanity_line(ev: Evidence) -> str:
     """The sanity of the baselines in one line: how many expectations disagree, and which (numbers in the
     appendix)."""
-    found = sanity_checks(ev)
+    found = baseline_checks(ev)
     if not found:
         return ""
     off = [c.expectation for c in found if c.agrees is False]
@@ -329,6 +350,23 @@ def sanity_line(ev: Evidence) -> str:
             f"baselines\"): {len(off)} of {len(checked)} expectations checked do not hold"
             + (": " + "; ".join(off) if off else "")
             + (f" ({unchecked} not checked: runs missing)" if unchecked else "") + ".")
+
+
+def sanity_section(ev: Evidence) -> str:
+    """The appendix's sanity of the baselines: every expectation of :func:`baseline_checks` with SP's numbers."""
+    found = baseline_checks(ev)
+    if not found:
+        return "## Sanity of the baselines\n\nmissing (no main runs)."
+    rows = [(c.expectation, "missing" if c.agrees is None else ("yes" if c.agrees else "**no**"), c.numbers)
+            for c in found]
+    off = [c for c in found if c.agrees is False]
+    lead = ("What the pruning literature leads one to expect of the baselines, against this study's SP runs "
+            f"(\"at or above\" and \"close to\" allow {100 * TOLERANCE:.0f} pp; no verdicts). "
+            + (f"{len(off)} of {len(found)} disagree: read the claims with that in mind. What was measured about "
+               f"the disagreements of the default study is in the README, \"{README_SECTION}\"." if off
+               else "Every expectation that could be checked agrees."))
+    return ("## Sanity of the baselines\n\n" + lead + "\n\n"
+            + _table(("expectation", "agrees", "numbers (SP runs at the headline sparsity, connected)"), rows))
 
 
 def fb_overhead_table(t: T.Tables) -> str:
@@ -358,6 +396,10 @@ def claim_section(r: ClaimResult, out_dir: Path, t: T.Tables, ev: Evidence | Non
         bought = fb_entries_buy(ev)
         if bought:
             text.append(bought)
+    if r.claim_id == "C2" and ev is not None:
+        storage = storage_view(ev)
+        if storage:
+            text.append(storage)
     if detailed:
         text.append("\n".join(f"- **{p.label}** — {p.verdict}" + (f": {p.note}" if p.note else "")
                               for p in r.parts))
@@ -382,27 +424,20 @@ def fb_entries_buy(ev: Evidence) -> str:
             "charged to the budget, paired over seeds: " + "; ".join(bits) + ".")
 
 
-#: the file stem of the storage view (test accuracy against numbers stored), drawn by analysis.plots.storage
-STORAGE_FIGURE = "fig13_storage"
-
-
 def storage_module():
     """:mod:`analysis.plots.storage` (the storage view's figure and sentence) when it exists, else None."""
     name = f"{__package__}.plots.storage"
     return importlib.import_module(name) if importlib.util.find_spec(name) is not None else None
 
 
-def storage_view(ev: Evidence, out_dir: Path) -> str:
-    """The storage view read in one sentence, with its figure: ``storage_view_sentence(sweep, summary)`` of
-    :func:`storage_module`. Empty while that module or function does not exist (the report works either way)."""
+def storage_view(ev: Evidence) -> str:
+    """The storage view read in one sentence, for C2's appendix section (its figure, fig. 13, is among C2's):
+    ``storage_view_sentence(sweep, summary)`` of :func:`storage_module`. Empty while that module or function does
+    not exist (the report works either way)."""
     storage = storage_module()
     if storage is None or not hasattr(storage, "storage_view_sentence"):
         return ""
-    sentence = storage.storage_view_sentence(ev.tables.sweep, ev.tables.summary)
-    if not sentence:
-        return ""
-    name = FIGURES.get("storage", STORAGE_FIGURE)
-    return sentence + f" ([{name}]({FIGURE_DIR}/{name}.png))"
+    return storage.storage_view_sentence(ev.tables.sweep, ev.tables.summary) or ""
 
 
 def _c_part(results: Sequence[ClaimResult], claim_id: str, label: str):
@@ -486,7 +521,8 @@ def outcome_text(c, scale: Scale) -> str:
         return (f"not supported (Holm {d.holm_rank}/{d.holm_m}: {100 * (1 - d.level):.4g} % CI "
                 f"{scale.interval(d.adjusted_ci)})")
     need = f"; {d.seeds_needed} seeds for {100 * TARGET_POWER:.0f} % power" if d.seeds_needed else ""
-    return f"inconclusive{need}{' (rough)' if need and d.rough else ''}"
+    gap = f" ({holm_gap(c)})" if holm_gap(c) else ""
+    return f"inconclusive{gap}{need}{' (rough)' if need and d.rough else ''}"
 
 
 def controls_summary(ev: Evidence, results: Sequence[ClaimResult]) -> str:
@@ -577,13 +613,11 @@ def build_report(t: T.Tables, out_dir: Path, presets_dir: Path = Path("presets")
     ev = Evidence.from_tables(t)
     results = all_verdicts(ev)
     controls = control_verdicts(ev)
-    storage = storage_view(ev, out_dir)
     body = [
         TITLE,
         "\n".join(opening(ev, results, controls)),
         headline_table(ev, results),
         collapse_note(ev.headline.frame, t.sweep if len(t.sweep) else None, ev.sparsity),
-        *([storage] if storage else []),
         body_figure(ev, out_dir),
         claims_table(results),
         *([line] if (line := sanity_line(ev)) else []),

@@ -83,20 +83,3 @@ def checks(ev: Evidence) -> list[Check]:
         out.append(Check("SP: SNIP, GraSP, SynFlow close to random ERK (within 2 pp)", not far,
                          f"random {_pct(sp['random'])}; " + ", ".join(f"{m} {_pct(sp[m])}" for m in pai)))
     return out
-
-
-def sanity_section(ev: Evidence) -> str:
-    found = checks(ev)
-    if not found:
-        return "## Sanity of the baselines\n\nmissing (no main runs)."
-    rows = ["| expectation | agrees | numbers (SP means at the headline sparsity, connected runs) |", "|---|---|---|"]
-    for c in found:
-        mark = "missing" if c.agrees is None else ("yes" if c.agrees else "**no**")
-        rows.append(f"| {c.expectation} | {mark} | {c.numbers} |")
-    off = [c.expectation for c in found if c.agrees is False]
-    lead = ("What the pruning literature leads one to expect of the baselines, against this study's runs "
-            f"(\"at or above\" and \"close to\" allow {100 * TOLERANCE:.0f} pp; no verdicts). "
-            + (f"{len(off)} of {len(found)} disagree: read the claims with that in mind. What was measured about "
-               f"the disagreements of the default study is in the README, \"{README_SECTION}\"." if off
-               else "Every expectation that could be checked agrees."))
-    return "## Sanity of the baselines\n\n" + lead + "\n\n" + "\n".join(rows)

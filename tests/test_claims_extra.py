@@ -173,11 +173,12 @@ def test_k2_says_a_choice_on_an_edge_is_not_bracketed_and_the_verdict_names_the_
     assert "IP chose" not in snip.note
     assert snip.numbers["sp_on_edge"] and not snip.numbers["ip_on_edge"]
     assert "part snip" in result.caveat and "not bracketed" in result.caveat
-    assert "grid ×0.25, ×0.5, ×1, ×2, ×4; chosen SP ×4 (an edge: not bracketed), IP ×1" in result.summary
+    assert ("snip: the scales run: ×0.25, ×0.5, ×1, ×2, ×4 (the run's params snapshot does not record the grid); "
+            "chosen SP ×4 (an edge: not bracketed), IP ×1") in result.summary
     assert result.verdict == S.SUPPORTED                      # the §5 rule's verdict, unchanged
     section = R.controls_section(ev, tmp_path)
     assert f"**Verdict: {result.verdict}.** Note: a learning rate chosen on an edge" in section
-    assert "part snip (SP chose ×4" in section
+    assert "part snip‡ (SP chose ×4" in section
 
 
 def test_k2_a_choice_inside_the_grid_is_not_flagged():

@@ -31,7 +31,7 @@ def test_the_offline_page_template_inlines_vega_and_loads_nothing_from_the_netwo
 
     from dvc_render.html import HTML
 
-    from analysis.dvc_plots import OFFLINE_TEMPLATE, offline_template
+    from analysis.dvc_plots import offline_template
     page = offline_template()
     assert "{plot_divs}" in page and "{scripts}" not in page      # no {scripts}: DVC's CDN links stay out
     assert not re.search(r"<script[^>]*\bsrc=", page)

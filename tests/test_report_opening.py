@@ -131,7 +131,10 @@ def test_the_answer_takes_at_most_8_lines_above_the_one_table(tmp_path):
     assert f"rigl {L.dst_updates(STEPS, 20, 0.75)} mask updates, one every 20 steps" in caveats
     assert f"gmp {L.gmp_steps(STEPS, 10, 0.1, 0.75)} pruning steps, one every 10 steps" in caveats
     assert 'rigl, gmp with their schedules as published at 4 epochs: see "Training length"' in caveats
-    assert "K2 (snip†): SP chose ×4, the top of the grid 0.25–4: not bracketed" in caveats
+    assert "‡ a choice on an edge of its grid, not bracketed" in caveats
+    assert "K2 snip‡: SP chose ×4, the top of the grid 0.25–4" in caveats and "snip†" not in caveats
+    # the run's length is said once, in the regime line
+    assert "\n".join(opening).count(f"{STEPS} steps") == 1
     assert re.search(r"^- \*\*Claims\*\* .*C1", text, re.M)
 
 
@@ -187,7 +190,9 @@ def test_a_schedule_squeezed_into_the_run_is_said_next_to_its_numbers(tmp_path):
     assert schedules({"params": params}, study_runs())["rigl"].by_rule == L.dst_updates(STEPS, 100, 0.75)
     plain = R.build_report(make_tables(meta={**META, "params": params}, summary=study_runs(), sweep=study_sweep()),
                            tmp_path)
-    assert "- **Caveats**" not in plain and not any("†" in cell for r in top_table(plain) for cell in r)
+    caveats = next(line for line in plain.splitlines() if line.startswith("- **Caveats**"))
+    assert "†" not in caveats and "squeezed" not in caveats
+    assert not any("†" in cell for r in top_table(plain) for cell in r)
 
 
 def test_the_gmp_count_of_the_rule_is_what_the_hook_does():
@@ -274,14 +279,21 @@ def test_the_sweeps_collapsed_layers_are_reported_like_the_headlines(tmp_path):
 
 # --------------------------------------------------------------------------- the storage view
 
-def test_the_report_reads_the_storage_view_when_its_module_exists_and_works_without_it(tmp_path, monkeypatch):
+def test_the_storage_view_is_read_in_c2s_appendix_section_and_works_without_its_module(tmp_path, monkeypatch):
     t = study_tables()
     fake = types.ModuleType("analysis.plots.storage")
     fake.storage_view_sentence = lambda sweep, summary: f"Storage view: {len(sweep)} sweep runs read."
     monkeypatch.setattr(R, "storage_module", lambda: fake)
-    body = body_of(R.build_report(t, tmp_path))
-    assert f"Storage view: {len(t.sweep)} sweep runs read. ([fig13_storage](figures/fig13_storage.png))" in body
-    assert body.index(A.TABLE_HEADER) < body.index("Storage view") < body.index("## Claims")   # by the top table
+    text = R.build_report(t, tmp_path)
+    body, appendix = body_of(text), text.split(R.APPENDIX_TITLE)[1]
+    # not in the body (its numbers would repeat the table's): Fig. 1 follows the table and its notes directly,
+    # and the claims table links the figure beside C2
+    assert "Storage view" not in body
+    assert body.index("Layer collapse") < body.index("fig1_accuracy") < body.index("## Claims")
+    c2_row = next(line for line in body.splitlines() if line.startswith("| C2 |"))
+    assert "[fig13_storage](figures/fig13_storage.png)" in c2_row
+    c2 = appendix.split("## C2: ")[1].split("\n## ")[0]
+    assert f"Storage view: {len(t.sweep)} sweep runs read." in c2
     monkeypatch.setattr(R, "storage_module", lambda: None)                  # not written yet: nothing, no error
     assert "Storage view" not in R.build_report(t, tmp_path)
     monkeypatch.setattr(R, "storage_module", lambda: types.ModuleType("analysis.plots.storage"))

@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 
 from test_scaling import needs_data, needs_dvc, project, python, tiny_params
 

@@ -51,7 +51,8 @@ def test_missing_methods_are_missing_not_agreeing():
 def test_the_section_points_to_the_readme_only_when_something_disagrees():
     from pathlib import Path
 
-    from analysis.sanity import README_SECTION, sanity_section
+    from analysis.report import sanity_section
+    from analysis.sanity import README_SECTION
     flagged = sanity_section(_evidence({**SP_MEANS, "gmp": 0.78}))
     assert "1 of 6 disagree" in flagged and README_SECTION in flagged
     assert README_SECTION not in sanity_section(_evidence())

@@ -138,3 +138,14 @@ def test_fig10_compares_the_methods_on_one_y_scale(tmp_path):
     low, high = snip.get_ylim()
     shuffle = controls.loc[controls["control"] == "shuffle", "test_acc"]
     assert low < 100 * shuffle.min() and high > 100 * shuffle.max()
+
+
+def test_the_storage_sentence_says_where_it_reads_a_level_off_the_line():
+    """At 1,000 stored IP has no point of its own (its points: 200, 300, 1,100): its accuracy there is read off
+    its line, and the sentence says so; random's representations are compared only at their own points."""
+    sweep, summary = storage_tables()
+    winners = {w.stored: w for w in best_at_storage(storage_points(sweep).query("method == 'snip'"))}
+    assert winners[1000].read_off == ("ip",) and winners[200].read_off == ()
+    assert "read off the straight line between them" in storage_view_sentence(sweep, summary)
+    random_only = {k: v for k, v in POINTS.items() if k[0] == "random"}
+    assert "read off" not in storage_view_sentence(*storage_tables(random_only))

@@ -17,7 +17,8 @@ from scipy.stats import binomtest
 from .. import tables as T
 from ..evidence import Evidence
 from ..figures import CLAIM_FIGURES
-from ..formatting import Scale, collapse_bits, decision_text, fmt, fmt_level, fmt_sparsity, side_label
+from ..formatting import (Scale, collapse_bits, decision_text, fmt, fmt_level, fmt_sparsity, side_label,
+                          verdict_label)
 from ..paper import CLAIMS
 from ..stats import (BOOTSTRAP_MIN_PAIRS, NOT_SUPPORTED, NOT_TESTED, SUPPORTED, Pairs, Stats, combine, compare,
                      is_missing)
@@ -292,8 +293,44 @@ def claim_c2(ev: Evidence) -> ClaimResult:
         expl = summary + " Per method: " + "; ".join(p.note for p in parts) + "."
     key = "; ".join(f"{p.label} {slope_scale.with_ci(p.comparison.diff)} ({p.verdict})"
                     for p in parts if p.comparison is not None) or "missing"
-    return ClaimResult("C2", CLAIMS["C2"], verdict, numbers_of(parts), CLAIM_FIGURES["C2"], expl, parts,
-                       f"slope of IP−SP per decade of 1/(1 − s): {key}", summary, by_accounting)
+    result = ClaimResult("C2", CLAIMS["C2"], verdict, numbers_of(parts), CLAIM_FIGURES["C2"], expl, parts,
+                         f"slope of IP−SP per decade of 1/(1 − s): {key}", summary, by_accounting)
+    result.brief = _c2_brief(parts, slope_scale, accountings)
+    return result
+
+
+def storage_ends(parts) -> str:
+    """What IP stores over SP at the lowest and the highest sparsity of the slopes of ``parts`` (one accounting),
+    e.g. 'IP stores 1.06× SP at s=0.9, 2.14× at 0.995'; per method where the methods differ."""
+    ends = {}
+    for p in parts:
+        lo, hi = p.numbers.get("sparsity_low"), p.numbers.get("sparsity_high")
+        if lo is None or hi is None:
+            continue
+        ratios = tuple(p.numbers.get(f"storage_ratio@{fmt_sparsity(s)}") for s in (lo, hi))
+        if not any(is_missing(r) for r in ratios):
+            ends[p.marked] = (lo, hi, *(fmt(r, 2) for r in ratios))
+    if not ends:
+        return ""
+    text = [f"{label + ': ' if len(set(ends.values())) > 1 else ''}IP stores {r_lo}× SP at s={fmt_sparsity(lo)}, "
+            f"{r_hi}× at {fmt_sparsity(hi)}" for label, (lo, hi, r_lo, r_hi) in ends.items()]
+    return "; ".join(dict.fromkeys(text))
+
+
+def _c2_brief(parts, slope_scale: Scale, accountings) -> str:
+    """C2 in the claims table: per accounting the slopes with their labels (and where an interval lies on one side
+    of 0 while Holm leaves the part inconclusive, that it does), and under the paper's accounting what IP stores
+    over SP at the sweep's ends."""
+    bits = []
+    for against in accountings:
+        these = [p for p in parts if p.group == accounting_label(against) and p.comparison is not None]
+        if not these:
+            continue
+        slopes = "; ".join(f"{p.marked} {slope_scale.with_ci(p.comparison.diff)} ({verdict_label(p.comparison)})"
+                           for p in these)
+        stored = storage_ends(these) if against == "ip" else ""
+        bits.append(slopes + (f"; {stored}" if stored else ""))
+    return ("slope of IP−SP per decade of 1/(1 − s): " + "; ".join(bits)) if bits else "missing"
 
 
 def claim_c3(ev: Evidence) -> ClaimResult:

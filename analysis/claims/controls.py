@@ -13,13 +13,15 @@ IP − SP with the runs' own masks on the same seeds, and IP − SP at each lear
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from .. import controls as C
 from .. import tables as T
 from ..evidence import Evidence
 from ..figures import CONTROL_FIGURES
-from ..formatting import difference_scale, fmt_sparsity, side_label
+from ..formatting import difference_scale, fmt_sparsity, side_label, verdict_label
 from ..stats import NOT_TESTED, combine
-from .parts import ClaimResult, Pending, decide_parts, numbers_of, tally
+from .parts import GRID_EDGE_MARK, ClaimResult, Pending, decide_parts, numbers_of, tally
 
 CONTROL_CLAIMS = {
     "K1": "IP's advantage survives mask shuffling (kept positions permuted within each layer)",
@@ -35,7 +37,7 @@ def _missing(claim_id: str, why: str) -> ClaimResult:
 def _result(claim_id: str, parts, summary: str, ds, what: str) -> ClaimResult:
     """The claim's result from its decided parts (``ds``: how differences are printed; ``what``: what the key
     numbers are)."""
-    key = "; ".join(f"{p.label} {ds.with_ci(p.comparison.diff)} ({p.verdict})" for p in parts)
+    key = "; ".join(f"{p.marked} {ds.with_ci(p.comparison.diff)} ({verdict_label(p.comparison)})" for p in parts)
     return ClaimResult(claim_id, CONTROL_CLAIMS[claim_id], combine(p.verdict for p in parts), numbers_of(parts),
                        CONTROL_FIGURES[claim_id], summary + " Per method: " + "; ".join(p.note for p in parts) + ".",
                        parts, f"{what}: {key}", summary)
@@ -72,16 +74,74 @@ def _grid_text(scales: list[float]) -> str:
     return f"{scales[0]:g}–{scales[-1]:g}" if scales else "empty"
 
 
-def lr_edges(table, method: str) -> dict[str, str]:
+def _scales_text(scales) -> str:
+    return "×" + ", ×".join(f"{s:g}" for s in scales) if len(scales) else "none"
+
+
+@dataclass(frozen=True)
+class LrGrid:
+    """The learning-rate grid one method's control ran, as the run recorded it: every scale of its runs (the
+    table), and from the params snapshot of meta.json the grid it was set to (``controls.lr.lr_scales``) and
+    how often it could grow beyond an edge (``controls.lr.max_growth``; None: the snapshot has no growth rule,
+    the grid was fixed)."""
+    scales: tuple          # every scale run, ascending
+    set_to: tuple | None   # the grid of the snapshot (None: the snapshot does not record it)
+    max_growth: int | None
+
+    @classmethod
+    def of(cls, table, method: str, meta: dict) -> LrGrid:
+        set_to = T.meta_value(meta, "controls.lr.lr_scales")
+        growth = T.meta_value(meta, "controls.lr.max_growth")
+        return cls(tuple(C.lr_scales(table, method)),
+                   tuple(sorted(float(x) for x in set_to)) if isinstance(set_to, (list, tuple)) and set_to else None,
+                   int(growth) if isinstance(growth, (int, float)) and not isinstance(growth, bool) else None)
+
+    @property
+    def added(self) -> dict[str, list[float]]:
+        """The scales run beyond the grid set, per edge ('bottom', 'top'): how the grid grew."""
+        if self.set_to is None:
+            return {"bottom": [], "top": []}
+        return {"bottom": [s for s in self.scales if s < min(self.set_to)],
+                "top": [s for s in self.scales if s > max(self.set_to)]}
+
+    @property
+    def fixed(self) -> bool:
+        """The grid ran as set, with no rule to grow it (the run recorded none)."""
+        return self.set_to is not None and self.max_growth is None and not any(self.added.values())
+
+    def edge_words(self, edge: str) -> str:
+        """Where a choice on ``edge`` lies, e.g. 'the top of the fixed grid 0.5–2', 'the top of the grid 0.25–16
+        (grown 2 times there, the limit)'."""
+        if edge == "only":
+            return "the only scale run"
+        grid = f"the {edge} of the {'fixed ' if self.fixed else ''}grid {_grid_text(list(self.scales))}"
+        grown = len(self.added.get(edge, []))
+        if self.max_growth is not None and grown >= self.max_growth:
+            grid += f" (grown {grown} time{'s' if grown != 1 else ''} there, the limit)"
+        return grid
+
+    def describe(self) -> str:
+        """How the grid was set and whether it grew, from the run's records."""
+        if self.set_to is None:
+            return f"the scales run: {_scales_text(self.scales)} (the run's params snapshot does not record the grid)"
+        if self.fixed:
+            return f"the fixed grid {_scales_text(self.scales)} (`controls.lr.lr_scales` as the run recorded it)"
+        added = [s for edge in ("bottom", "top") for s in self.added[edge]]
+        rule = (f", which grows by the next scale beyond an edge a choice lies on, at most {self.max_growth} "
+                f"time{'s' if self.max_growth != 1 else ''} per edge" if self.max_growth is not None else "")
+        grown = f"grown by {_scales_text(added)}" if added else "not grown (no choice on an edge)"
+        return f"the grid {_scales_text(self.set_to)} (`controls.lr.lr_scales` as the run recorded it){rule}: {grown}"
+
+
+def lr_edges(table, method: str, grid: LrGrid | None = None) -> dict[str, str]:
     """Per representation of ``method``'s learning-rate control whose chosen scale is an edge of the grid it ran
     (not bracketed), the words that say where, e.g. 'SP chose ×4, the top of the grid 0.25–4'."""
-    scales = C.lr_scales(table, method)
+    grid = grid if grid is not None else LrGrid(tuple(C.lr_scales(table, method)), None, None)
     out = {}
     for row in C.lr_choice(table[table["method"] == method]).itertuples():
-        edge = C.grid_edge(row.lr_scale, scales)
+        edge = C.grid_edge(row.lr_scale, list(grid.scales))
         if edge:
-            where = "the only scale run" if edge == "only" else f"the {edge} of the grid {_grid_text(scales)}"
-            out[row.repr] = f"{side_label(row.repr)} chose ×{row.lr_scale:g}, {where}"
+            out[row.repr] = f"{side_label(row.repr)} chose ×{row.lr_scale:g}, {grid.edge_words(edge)}"
     return out
 
 
@@ -95,7 +155,8 @@ def claim_k2(ev: Evidence) -> ClaimResult:
         return _missing("K2", f"not tested here: no learning-rate-control runs in {ev.path_of('controls')}")
     scale = ev.scale
     chosen = C.lr_choice(table).set_index(["method", "repr"])["lr_scale"].to_dict()
-    edges = {m: lr_edges(table, m) for m in methods}
+    grids = {m: LrGrid.of(table, m, ev.tables.meta) for m in methods}
+    edges = {m: lr_edges(table, m, grids[m]) for m in methods}
     pending = []
     for m in methods:
         edge = "; ".join(f"{edges[m][r]}: not bracketed" for r in ("sp", "ip") if r in edges[m])
@@ -112,25 +173,24 @@ def claim_k2(ev: Evidence) -> ClaimResult:
                           **{f"{r}_on_edge": r in edges[p.label] for r in ("sp", "ip")}})
     ds = difference_scale(scale)
     runs = table[table["control"] == "lr"]
-    info, grids = [], []
+    info, choices_run = [], []
     for m in methods:
         scales = C.lr_scales(table, m)
         edge = {r: " (an edge: not bracketed)" for r in edges[m]}
         choices = ", ".join(f"{side_label(r)} ×{chosen[(m, r)]:g}{edge.get(r, '')}"
                             for r in T.reprs_present(runs[runs["method"] == m]) if (m, r) in chosen)
-        grids.append(f"{m}: grid ×{', ×'.join(f'{s:g}' for s in scales)}; chosen {choices}")
+        choices_run.append(f"{m}: {grids[m].describe()}; chosen {choices}")
         info.append(f"{m}: IP−SP at " + "; ".join(f"×{s:g} {ds.with_ci(C.lr_advantage(table, m, s).comparison().diff)}"
                                                    for s in scales))
     val = runs["val_samples"].dropna() if "val_samples" in runs else []
     held = f"{int(val.iloc[0])} training images" if len(val) else "a slice of the training images"
     summary = (f"Each representation trained at train.lr × each scale on the training images less {held} held "
                f"out for validation; each representation's scale is the one with the highest mean validation "
-               f"accuracy (the test set is never used to choose), and the grid grows beyond an edge a choice lies "
-               f"on, up to a limit; IP at its scale against SP at its own, test accuracy paired over seeds (parts: "
-               f"{tally(parts)}). Scales run and choices: " + ". ".join(grids) + ". A choice on an edge of the "
+               f"accuracy (the test set is never used to choose); IP at its scale against SP at its own, test "
+               f"accuracy paired over seeds (parts: {tally(parts)}). Scales run and choices: "
+               + ". ".join(choices_run) + ". A choice on an edge of the "
                "grid is not bracketed (a scale beyond it might do better), and the part says so. For information: "
                + ". ".join(info) + ".")
-    result = _result("K2", parts, summary, ds, "IP−SP test acc., best vs best")
     on_edge = {p.label: [edges[p.label][r] for r in ("sp", "ip") if r in edges[p.label]] for p in parts}
     on_edge = {label: words for label, words in on_edge.items() if words}
     for p in parts:
@@ -138,12 +198,13 @@ def claim_k2(ev: Evidence) -> ClaimResult:
             words = on_edge[p.label]
             # both representations at the same edge: said once
             same = len(words) == 2 and words[0].split(" ", 1)[1] == words[1].split(" ", 1)[1]
-            p.caveat = (f"SP and IP {words[0].split(' ', 1)[1]}" if same else "; ".join(words)) + ": not bracketed"
+            p.caveat = f"SP and IP {words[0].split(' ', 1)[1]}" if same else "; ".join(words)
+            p.mark = GRID_EDGE_MARK
+    result = _result("K2", parts, summary, ds, "IP−SP test acc., best vs best")
     if on_edge:
         result.caveat = ("a learning rate chosen on an edge of its grid, not bracketed (a scale beyond it might do "
-                         "better), in " + "; ".join(f"part {label} ({'; '.join(words)})"
-                                                   for label, words in on_edge.items()))
-        result.key_numbers += f" — not bracketed: {', '.join(on_edge)}"
+                         "better), in " + "; ".join(f"part {p.marked} ({'; '.join(on_edge[p.label])})"
+                                                   for p in parts if p.label in on_edge))
     return result
 
 

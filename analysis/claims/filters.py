@@ -69,10 +69,31 @@ def claim_c5(ev: Evidence) -> ClaimResult:
                     for p in parts if p.comparison is not None and p.comparison.diff.n) or "missing"
     result = ClaimResult("C5", CLAIMS["C5"], verdict, numbers_of(parts), CLAIM_FIGURES["C5"], expl, parts,
                          f"participation ratio: {key}", summary)
-    ratios = [p.comparison.a.mean / p.comparison.b.mean for p in parts
-              if p.comparison is not None and p.comparison.diff.n and p.comparison.b.mean]
+    paired = [p.comparison for p in parts if p.comparison is not None and p.comparison.diff.n]
+    ratios = [c.a.mean / c.b.mean for c in paired if c.b.mean]
     if ratios:
-        spread = fmt(min(ratios), 2) + (f"–{fmt(max(ratios), 2)}" if len(ratios) > 1 else "")
-        result.brief = (f"mean participation ratio IP/SP {spread} over {len(ratios)} method"
-                        f"{'s' if len(ratios) != 1 else ''} (parts: {tally(parts)})")
+        result.brief = (f"mean participation ratio IP/SP {_spread(ratios)} over {len(ratios)} method"
+                        f"{'s' if len(ratios) != 1 else ''}; method means SP {_spread([c.b.mean for c in paired])}, "
+                        f"IP {_spread([c.a.mean for c in paired])} ({_anchors(ev.tables.filters)}); "
+                        f"parts: {tally(parts, marked=True)}")
     return result
+
+
+def _spread(values) -> str:
+    """'0.31–0.40' (or one value): the range of ``values``."""
+    return fmt(min(values), 2) + (f"–{fmt(max(values), 2)}" if fmt(min(values), 2) != fmt(max(values), 2) else "")
+
+
+def kernel_size(filters: pd.DataFrame) -> int | None:
+    """K of the K×K filters recorded in ``filters.csv`` (rows and columns counted from 0), None without any."""
+    if filters.empty or not {"row", "col"} <= set(filters.columns):
+        return None
+    k = pd.concat([filters["row"], filters["col"]]).dropna()
+    return int(k.max()) + 1 if len(k) else None
+
+
+def _anchors(filters: pd.DataFrame) -> str:
+    """The participation ratio's two ends: 1/K² (one non-zero entry per filter) and 1 (all K² entries equal)."""
+    k = kernel_size(filters)
+    low = f"1/K² = {fmt(1 / k ** 2, 2)} for K = {k}" if k else "1/K²"
+    return f"{low}: one non-zero entry per K×K filter; 1: all K² entries equal"

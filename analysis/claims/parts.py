@@ -16,6 +16,11 @@ from ..evidence import Runs
 from ..formatting import Scale, describe
 from ..stats import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, VERDICTS, Comparison, combine, decide_family
 
+#: the mark of a part measured on a method whose step-counted schedule the run squeezed (:mod:`.schedules`)
+SCHEDULE_MARK = "†"
+#: the mark of a part that rests on a choice on an edge of the grid it was chosen from (not bracketed)
+GRID_EDGE_MARK = "‡"
+
 
 @dataclass
 class Part:
@@ -28,6 +33,16 @@ class Part:
     group: str = ""              # the set of parts it belongs to (an accounting, a phase); "" if one set
     caveat: str = ""             # a known limit of what the part measured, said next to its number (a schedule
                                  # squeezed into the run, a learning rate chosen on an edge of its grid)
+    mark: str = ""               # the sign the report prints after the part's method for that limit
+                                 # (:data:`SCHEDULE_MARK`, :data:`GRID_EDGE_MARK`); "" without one
+
+    @property
+    def marked(self) -> str:
+        """The label with the part's mark after its first word, the method: 'rigl† (equal storage)', 'gmp† GF'."""
+        if not self.mark:
+            return self.label
+        method, space, rest = self.label.partition(" ")
+        return method + self.mark + space + rest
 
 
 @dataclass
@@ -94,10 +109,20 @@ def verdicts_by_group(parts: Sequence[Part], groups: Sequence[str]) -> dict:
     return {g: combine(p.verdict for p in parts if p.group == g) for g in groups}
 
 
-def tally(parts: Sequence[Part]) -> str:
-    """How many parts got each verdict, e.g. 'supported 2/3, inconclusive 1/3'."""
-    counts = {v: sum(p.verdict == v for p in parts) for v in VERDICTS}
-    shown = [f"{v} {counts[v]}/{len(parts)}" for v in VERDICTS if counts[v]]
+def tally(parts: Sequence[Part], marked: bool = False) -> str:
+    """How many parts got each verdict, e.g. 'supported 2/3, inconclusive 1/3'; ``marked``: with the marked parts
+    of each verdict named by their method and mark, e.g. 'supported 1/8 (gmp†), inconclusive 7/8 (rigl† among
+    them)'."""
+    shown = []
+    for v in VERDICTS:
+        these = [p for p in parts if p.verdict == v]
+        if not these:
+            continue
+        text = f"{v} {len(these)}/{len(parts)}"
+        named = [p.label.partition(" ")[0] + p.mark for p in these if p.mark] if marked else []
+        if named:
+            text += f" ({', '.join(named)}{'' if len(named) == len(these) else ' among them'})"
+        shown.append(text)
     return ", ".join(shown)
 
 

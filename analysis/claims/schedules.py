@@ -17,6 +17,7 @@ import pandas as pd
 
 from .. import tables as T
 from ..training_length import dst_updates, gmp_steps
+from .parts import SCHEDULE_MARK
 
 
 @dataclass(frozen=True)
@@ -127,10 +128,12 @@ def squeezed(meta: dict, runs: pd.DataFrame) -> dict[str, Schedule]:
 
 def mark_squeezed(parts, meta: dict, runs: pd.DataFrame) -> None:
     """Give every part measured on a method whose schedule the run squeezed (its label's first word, e.g.
-    'rigl', 'rigl (equal storage)', 'rigl GF') that schedule as its caveat, said next to its note too."""
+    'rigl', 'rigl (equal storage)', 'rigl GF') that schedule as its caveat, said next to its note too, and
+    :data:`~.parts.SCHEDULE_MARK` as its mark."""
     found = squeezed(meta, runs)
     for p in parts:
         schedule = found.get(p.label.split(" ")[0])
         if schedule is not None and not p.caveat:
             p.caveat = schedule.caveat()
+            p.mark = SCHEDULE_MARK
             p.note += f" ({p.caveat})"

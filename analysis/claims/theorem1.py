@@ -50,6 +50,61 @@ def _gf_masks_info(t: T.Tables) -> str:
             f"GF_IP/GF_SP from {fmt(ratio.min(), 3)} to {fmt(ratio.max(), 3)}.")
 
 
+def mask_label(method: str, sparsity) -> str:
+    """Where a check ran: 'dense' for the dense network (it has no sparsity), else 'snip s=0.98'."""
+    return str(method) if method == "dense" else f"{method} s={fmt_sparsity(sparsity)}"
+
+
+#: per check whose pass/fail is a measured value under a tolerance: the quantities of its ``detail`` that must
+#: each stay below it, what they measure, and the name of the library's tolerance in :mod:`ip.theory`
+#: (docs/theorem1.md, check (e)); a check row's own ``value``/``reference``, where recorded, come first
+TOLERANCES = {"fd_grad_fb": (("max_rel_error", "max_kink_rel_error"), "relative error", "FD_RTOL")}
+
+
+def _detail_values(detail) -> dict[str, float]:
+    """'ip:max_rel_error=3.73e-05; ip:num_checked=76' -> {'max_rel_error': 3.73e-05, 'num_checked': 76.0}."""
+    out = {}
+    for item in str(detail).split(";") if isinstance(detail, str) else []:
+        name, _, value = item.strip().rpartition("=")
+        try:
+            out[name.rpartition(":")[2]] = float(value)
+        except ValueError:
+            continue
+    return out
+
+
+def measured_against_tolerance(row) -> tuple[float, float, str] | None:
+    """(the value a check row measured, the tolerance it had to stay below, what the value is) for a check of
+    :data:`TOLERANCES`, or from the row's own ``value`` and ``reference``; None where neither says."""
+    value, reference = getattr(row, "value", None), getattr(row, "reference", None)
+    known = TOLERANCES.get(row.check)
+    what = known[1] if known else "value"
+    if not is_missing(value) and not is_missing(reference):
+        return float(value), float(reference), what
+    if known is None:
+        return None
+    quantities, _, tolerance = known
+    found = _detail_values(row.detail)
+    values = [found[q] for q in quantities if q in found and not is_missing(found[q])]
+    if not values:
+        return None
+    import ip.theory
+    return max(values), float(found.get("rtol", getattr(ip.theory, tolerance))), what
+
+
+def _failed_text(failed: pd.DataFrame) -> tuple[str, str]:
+    """One check's failed rows: where (e.g. 'dense, synflow s=0.98'), and each measured value against its tolerance
+    where the check has one (e.g. 'relative error 3.7e-05, 4.7e-04 against 1e-05'; '' where it has none)."""
+    rows = list(failed.itertuples())
+    where = ", ".join(mask_label(r.method, r.sparsity) for r in rows)
+    measured = [measured_against_tolerance(r) for r in rows]
+    if not measured or any(m is None for m in measured):
+        return where, ""
+    tolerances = {m[1] for m in measured}
+    values = ", ".join(f"{m[0]:.1e}" + ("" if len(tolerances) == 1 else f" against {m[1]:g}") for m in measured)
+    return where, f"{measured[0][2]} {values}" + (f" against {tolerances.pop():g}" if len(tolerances) == 1 else "")
+
+
 def _check_parts(checks: pd.DataFrame) -> list[Part]:
     """One part per check name: supported if every row passed, not supported if any failed."""
     parts = []
@@ -58,8 +113,8 @@ def _check_parts(checks: pd.DataFrame) -> list[Part]:
         note = f"{c.check}: {c.passed}/{c.n} passed" + (f", {c.unknown} without a pass/fail" if c.unknown else "")
         if c.failed:
             failed = checks[(checks["check"] == c.check) & (checks["passed"] == False)]  # noqa: E712
-            where = ", ".join(f"{r.method} s={fmt_sparsity(r.sparsity)}" for r in failed.head(3).itertuples())
-            note += f" (failed: {where}{'…' if c.failed > 3 else ''})"
+            where, measured = _failed_text(failed)
+            note += f" (failed: {where}" + (f"; {measured}" if measured else "") + ")"
         numbers = {"n": int(c.n), "passed": int(c.passed), "failed": int(c.failed)}
         parts.append(Part(c.check, v, numbers, None, note))
     return parts
@@ -75,7 +130,7 @@ def claim_c9(ev: Evidence) -> ClaimResult:
     for r in ranges.itertuples():
         where = (f"L_IP ≤ L_SP for {r.n_holds}/{r.n_eta} η; for all η ≤ {r.holds_up_to:g}"
                  if not is_missing(r.holds_up_to) else f"L_IP ≤ L_SP for {r.n_holds}/{r.n_eta} η, not at the smallest")
-        range_txt.append(f"{r.method} s={fmt_sparsity(r.sparsity)}: {where} (tested η {r.eta_min:g}–{r.eta_max:g})")
+        range_txt.append(f"{mask_label(r.method, r.sparsity)}: {where} (tested η {r.eta_min:g}–{r.eta_max:g})")
     verdict = combine(p.verdict for p in parts)
     summary = ("Theorem 1 as formalised in docs/theorem1.md (the paper's statement was not available). "
                + (f"Checks: {sum(p.numbers['passed'] for p in parts)}/{sum(p.numbers['n'] for p in parts)} passed."
@@ -91,13 +146,25 @@ def claim_c9(ev: Evidence) -> ClaimResult:
     n_pass = sum(p.numbers["passed"] for p in parts)
     key = (f"{n_pass}/{n_total} checks passed" if parts else "missing") + (
         "; one step: L_IP ≤ L_SP for " + ", ".join(
-            f"{r.method}@{fmt_sparsity(r.sparsity)} η ≤ {r.holds_up_to:g}" if not is_missing(r.holds_up_to)
-            else f"{r.method}@{fmt_sparsity(r.sparsity)} none from the smallest η" for r in ranges.itertuples())
+            f"{mask_label(r.method, r.sparsity)} η ≤ {r.holds_up_to:g}" if not is_missing(r.holds_up_to)
+            else f"{mask_label(r.method, r.sparsity)} none from the smallest η" for r in ranges.itertuples())
         if len(ranges) else "")
     result = ClaimResult("C9", CLAIMS["C9"], verdict, numbers, CLAIM_FIGURES["C9"], expl, parts, key, summary)
-    failed = t.checks[t.checks["passed"] == False] if len(t.checks) else t.checks  # noqa: E712
-    where = [f"{check} at " + ", ".join(f"{r.method} s={fmt_sparsity(r.sparsity)}" for r in g.itertuples())
-             for check, g in failed.groupby("check", sort=True)] if len(failed) else []
-    result.brief = ((f"{n_pass}/{n_total} checks passed" if parts else "missing")
-                    + (f"; failed: {'; '.join(where)}" if where else ""))
+    result.brief = _brief(t.checks, parts) if parts else "missing"
     return result
+
+
+def _brief(checks: pd.DataFrame, parts) -> str:
+    """C9 in the claims table: how many checks passed; each failed check where it failed, with its measured value
+    against its tolerance; how the other checks did."""
+    n_total, n_pass = sum(p.numbers["n"] for p in parts), sum(p.numbers["passed"] for p in parts)
+    failed = checks[checks["passed"] == False] if len(checks) else checks  # noqa: E712
+    bits = [f"{n_pass}/{n_total} checks passed"]
+    for check, g in failed.groupby("check", sort=True):
+        where, measured = _failed_text(g)
+        bits.append(f"{check} failed at {where}" + (f" ({measured})" if measured else ""))
+    others = [p for p in parts if not p.numbers["failed"]]
+    if len(failed) and others:
+        n, ok = sum(p.numbers["n"] for p in others), sum(p.numbers["passed"] for p in others)
+        bits.append(f"every other check passed ({ok}/{n})" if ok == n else f"the other checks: {ok}/{n} passed")
+    return "; ".join(bits)

@@ -13,7 +13,7 @@ import pandas as pd
 from .. import tables as T
 from ..evidence import Evidence, Runs
 from ..figures import CLAIM_FIGURES
-from ..formatting import Scale, fmt, fmt_sparsity
+from ..formatting import Scale, fmt, fmt_sparsity, holm_gap
 from ..paper import CLAIMS
 from ..stats import NOT_TESTED, combine
 from .parts import ClaimResult, Part, decide_parts, numbers_of, per_method_parts, tally, verdicts_by_group
@@ -118,12 +118,21 @@ def training_means(ev: Evidence) -> Runs:
     return Runs.of(train.merge(flags, on=keys, how="left"))
 
 
+def gf_epochs(history) -> int:
+    """How many epoch ends the history logs GF at (epoch 0, initialisation, is not averaged): the GF of C6's
+    "during training" is the mean over these, so with one it is the GF at the end of training."""
+    if history is None or "epoch" not in history or not len(history):
+        return 0
+    logged = history[history["gf"].notna()] if "gf" in history else history.iloc[0:0]
+    return int(logged.loc[logged["epoch"] > 0, "epoch"].nunique())
+
+
 def _epochs_note(history) -> str:
     """What "mean over the training epochs" averages here: GF is logged at the end of each epoch, so a one-epoch
     study's mean is the GF at the end of training."""
-    if history is None or "epoch" not in history or not len(history):
+    epochs = gf_epochs(history)
+    if not epochs:
         return ""
-    epochs = history.loc[history["epoch"] > 0, "epoch"].nunique()      # epoch 0 (initialisation) is not averaged
     if epochs == 1:
         return " (one epoch here: the mean is the GF at the end of training)"
     return f" ({epochs} epoch ends)"
@@ -156,8 +165,8 @@ def claim_c6(ev: Evidence) -> ClaimResult:
                + _shared_gf_note(train.frame, ev.methods) + " " + _hessian_info(ev.tables))
     expl = (summary + " Gradient flow: " + ("; ".join(p.note for p in gf_parts) or "missing")
             + ". Final training loss: " + ("; ".join(p.note for p in loss_parts) or "missing") + ".")
-    key = f"GF over training: {_median_gf_ratio(gf_parts)} ({tally(gf_parts) or 'missing'}); final train loss: " \
-          f"{tally(loss_parts) or 'missing'}"
+    key = f"GF over training: {_median_gf_ratio(gf_parts)} ({tally(gf_parts, marked=True) or 'missing'}); final " \
+          f"train loss: {tally(loss_parts, marked=True) or 'missing'}"
     return ClaimResult("C6", CLAIMS["C6"], verdict, numbers_of(parts), CLAIM_FIGURES["C6"], expl, parts, key,
                        summary, verdicts_by_group(parts, (TRAINING, FINAL_LOSS)))
 
@@ -183,7 +192,9 @@ def claim_c7(ev: Evidence) -> ClaimResult:
                f"smaller is better (the claimed side of IP−SP is below 0); methods: {tally(parts)}. Loss gap "
                f"(test − train loss) IP−SP, for information: {loss_txt or 'missing'}.")
     expl = summary + " Per method: " + "; ".join(p.note for p in parts) + "."
-    key = "; ".join(f"{p.label} {scale.with_ci(p.comparison.diff)}" for p in parts if p.comparison) or "missing"
+    key = "; ".join(f"{p.marked} {scale.with_ci(p.comparison.diff)}"
+                    + (f" ({gap})" if (gap := holm_gap(p.comparison)) else "")
+                    for p in parts if p.comparison) or "missing"
     numbers = {"sparsity": lowest, **numbers_of(parts)}
     return ClaimResult("C7", CLAIMS["C7"], verdict, numbers, CLAIM_FIGURES["C7"], expl, parts,
                        f"IP−SP acc. gap at s={fmt_sparsity(lowest)}: {key}", summary)

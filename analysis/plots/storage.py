@@ -6,7 +6,8 @@
   representation, and a band from dense SP's accuracy down to 1 pp below it
 - :func:`storage_view_sentence` the figure read in one sentence: per sweep method, at which numbers
   stored each representation is the most accurate, and the highest sparsity each reaches within
-  1 pp of dense accuracy
+  1 pp of dense accuracy; where a comparison reads a representation between two of its measured
+  points, the sentence says so
 
 Two representations are compared at equal storage where both have a measured point or where one
 has a point inside the other's measured range (its line between two points is interpolated in the
@@ -106,6 +107,7 @@ class Winner:
     stored: float
     repr: str
     compared: tuple[str, ...]
+    read_off: tuple[str, ...] = ()    # of ``compared``, those without a point there: read off their line
 
 
 def best_at_storage(points: pd.DataFrame) -> list[Winner]:
@@ -119,13 +121,15 @@ def best_at_storage(points: pd.DataFrame) -> list[Winner]:
     grid = sorted({float(x) for x in points.dropna(subset=["mean"])["stored"]})
     out = []
     for stored in grid:
-        x, values = np.log10(stored), {}
+        x, values, read_off = np.log10(stored), {}, []
         for rep in _ordered_reprs(curves):
             xs, ys = curves[rep]
             if xs[0] - 1e-12 <= x <= xs[-1] + 1e-12:
                 values[rep] = float(np.interp(x, xs, ys))
+                if not np.isclose(xs, x, rtol=0, atol=1e-12).any():
+                    read_off.append(rep)
         best = max(values, key=lambda r: values[r])   # a tie goes to the first in order (SP)
-        out.append(Winner(stored, best, tuple(values)))
+        out.append(Winner(stored, best, tuple(values), tuple(read_off)))
     return out
 
 
@@ -213,8 +217,14 @@ def storage_view_sentence(sweep: pd.DataFrame, summary: pd.DataFrame) -> str:
     else:
         head = (f"Storage view (mean test accuracy at equal numbers stored; dense SP "
                 f"{dense[0] * factor:.2f}{' %' if factor == 100 else ''}): ")
-    parts = [_method_sentence(m, points[points["method"] == m], dense, factor)
-             for m in T.ordered_methods(points["method"].unique())]
+    methods = T.ordered_methods(points["method"].unique())
+    parts = [_method_sentence(m, points[points["method"] == m], dense, factor) for m in methods]
+    read_off = any(w.read_off for m in methods for w in best_at_storage(points[points["method"] == m])
+                   if len(w.compared) > 1)
+    if read_off:
+        head = head.removesuffix("): ") + ("; at a number stored between two measured points of a representation, "
+                                           "its accuracy is read off the straight line between them, in log "
+                                           "storage as drawn): ")
     return head + "; ".join(parts) + "."
 
 
