@@ -233,3 +233,80 @@ def test_a_figure_drawn_twice_writes_the_same_bytes(tmp_path):
     for ext in ("png", "pdf"):
         assert (tmp_path / "a" / f"fig.{ext}").read_bytes() == (tmp_path / "b" / f"fig.{ext}").read_bytes()
     assert b"/CreationDate" not in (tmp_path / "a" / "fig.pdf").read_bytes()
+
+
+def _headline_beyond_the_sweep():
+    """A sweep of 3 seeds at 0.9–0.99 (0.98 the headline) plus main runs of seeds 3 and 4 at 0.98 whose IP leads
+    SP by far more (as the main runs' extra seeds do): C2's slope leaves seeds 3 and 4 out (one point each)."""
+    import pandas as pd
+
+    from test_analysis import HEADLINE
+    sweep = make_sweep(0.0, 0.06)
+    extra = make_runs(ip_shift=0.5, noise=0.003, methods=("random", "snip"), sparsity=HEADLINE, seeds=(3, 4))
+    extra["test_acc"] -= 0.2      # as make_sweep shifts its third sparsity
+    return T.normalise_table("sweep", pd.concat([sweep, extra], ignore_index=True))
+
+
+def test_figs_2_and_13_draw_at_the_headline_sparsity_the_runs_of_c2s_slope(tmp_path):
+    """At the headline sparsity, where the main runs have more seeds than the sweep, fig. 2's mean IP−SP, its
+    points, fig. 13's mean accuracies and the storage sentence are over the seeds of C2's slope, not over every
+    main run; the titles say which seeds are drawn."""
+    import numpy as np
+
+    from analysis.claims.accuracy import decades, slope_points, slope_runs
+    from analysis.plots.storage import storage_points, storage_view_sentence
+    from analysis.plots.style import COLORS
+    from test_analysis import HEADLINE, claim
+
+    sweep = _headline_beyond_the_sweep()
+    c2 = claim(make_tables(sweep=sweep), "C2")
+    slope_seeds = set(slope_points(sweep, "random", "ip")[2].index)
+    assert slope_seeds == {0, 1, 2}
+    drawn, untested = slope_runs(sweep)
+    assert not untested
+    at_head = drawn[np.isclose(drawn["sparsity"], HEADLINE)]
+    assert set(at_head["seed"]) == slope_seeds and set(drawn["seed"]) == slope_seeds
+    slope_mean = c2.numbers[f"random.adv_mean@{HEADLINE:g}"]
+    every_run = T.paired(sweep[np.isclose(sweep["sparsity"], HEADLINE) & (sweep["method"] == "random")],
+                         "test_acc")["diff"].mean()
+    assert abs(every_run - slope_mean) > 0.1          # the check can tell the two apart
+
+    fig2 = Fg.fig_sweep(sweep, tmp_path / "sweep").figure
+    random = next(ax for ax in fig2.axes if ax.get_title() == "random")
+    x_head = float(decades(HEADLINE))
+    mean_line = next(line for line in random.lines if len(line.get_xdata()) == 4)
+    head = int(np.argmin(np.abs(np.asarray(mean_line.get_xdata(), float) - x_head)))
+    assert mean_line.get_ydata()[head] == pytest.approx(100 * slope_mean)
+    points = np.concatenate([c.get_offsets() for c in random.collections if len(c.get_offsets())])
+    assert np.isclose(points[:, 0], x_head).sum() == len(slope_seeds)
+    assert "seeds 0–2 at every sparsity, as C2's slope" in fig2.get_suptitle()
+    assert "seeds 3, 4 left out" in fig2.get_suptitle()
+
+    fig13 = Fg.fig_storage(sweep, make_tables().summary, tmp_path / "storage").figure
+    random = next(ax for ax in fig13.axes if ax.get_title() == "random")
+    ip = sweep[(sweep["method"] == "random") & (sweep["repr"] == "ip")]
+    ip_head = ip[np.isclose(ip["sparsity"], HEADLINE)]
+    expected = ip_head[ip_head["seed"].isin(slope_seeds)]["test_acc"].mean()
+    ip_line = next(line for line in random.lines if len(line.get_xdata()) == 4 and line.get_linestyle() != "None"
+                   and matplotlib.colors.same_color(line.get_color(), COLORS["ip"]))
+    stored = float(ip_head["stored_params"].median())
+    assert dict(zip(ip_line.get_xdata(), ip_line.get_ydata()))[stored] == pytest.approx(100 * expected)
+    assert "seeds 0–2 at every sparsity, as C2's slope" in fig13.get_suptitle()
+
+    sentence = storage_view_sentence(sweep, make_tables().summary)
+    assert "seeds 0–2 at every sparsity, as C2's slope" in sentence
+    point = storage_points(drawn).query("method == 'random' and repr == 'ip'")
+    assert point.loc[np.isclose(point["sparsity"], HEADLINE), "n"].item() == len(slope_seeds)
+
+
+def test_the_seeds_drawn_are_named_per_sparsity_where_they_differ():
+    import pandas as pd
+
+    from analysis.plots.accuracy import drawn_seeds, seed_list
+    assert (seed_list([0, 1, 2]), seed_list([3, 4]), seed_list([0, 2, 5]), seed_list([1])) == \
+        ("seeds 0–2", "seeds 3, 4", "seeds 0, 2, 5", "seed 1")
+    rows = pd.DataFrame([{"method": "snip", "repr": "sp", "sparsity": s, "seed": k}
+                         for s, seeds in ((0.9, (0, 1, 2)), (0.99, (0, 1))) for k in seeds])
+    assert drawn_seeds(rows, rows) == ["seeds 0–2 at 0.9; seeds 0, 1 at 0.99, as C2's slope"]
+    assert drawn_seeds(rows, rows, [("snip", "ip_eq")])[0].endswith(
+        "as C2's slope where it has one (snip (IP_eq): no slope, every run drawn)")

@@ -142,6 +142,54 @@ def sparsity_slopes(adv: pd.DataFrame) -> tuple[pd.Series, list]:
     return pd.Series(slopes, dtype=float), short
 
 
+def slope_points(sweep: pd.DataFrame, method: str, against: str = "ip") -> tuple[pd.DataFrame, int, pd.Series, list]:
+    """The points C2's slope of ``method`` under ``against`` reads, chosen once for the claim and its figures:
+    the per-seed advantages (:func:`advantage_by_seed`), the pairs left out as disconnected, the per-seed slopes
+    (:func:`sparsity_slopes`; their index is the seeds the slope uses) and the seeds left out for having
+    connected pairs at fewer than two sparsities (e.g. a main run at the headline sparsity beyond the sweep's
+    seeds)."""
+    adv, excluded = advantage_by_seed(sweep, method, against)
+    slopes, short = sparsity_slopes(adv) if len(adv) else (pd.Series(dtype=float), [])
+    return adv, excluded, slopes, short
+
+
+def c2_accountings(sweep: pd.DataFrame) -> list[str]:
+    """The accountings C2 has slopes for: the representations compared with SP that the sweep ran (IP; IP_eq)."""
+    return [a for a in T.reprs_present(sweep)[1:] if a in T.ACCOUNTINGS] if "repr" in sweep else []
+
+
+def slope_runs(sweep: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+    """The rows of the sweep table (the headline sparsity's main runs included) that C2's slopes read, for the
+    figures that show them (figs. 2 and 13): per sweep method and accounting, that accounting's runs of the seeds
+    with a slope (:func:`slope_points`), at every sparsity, and SP's runs of the seeds of either accounting.  A
+    seed left out of the slope (runs at one sparsity only) is left out here; a disconnected run of a kept seed
+    stays, to be drawn apart and left out of the means as the slope leaves its pair out.  Where a method has no
+    slope under an accounting (C2 leaves that part not tested), its runs under that accounting stay as recorded,
+    with SP's; those (method, accounting) are returned beside the rows."""
+    if sweep.empty or not {"method", "repr", "seed"} <= set(sweep.columns):
+        return sweep, []
+    keep = pd.Series(False, index=sweep.index)
+    untested = []
+    for method in T.sparse_methods(sweep):
+        mine = sweep["method"] == method
+        sp = mine & (sweep["repr"] == "sp")
+        sp_seeds: set = set()
+        for against in c2_accountings(sweep):
+            side = mine & (sweep["repr"] == against)
+            slopes = slope_points(sweep, method, against)[2]
+            if slopes.empty:
+                untested.append((method, against))
+                seeds = set(sweep.loc[side | sp, "seed"].dropna())
+            else:
+                seeds = set(slopes.index)
+            keep |= side & sweep["seed"].isin(seeds)
+            sp_seeds |= seeds
+        if not c2_accountings(sweep):
+            sp_seeds = set(sweep.loc[sp, "seed"].dropna())
+        keep |= sp & sweep["seed"].isin(sp_seeds)
+    return sweep[keep], untested
+
+
 def infeasible_sparsities(runs: pd.DataFrame, method: str, rep: str) -> list[float]:
     """The sparsities at which the sweep recorded ``rep`` of ``method`` as infeasible (IP_eq whose FB entries
     alone exceed the budget)."""
@@ -200,16 +248,15 @@ def claim_c2(ev: Evidence) -> ClaimResult:
     factor = T.percent_scale(sweep["test_acc"])
     scale = Scale(factor, " pp", 2)
     slope_scale = Scale(factor, SLOPE_UNIT, 2)
-    accountings = [a for a in T.reprs_present(sweep)[1:] if a in T.ACCOUNTINGS]
+    accountings = c2_accountings(sweep)
     pending, not_tested, info = [], [], {}
     for against in accountings:
         suffix = "" if against == "ip" else " (equal storage)"
         name = side_label(against)
         for method in methods:
             label = f"{method}{suffix}"
-            adv, excluded = advantage_by_seed(sweep, method, against)
+            adv, excluded, slopes, short = slope_points(sweep, method, against)
             infeasible = infeasible_sparsities(sweep, method, against)
-            slopes, short = sparsity_slopes(adv) if len(adv) else (pd.Series(dtype=float), [])
             dropped = []
             if infeasible:
                 dropped.append(f"{len(infeasible)} point{'s' if len(infeasible) != 1 else ''} infeasible "

@@ -2,7 +2,7 @@
 
 - :func:`fig_accuracy`       (fig. 1) per method at the headline sparsity: the paired IP−SP difference
   (forest plot, one row per accounting) beside the absolute accuracies
-- :func:`fig_sweep`          (fig. 2) test accuracy against sparsity
+- :func:`fig_sweep`          (fig. 2) the IP−SP advantage against sparsity, over the runs of C2's slope
 - :func:`fig_generalisation` (fig. 6) generalisation gaps against sparsity
 - :func:`fig_ablation`       (fig. 8) each IP ablation arm once, paired with SP and with the main setting
   of its accounting
@@ -229,9 +229,71 @@ def _draw_advantage(ax, runs: pd.DataFrame, against: str, factor: float, shift: 
     return bool(hollow.any()), infeasible
 
 
+def seed_list(seeds) -> str:
+    """'seed 0', 'seeds 0–2' (consecutive) or 'seeds 0, 2, 5'."""
+    values = sorted(seeds)
+    names = [str(int(v)) if float(v).is_integer() else str(v) for v in values]
+    if len(values) == 1:
+        return f"seed {names[0]}"
+    whole = all(float(v).is_integer() for v in values)
+    if whole and len(values) > 2 and [int(v) for v in values] == list(range(int(values[0]), int(values[-1]) + 1)):
+        return f"seeds {names[0]}–{names[-1]}"
+    return "seeds " + ", ".join(names)
+
+
+def drawn_seeds(sweep: pd.DataFrame, drawn: pd.DataFrame, untested=()) -> list[str]:
+    """Which seeds a figure of C2's runs draws (``drawn``, of :func:`c2_runs`) at each sparsity, e.g. ['seeds 0–2
+    at every sparsity, as C2's slope', 'seeds 3–4 left out, as from the slope (runs at 0.98 only)']; the first
+    line names the seeds drawn, a second (where any) those of ``sweep`` left out, and the methods without a slope
+    (``untested``: (method, accounting)) whose runs are drawn as recorded."""
+    sparse = drawn[(drawn["sparsity"].astype(float) > 0) & drawn["seed"].notna()] if len(drawn) else drawn
+    if sparse.empty:
+        return ["no seed drawn"]
+    by_level = {float(s): frozenset(g["seed"]) for s, g in sparse.groupby("sparsity")}
+    groups: dict[frozenset, list[str]] = {}
+    for s, seeds in by_level.items():
+        groups.setdefault(seeds, []).append(f"{s:g}")
+    if len(groups) == 1:
+        text = f"{seed_list(next(iter(groups)))} at every sparsity"
+    else:
+        text = "; ".join(f"{seed_list(seeds)} at {', '.join(levels)}" for seeds, levels in groups.items())
+    if untested:
+        names = ", ".join(dict.fromkeys(m if a == "ip" else f"{m} ({side_label(a)})" for m, a in untested))
+        text += f", as C2's slope where it has one ({names}: no slope, every run drawn)"
+    else:
+        text += ", as C2's slope"
+    lines = [text]
+    methods = T.sparse_methods(sweep)
+    rest = sweep[sweep["method"].isin(methods) & ~sweep.index.isin(drawn.index) & sweep["seed"].notna()
+                 & (sweep["sparsity"].astype(float) > 0)]
+    if len(rest):
+        gone = sorted(set(rest["seed"]) - set(sparse["seed"]))
+        levels = ", ".join(f"{float(s):g}" for s in sorted(rest["sparsity"].astype(float).unique()))
+        if gone:
+            lines.append(f"{seed_list(gone)} left out, as from the slope (runs at {levels} only)")
+        else:
+            lines.append(f"runs at {levels} of seeds without a slope under that accounting left out, as from it")
+    return lines
+
+
+def c2_runs(sweep: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The runs of the sweep table that C2's slopes read (:func:`analysis.claims.accuracy.slope_runs`: at every
+    sparsity, the headline's included, the seeds with a slope), which figs. 2 and 13 draw, and the lines naming
+    their seeds (:func:`drawn_seeds`)."""
+    # imported here: analysis.claims imports analysis.figures, which imports this module
+    from ..claims.accuracy import slope_runs
+    if sweep.empty or not {"method", "repr", "seed", "sparsity"} <= set(sweep.columns):
+        return sweep, ["no seed drawn"]
+    drawn, untested = slope_runs(sweep)
+    return drawn, drawn_seeds(sweep, drawn, untested)
+
+
 def fig_sweep(sweep: pd.DataFrame, out_stem, summary: pd.DataFrame | None = None) -> Drawn:
     """Fig. 2: the IP−SP test-accuracy advantage against sparsity, per sweep method and accounting (IP; IP_eq
-    where run), paired per seed with 95 % t intervals; the sparsity axis is log-scaled in the kept fraction."""
+    where run), paired per seed with 95 % t intervals; the sparsity axis is log-scaled in the kept fraction.
+    At every sparsity, the headline's included, it draws the runs C2's slope reads (:func:`c2_runs`: the same
+    seeds), so that each mean drawn is the one the slope is fitted to; the title names the seeds."""
+    sweep, seeds = c2_runs(sweep)
     methods = T.sparse_methods(sweep) if len(sweep) else []
     with plt.rc_context(RC):
         if not methods or not has_values(sweep, "test_acc", "sparsity"):
@@ -275,7 +337,7 @@ def fig_sweep(sweep: pd.DataFrame, out_stem, summary: pd.DataFrame | None = None
                                   label="pair with a disconnected run (hollow; left out of the mean and CI)"))
         fig.legend(handles=handles, loc="outside lower center", ncol=1, frameon=False)
         fig.suptitle("IP's test-accuracy advantage over SP against sparsity (sweep; above 0: IP better)\n"
-                     + seeds_per_sparsity(sweep))
+                     + "\n".join(seeds))
         return save(fig, out_stem)
 
 

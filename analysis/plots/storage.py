@@ -3,11 +3,12 @@
 - :func:`fig_storage` (fig. 13) per sweep method, test accuracy against the numbers stored (kept
   weights or coefficients plus FB entries; log scale) for SP, IP and IP_eq over every sweep point,
   the headline's included: mean and 95 % t interval over connected seeds, one line per
-  representation, and a band from dense SP's accuracy down to 1 pp below it
+  representation, and a band from dense SP's accuracy down to 1 pp below it; at every sparsity the
+  runs of C2's slope (:func:`analysis.plots.accuracy.c2_runs`: the same seeds)
 - :func:`storage_view_sentence` the figure read in one sentence: per sweep method, at which numbers
   stored each representation is the most accurate, and the highest sparsity each reaches within
   1 pp of dense accuracy; where a comparison reads a representation between two of its measured
-  points, the sentence says so
+  points, the sentence says so; read from the figure's runs
 
 Two representations are compared at equal storage where both have a measured point or where one
 has a point inside the other's measured range (its line between two points is interpolated in the
@@ -26,7 +27,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLoca
 from .. import tables as T
 from ..formatting import fmt_sparsity, side_label
 from ..stats import CONFIDENCE, t_interval
-from .accuracy import seeds_per_sparsity, stored_of
+from .accuracy import c2_runs, stored_of
 from .style import (
     COLORS,
     MARKERS,
@@ -205,18 +206,21 @@ def storage_view_sentence(sweep: pd.DataFrame, summary: pd.DataFrame) -> str:
     """The storage view (fig. 13) in one sentence, computed from the tables: per sweep method, at which numbers
     stored (kept entries plus FB entries) each representation has the highest mean test accuracy among those
     measured there, and the highest sparsity at which each stays within 1 pp of dense SP's mean test accuracy
-    (with what it stores there), or that none does."""
-    points = storage_points(sweep)
+    (with what it stores there), or that none does.  It reads the runs the figure draws (:func:`c2_runs`: those
+    of C2's slope at every sparsity) and names their seeds."""
+    drawn, seeds = c2_runs(sweep)
+    points = storage_points(drawn)
     if points.empty:
         return "Storage view: no sweep run has a test accuracy and a stored count."
     factor = T.percent_scale(sweep["test_acc"], summary["test_acc"] if summary is not None and len(summary)
                              else pd.Series(dtype=float))
     dense = dense_reference(summary)
+    over = ("mean test accuracy at equal numbers stored, over the runs of fig. 13: " + seeds[0]
+            + "".join(f" ({line})" for line in seeds[1:]))
     if dense is None:
-        head = "Storage view (mean test accuracy at equal numbers stored; no dense SP run, so no dense reference): "
+        head = f"Storage view ({over}; no dense SP run, so no dense reference): "
     else:
-        head = (f"Storage view (mean test accuracy at equal numbers stored; dense SP "
-                f"{dense[0] * factor:.2f}{' %' if factor == 100 else ''}): ")
+        head = f"Storage view ({over}; dense SP {dense[0] * factor:.2f}{' %' if factor == 100 else ''}): "
     methods = T.ordered_methods(points["method"].unique())
     parts = [_method_sentence(m, points[points["method"] == m], dense, factor) for m in methods]
     read_off = any(w.read_off for m in methods for w in best_at_storage(points[points["method"] == m])
@@ -263,7 +267,9 @@ def fig_storage(sweep: pd.DataFrame, summary: pd.DataFrame, path_stem) -> Drawn:
     sparsity (the headline's included): seeds as faint points (a disconnected run hollow), mean and 95 % t
     interval over connected seeds, one line per representation; the top axis names the sparsity of SP's points
     (and of IP_eq's, which store as much), the other points are labelled with theirs; a band from dense SP's mean
-    test accuracy down to 1 pp below it.  Panels share the y-axis."""
+    test accuracy down to 1 pp below it.  Panels share the y-axis.  At every sparsity, the headline's included,
+    it draws the runs C2's slope reads (:func:`c2_runs`: the same seeds); the title names them."""
+    sweep, drawn_seeds = c2_runs(sweep)
     points = storage_points(sweep)
     methods = T.ordered_methods(points["method"].unique()) if len(points) else []
     with plt.rc_context(RC):
@@ -335,5 +341,5 @@ def fig_storage(sweep: pd.DataFrame, summary: pd.DataFrame, path_stem) -> Drawn:
                                   label="disconnected run (hollow; left out of the mean and CI)"))
         fig.legend(handles=handles, loc="outside lower center", ncol=2, frameon=False)
         fig.suptitle(f"{TITLE}\nmean and {100 * CONFIDENCE:.0f} % CI over connected seeds, points: seeds; "
-                     f"{seeds_per_sparsity(sweep)}")
+                     + "\n".join(drawn_seeds))
         return save(fig, path_stem)
