@@ -31,6 +31,7 @@ from .style import (
     draw_vs_sparsity,
     has_values,
     no_data,
+    no_data_figure,
     panel_grid,
     repr_legend,
     save,
@@ -297,10 +298,7 @@ def fig_sweep(sweep: pd.DataFrame, out_stem, summary: pd.DataFrame | None = None
     methods = T.sparse_methods(sweep) if len(sweep) else []
     with plt.rc_context(RC):
         if not methods or not has_values(sweep, "test_acc", "sparsity"):
-            fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
-            no_data(ax, "sweep table is empty")
-            ax.set_title("IP − SP test accuracy vs sparsity (sweep)")
-            return save(fig, out_stem)
+            return no_data_figure(out_stem, "sweep table is empty", "IP − SP test accuracy vs sparsity (sweep)")
         factor = T.percent_scale(sweep["test_acc"])
         reprs = T.reprs_present(sweep)
         against = reprs[1:]
@@ -360,10 +358,7 @@ def fig_generalisation(sweep: pd.DataFrame, out_stem) -> Drawn:
     methods = T.sparse_methods(sweep) if len(sweep) else []
     with plt.rc_context(RC):
         if not methods or not has_values(sweep, "sparsity"):
-            fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
-            no_data(ax, "sweep table is empty")
-            ax.set_title("Generalisation gap vs sparsity: SP vs IP")
-            return save(fig, out_stem)
+            return no_data_figure(out_stem, "sweep table is empty", "Generalisation gap vs sparsity: SP vs IP")
         factor = T.percent_scale(sweep["train_acc"], sweep["test_acc"])
         fig, axes = plt.subplots(2, len(methods), figsize=(3.3 * len(methods) + 0.5, 6.4), squeeze=False,
                                  layout="constrained", sharey="row")
@@ -510,10 +505,7 @@ def fig_ablation(ablation: pd.DataFrame, summary: pd.DataFrame, out_stem) -> Dra
     dense_pairs = Pairs.of(dense, "test_acc", keys=["method", "seed"]) if len(dense) else None
     with plt.rc_context(RC):
         if not arms and (dense_pairs is None or not len(dense_pairs.diffs)):
-            fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
-            no_data(ax, "no ablation runs")
-            ax.set_title("Ablations: arm − SP test accuracy")
-            return save(fig, out_stem)
+            return no_data_figure(out_stem, "no ablation runs", "Ablations: arm − SP test accuracy")
         # rows, top to bottom: per (method, accounting) a header, its reference, its other arms; then dense
         rows: list[tuple[str, object]] = []
         several = len({a.method for a in arms}) > 1

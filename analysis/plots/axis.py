@@ -23,7 +23,7 @@ from ..training_length import (
     pairs_at,
     published_methods,
 )
-from .style import COLORS, MARKERS, MISSING_COLOR, RC, Drawn, no_data, panel_grid, plt, save
+from .style import COLORS, MARKERS, MISSING_COLOR, RC, Drawn, no_data, no_data_figure, panel_grid, plt, save
 
 TITLE = "IP's test-accuracy advantage over SP against training length (above 0: IP better)"
 
@@ -82,10 +82,7 @@ def fig_axis(axis_table: pd.DataFrame, out_stem, meta: dict | None = None, spars
     methods = axis_methods(runs)
     with plt.rc_context(RC):
         if not methods:
-            fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
-            no_data(ax, "axis table is empty")
-            ax.set_title("IP − SP test accuracy vs training length")
-            return save(fig, out_stem)
+            return no_data_figure(out_stem, "axis table is empty", "IP − SP test accuracy vs training length")
         factor = T.percent_scale(runs["test_acc"])
         published = published_methods(runs, meta)
         head = headline_epochs(meta or {})

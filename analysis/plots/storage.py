@@ -35,7 +35,7 @@ from .style import (
     RC,
     Drawn,
     has_values,
-    no_data,
+    no_data_figure,
     panel_grid,
     plt,
     save,
@@ -274,10 +274,7 @@ def fig_storage(sweep: pd.DataFrame, summary: pd.DataFrame, path_stem) -> Drawn:
     methods = T.ordered_methods(points["method"].unique()) if len(points) else []
     with plt.rc_context(RC):
         if not methods:
-            fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
-            no_data(ax, "sweep table has no sparse runs with a test accuracy and a stored count")
-            ax.set_title("Test accuracy vs numbers stored")
-            return save(fig, path_stem)
+            return no_data_figure(path_stem, "sweep table has no sparse runs with a test accuracy and a stored count", "Test accuracy vs numbers stored")
         factor = T.percent_scale(sweep["test_acc"], summary["test_acc"] if summary is not None and len(summary)
                                  else pd.Series(dtype=float))
         unit = " (%)" if factor == 100 else ""

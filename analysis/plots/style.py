@@ -72,6 +72,14 @@ def no_data(ax, why: str = "") -> None:
         spine.set_color("#cccccc")
 
 
+def no_data_figure(out_stem, why: str, title: str) -> Drawn:
+    """A figure with one "no data" panel (:func:`no_data`) titled ``title``, saved to ``out_stem``."""
+    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+    no_data(ax, why)
+    ax.set_title(title)
+    return save(fig, out_stem)
+
+
 def repr_legend(reprs=T.REPRS, extra: Sequence = ()) -> list:
     handles = [Line2D([], [], color=COLORS[r], marker=MARKERS[r], linestyle="-", label=LABELS[r]) for r in reprs]
     return handles + list(extra)

@@ -28,6 +28,7 @@ from .style import (
     draw_method_points,
     has_values,
     no_data,
+    no_data_figure,
     panel_grid,
     repr_legend,
     save,
@@ -199,10 +200,7 @@ def fig_gradient_flow_layers(gf_layers: pd.DataFrame, out_stem, summary: pd.Data
         rewound |= set(rows.loc[rows["when"] == "rewind", "method"])
     with plt.rc_context(RC):
         if not methods:
-            fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
-            no_data(ax, "gf_layers table is empty")
-            ax.set_title("Gradient flow per part of the network")
-            return save(fig, out_stem)
+            return no_data_figure(out_stem, "gf_layers table is empty", "Gradient flow per part of the network")
         groups = list(dict.fromkeys(rows["group"].dropna()))
         fig, axes = panel_grid(len(methods), 3, panel=(3.6, 2.7))
         width, height = fig.get_size_inches()
@@ -328,10 +326,7 @@ def fig_hessian(hessian: pd.DataFrame, density: pd.DataFrame, out_stem) -> Drawn
     show_density = bool(len(status)) and bool(status["resolved"].all())
     with plt.rc_context(RC):
         if not methods and not show_density:
-            fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
-            no_data(ax, "hessian table is empty" + ("" if len(density) else " (and so is the density table)"))
-            ax.set_title("Hessian spectra, SP vs IP")
-            return save(fig, out_stem)
+            return no_data_figure(out_stem, "hessian table is empty" + ("" if len(density) else " (and so is the density table)"), "Hessian spectra, SP vs IP")
         nrows = 3 if show_density else 2
         fig, axes = plt.subplots(nrows, 2, figsize=(max(10.0, 1.1 * len(methods) + 4), 3.3 * nrows + 1.2),
                                  layout="constrained", squeeze=False)
@@ -415,10 +410,7 @@ def fig_hessian_density(density: pd.DataFrame, out_stem) -> Drawn:
     methods = T.ordered_methods(status["method"].dropna().unique()) if len(status) else []
     with plt.rc_context(RC):
         if not methods:
-            fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
-            no_data(ax, "density table is empty")
-            ax.set_title("Hessian spectral density (SLQ), SP vs IP")
-            return save(fig, out_stem)
+            return no_data_figure(out_stem, "density table is empty", "Hessian spectral density (SLQ), SP vs IP")
         reprs = [r for r in T.REPRS + (T.EQUAL_STORAGE,) if (density["repr"] == r).any()]
         cells = [(m, w) for m in methods for w in ("init", "final")]
         fig, axes = panel_grid(len(cells), 2, panel=(5.2, 2.9))
