@@ -78,8 +78,9 @@ def main() -> None:
                   for row in read_json(SWEEP_DIR / f"s{s}.json")]
     sweep_table(sweep_rows, summary, p.sweep.methods).to_csv(RESULTS / "sweep.csv", index=False)
     a = p.axis
-    axis_rows = [row for e in a.epochs for seed in a.seeds if (AXIS_DIR / f"e{e}-s{seed}.json").exists()
-                 for row in read_json(AXIS_DIR / f"e{e}-s{seed}.json")]
+    axis_files = [AXIS_DIR / f"{kind}e{e}-s{seed}.json" for kind, lengths in (("dense-", a.dense_epochs), ("", a.epochs))
+                  for e in lengths for seed in a.seeds]
+    axis_rows = [row for path in axis_files if path.exists() for row in read_json(path)]
     axis_methods = [*(["dense"] if a.dense_epochs else []), *a.methods, *a.published.methods]
     axis_table(axis_rows, summary, axis_methods, a.seeds).to_csv(RESULTS / "axis.csv", index=False)
     ablation_rows = read_json(ABLATION_FILE) if ABLATION_FILE.exists() else []

@@ -4,11 +4,16 @@ and the method schedules as published, for one length and one seed.
 At every length of `axis.epochs` the methods of `axis.methods` (snip) are trained in every
 representation, exactly like the main runs but for that many epochs (the cosine schedule
 over the whole run); at `axis.published.epochs` also `axis.published.methods` (rigl, gmp)
-with their schedules as published (`axis.published.prune`, over the longer run); at the
-lengths of `axis.dense_epochs` the dense runs (SP and IP).  SP, IP and IP_eq of a seed are in
-one stage, so every stage holds complete pairs.  Runs are spread over `train.workers`
-processes; the rows (metrics and per-epoch history of each run) go to
-results/axis/e<epochs>-s<seed>.json."""
+with their schedules as published (`axis.published.prune`, over the longer run).  SP, IP and
+IP_eq of a seed are in one stage, so every stage holds complete pairs; the rows (metrics and
+per-epoch history of each run) go to results/axis/e<epochs>-s<seed>.json.
+
+Stage `axis_dense@<epochs>-<seed>` (``python -m pipeline.axis dense ...``): the dense runs (SP
+and IP) at the lengths of `axis.dense_epochs`, in a stage of their own so that no stage of the
+axis runs much longer than its pairs (a 12-epoch seed: about 90 min here, and 45 min for its
+dense runs); rows to results/axis/dense-e<epochs>-s<seed>.json.  Runs are spread over
+`train.workers` processes.  A run's result depends only on its method, representation, seed
+and length, not on the stage it is in."""
 from __future__ import annotations
 
 import argparse
@@ -21,13 +26,20 @@ from ip.parallel import run_jobs
 from .common import AXIS_DIR, budget_problem, load_init, prepared, run_spec, setup, stage, write_json
 
 
-def axis_jobs(p, epochs: int, seed: int) -> list[tuple]:
-    """(params, method, repr, seed, epochs) of the stage's runs: dense (at its lengths), the axis methods, the published ones."""
+def axis_jobs(p, epochs: int, seed: int, dense: bool = False) -> list[tuple]:
+    """(params, method, repr, seed, epochs) of a stage's runs: the axis methods and the published
+    ones (at their length), or with ``dense`` the dense runs."""
     a = p.axis
-    methods = list(a.methods) + (list(a.published.methods) if epochs == a.published.epochs else [])
-    if epochs in a.dense_epochs:
-        methods = ["dense", *methods]
+    if dense:
+        methods = ["dense"] if epochs in a.dense_epochs else []
+    else:
+        methods = list(a.methods) + (list(a.published.methods) if epochs == a.published.epochs else [])
     return [(p, m, r, seed, epochs) for m in methods for r in p.reprs_of(m)]
+
+
+def axis_file(epochs: int, seed: int, dense: bool = False):
+    """The stage's rows: results/axis/[dense-]e<epochs>-s<seed>.json."""
+    return AXIS_DIR / f"{'dense-' if dense else ''}e{epochs}-s{seed}.json"
 
 
 def axis_spec(p, method: str, repr_: str, seed: int, epochs: int):
@@ -53,18 +65,23 @@ def axis_run(p, method: str, repr_: str, seed: int, epochs: int) -> dict:
 @stage
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("runs", nargs="?", choices=["pairs", "dense"], default="pairs",
+                    help="pairs: the sparse methods in every representation (stage axis@...); dense: the dense runs")
     ap.add_argument("--epochs", required=True, type=int)
     ap.add_argument("--seed", required=True, type=int)
     args = ap.parse_args(argv)
     p = setup()
-    for value, allowed, key in ((args.epochs, p.axis.epochs, "axis.epochs"), (args.seed, p.axis.seeds, "axis.seeds")):
+    dense = args.runs == "dense"
+    lengths = (p.axis.dense_epochs, "axis.dense_epochs") if dense else (p.axis.epochs, "axis.epochs")
+    for value, allowed, key in ((args.epochs, *lengths), (args.seed, p.axis.seeds, "axis.seeds")):
         if value not in allowed:
             print(f"error: {value} is not in params.yaml's {key} ({allowed})", file=sys.stderr)
             raise SystemExit(2)
-    jobs = axis_jobs(p, args.epochs, args.seed)
+    jobs = axis_jobs(p, args.epochs, args.seed, dense)
     load_init(args.seed)   # a missing or bad file stops the stage before any work
-    rows = run_jobs(axis_run, jobs, p.train.workers, p.train.threads, desc=f"axis@{args.epochs}-{args.seed}")
-    write_json(AXIS_DIR / f"e{args.epochs}-s{args.seed}.json", rows)
+    name = f"{'axis_dense' if dense else 'axis'}@{args.epochs}-{args.seed}"
+    rows = run_jobs(axis_run, jobs, p.train.workers, p.train.threads, desc=name)
+    write_json(axis_file(args.epochs, args.seed, dense), rows)
 
 
 if __name__ == "__main__":

@@ -56,7 +56,8 @@ def record_name(stage: str) -> str:
     """The results/profile/ record of a dvc.yaml stage (``train@snip`` -> ``train-snip``)."""
     name, _, item = stage.partition("@")
     kind = {"dense": "train-dense", "train": "train", "sweep": "sweep", "shuffle": "controls-shuffle",
-            "lr_control": "controls-lr"}.get(name, name)
+            "lr_control": "controls-lr",
+            "axis_dense": "axis-dense"}.get(name, name)
     return f"{kind}-{item}" if item else kind
 
 

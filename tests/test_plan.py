@@ -2,11 +2,15 @@
 how it is scaled, and what is printed.  Which stages it lists is checked on a real
 repository in tests/test_pipeline_e2e.py."""
 import json
+import shlex
+from pathlib import Path
 
 from pipeline.plan import SHAPES, estimate, plan, probe_seconds, record_name
 from study.params import validate
 
 import pins
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_record_names_follow_the_stage_processes():
@@ -14,6 +18,22 @@ def test_record_names_follow_the_stage_processes():
                                      "lr_control@snip", "axis@4-0", "trainability")] == [
         "prepare", "train-dense", "train-snip", "sweep-0.9", "controls-shuffle-snip", "controls-lr-snip",
         "axis-4-0", "trainability"]
+
+
+def test_every_stage_of_the_study_finds_the_record_its_process_writes():
+    """``record_name`` of each stage of dvc.yaml is the name its process gives its profile
+    (pipeline.common._write_profile: the module, then the arguments that are not options)."""
+    from dvc.repo import Repo
+    with Repo(str(ROOT)) as repo:
+        stages = {getattr(s, "name", None) or s.addressing: s.cmd for s in repo.index.stages}
+    assert "axis_dense@12-0" in stages and "axis@12-0" in stages
+    for name, cmd in stages.items():
+        words = shlex.split(cmd)
+        assert words[:2] == ["python", "-m"] and words[2].startswith(("pipeline.", "analysis.")), (name, cmd)
+        if not words[2].startswith("pipeline."):
+            continue                                  # figures and report write no record
+        expected = "-".join([words[2].rsplit(".", 1)[-1], *(w for w in words[3:] if not w.startswith("--"))])
+        assert record_name(name) == expected, (name, cmd)
 
 
 def test_estimates_scale_a_record_by_the_probe(tmp_path):
