@@ -19,7 +19,7 @@ import yaml
 
 import pins
 from ip.pruning import method_info, registered_methods
-from study.sandbox import copy_project
+from study.sandbox import copy_project, environment
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = ROOT / ".venv" / "bin"
@@ -69,12 +69,12 @@ def tiny_params(**overrides) -> dict:
 
 
 def project_env() -> dict:
-    env = dict(os.environ)
-    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"  # dvc.yaml's `python` is the venv's
-    env.update({"OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0", "DVC_NO_ANALYTICS": "1",
-                "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.invalid",
+    """study.sandbox's environment with the venv's bin first (dvc.yaml's `python`), one thread
+    per process and a test identity for git."""
+    env = environment()
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env['PATH']}"
+    env.update({"OMP_NUM_THREADS": "1", "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.invalid",
                 "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.invalid"})
-    env.pop("PYTHONPATH", None)
     return env
 
 
