@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -141,6 +142,13 @@ def plan(stages: list[str], probe: float | None, profile_dir: Path = PROFILE_DIR
     return lines
 
 
+def lock_message(exc: Exception) -> str:
+    """One line for a repository another dvc command holds: what is busy, who holds it, what to do."""
+    lines = list(dict.fromkeys(line.strip() for line in str(exc).split("\n\n")[0].splitlines() if line.strip()))
+    return (" ".join(lines) + "; wait until it ends (or, if no such process runs, remove .dvc/tmp/rwlock) "
+            "and run this again")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("targets", nargs="*", help="stages, as for dvc repro")
@@ -148,7 +156,12 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     from study.params import load_or_exit
     p = load_or_exit("params.yaml")
-    stages = stages_to_run(args.targets)
+    from dvc.lock import LockError
+    try:
+        stages = stages_to_run(args.targets)
+    except LockError as exc:
+        print(f"error: {lock_message(exc)}", file=sys.stderr)
+        raise SystemExit(2) from None
     probe = None if args.no_probe or not stages else probe_seconds(p)
     print("\n".join(plan(stages, probe)), flush=True)
 

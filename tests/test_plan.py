@@ -58,3 +58,23 @@ def test_the_probe_times_a_training_step_of_the_studys_model():
     assert set(SHAPES) >= {"fashion_mnist", "cifar10", "imagenet"}
     seconds = probe_seconds(p, steps=2, warmup=1)
     assert 0.0 < seconds < 5.0   # a width-4 ResNet-20 step on 64 images: milliseconds
+
+
+def test_a_repository_another_dvc_holds_gets_one_line_saying_so(monkeypatch, capsys):
+    import pipeline.plan as plan_module
+    from dvc.lock import LockError
+
+    def busy(targets):
+        raise LockError("'/x/results/runs/rigl' is busy, it is being blocked by:\n  (PID 7): dvc repro train@rigl\n"
+                        "  (PID 7): dvc repro train@rigl\n\nIf there are no processes with such PIDs, ...")
+    monkeypatch.setattr(plan_module, "stages_to_run", busy)
+    monkeypatch.chdir(ROOT)
+    try:
+        plan_module.main(["--no-probe"])
+    except SystemExit as exc:
+        assert exc.code == 2
+    else:
+        raise AssertionError("main returned although the repository was busy")
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("error: '/x/results/runs/rigl' is busy")
+    assert err.count("(PID 7): dvc repro train@rigl") == 1 and ".dvc/tmp/rwlock" in err
