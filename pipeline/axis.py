@@ -72,6 +72,10 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     p = setup()
     dense = args.runs == "dense"
+    if dense and not p.axis.epochs:   # the params check lets dense_epochs through when the axis is off
+        print(f"error: params.yaml's axis.dense_epochs is {p.axis.dense_epochs} but axis.epochs is [] "
+              "(the axis is off): set axis.dense_epochs: [] too, or give axis.epochs", file=sys.stderr)
+        raise SystemExit(2)
     lengths = (p.axis.dense_epochs, "axis.dense_epochs") if dense else (p.axis.epochs, "axis.epochs")
     for value, allowed, key in ((args.epochs, *lengths), (args.seed, p.axis.seeds, "axis.seeds")):
         if value not in allowed:

@@ -46,7 +46,7 @@ def tiny_params(**overrides) -> dict:
             "sweep.sparsities": [0.9], "sweep.methods": ["snip"], "sweep.seeds": None, "ablation.fb_inits": ["spatial"],
             "ablation.shares": ["layer"], "ablation.seeds": None,
             "controls.shuffle.seeds": None, "controls.lr.methods": ["snip"], "controls.lr.seeds": None, "controls.lr.lr_scales": [0.5, 1.0], "controls.lr.validation_samples": 32,
-            "controls.lr.max_growth": 0, "axis.epochs": []}
+            "controls.lr.max_growth": 0, "axis.epochs": [], "axis.dense_epochs": []}
     tiny.update(overrides)
     # the controls and Hessian selections must name main runs: follow the methods and reprs asked for
     methods, reprs = tiny["methods"], tiny["reprs"]
