@@ -106,18 +106,39 @@ def stages_to_run(targets: list[str] | None = None, repo_dir: str = ".") -> list
     return [name for name in order if name in run]
 
 
-def estimate(stage: str, probe: float | None, profile_dir: Path = PROFILE_DIR) -> tuple[float | None, str]:
-    """(seconds or None, where the number comes from) for one stage."""
-    path = profile_dir / f"{record_name(stage)}.json"
+def _read_record(path: Path) -> dict | None:
     try:
         record = json.loads(path.read_text())
-        seconds = float(record["total_seconds"])
+        float(record["total_seconds"])
     except (OSError, ValueError, KeyError, TypeError):
-        return None, "no record"
-    then = record.get("probe_seconds")
+        return None
+    return record
+
+
+def _scaled(record: dict, probe: float | None) -> tuple[float, str]:
+    seconds, then = float(record["total_seconds"]), record.get("probe_seconds")
     if probe and then:
         return seconds * probe / then, f"record of {record.get('cpu', '?')}, x{probe / then:.2f}"
     return seconds, f"record of {record.get('cpu', '?')}, unscaled"
+
+
+def estimate(stage: str, probe: float | None, profile_dir: Path = PROFILE_DIR) -> tuple[float | None, str]:
+    """(seconds or None, where the number comes from) for one stage.  A stage of a matrix
+    without a record of its own (``axis@12-2``) takes the mean of its siblings' records that
+    differ in the last item only (``axis-12-0``, ``axis-12-1``: the same length, other seeds)."""
+    name = record_name(stage)
+    record = _read_record(profile_dir / f"{name}.json")
+    if record is not None:
+        return _scaled(record, probe)
+    if "-" in stage.partition("@")[2]:
+        prefix = name.rsplit("-", 1)[0]
+        siblings = {path.stem: rec for path in sorted(profile_dir.glob(f"{prefix}-*.json"))
+                    if "-" not in path.stem[len(prefix) + 1:] and (rec := _read_record(path)) is not None}
+        if siblings:
+            scaled = [_scaled(rec, probe) for rec in siblings.values()]
+            return (sum(t for t, _ in scaled) / len(scaled),
+                    f"mean of {', '.join(siblings)}; {scaled[0][1]}")
+    return None, "no record"
 
 
 def clock(seconds: float) -> str:

@@ -53,6 +53,21 @@ def test_estimates_scale_a_record_by_the_probe(tmp_path):
     assert plan([], 0.25, tmp_path) == ["dvc repro: every stage is up to date, nothing to run"]
 
 
+def test_a_matrix_stage_without_a_record_takes_its_siblings_mean(tmp_path):
+    for seed, seconds in ((0, 3000.0), (1, 4000.0)):
+        (tmp_path / f"axis-12-{seed}.json").write_text(json.dumps({"total_seconds": seconds, "probe_seconds": 0.5,
+                                                                   "cpu": "Some CPU"}))
+    (tmp_path / "axis-4-0.json").write_text(json.dumps({"total_seconds": 99.0, "probe_seconds": 0.5}))
+    (tmp_path / "axis-12-0-x.json").write_text(json.dumps({"total_seconds": 99.0, "probe_seconds": 0.5}))
+    seconds, why = estimate("axis@12-2", 0.25, tmp_path)
+    assert seconds == 1750.0 and why == "mean of axis-12-0, axis-12-1; record of Some CPU, x0.50"
+    assert estimate("axis@12-0", 0.25, tmp_path) == (1500.0, "record of Some CPU, x0.50")   # its own
+    assert estimate("axis_dense@12-0", 0.25, tmp_path) == (None, "no record")   # another stage's records
+    assert estimate("axis@24-0", 0.25, tmp_path) == (None, "no record")        # another length
+    (tmp_path / "train-snip.json").write_text(json.dumps({"total_seconds": 10.0}))
+    assert estimate("train@rigl", 0.25, tmp_path) == (None, "no record")       # methods are not siblings
+
+
 def test_the_probe_times_a_training_step_of_the_studys_model():
     p = validate(pins.pinned_params())
     assert set(SHAPES) >= {"fashion_mnist", "cifar10", "imagenet"}
