@@ -60,16 +60,16 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     p = validate(yaml.safe_load(Path(args.params).read_text()))
     channels, _, _, classes = SHAPES[p.data.name]
+    gradual = [m for m in p.methods if dense_start(m)]   # their start file holds the dense model
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         torch.save(initial_state(p.model.name, p.model.width, classes, channels, 0), tmp / "s0.pt")
         init_bytes = (tmp / "s0.pt").stat().st_size
         sizes = {(m, r): run_files(p, r, m, tmp / f"{m}-{r}") for m in ("dense", "random") for r in p.reprs_of(m)}
-        if any(dense_start(m) for m in p.methods):
+        if gradual:
             sizes.update({("gradual", r): run_files(p, r, "random", tmp / f"gradual-{r}", dense_start=True)
                           for r in p.reprs})
     seeds = sorted(set(p.seeds) | set(p.sweep.seeds or []) | set(p.ablation.seeds or []))
-    gradual = [m for m in p.methods if dense_start(m)]
     sparse_runs = {r: (len(p.methods) - len(gradual)) * len(p.seeds) for r in p.reprs}
     gradual_runs = {r: len(gradual) * len(p.seeds) for r in p.reprs} if gradual else {}
     dense_runs = {r: len(p.seeds) for r in p.reprs_of("dense")}
