@@ -137,7 +137,7 @@ def estimate(stage: str, probe: float | None, profile_dir: Path = PROFILE_DIR) -
         if siblings:
             scaled = [_scaled(rec, probe) for rec in siblings.values()]
             return (sum(t for t, _ in scaled) / len(scaled),
-                    f"mean of {', '.join(siblings)}; {scaled[0][1]}")
+                    "mean of " + ", ".join(f"{sib} ({label})" for sib, (_, label) in zip(siblings, scaled)))
     return None, "no record"
 
 

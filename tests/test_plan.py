@@ -54,13 +54,14 @@ def test_estimates_scale_a_record_by_the_probe(tmp_path):
 
 
 def test_a_matrix_stage_without_a_record_takes_its_siblings_mean(tmp_path):
-    for seed, seconds in ((0, 3000.0), (1, 4000.0)):
-        (tmp_path / f"axis-12-{seed}.json").write_text(json.dumps({"total_seconds": seconds, "probe_seconds": 0.5,
+    for seed, seconds, then in ((0, 3000.0, 0.5), (1, 2000.0, 0.25)):   # each scaled by its own probe
+        (tmp_path / f"axis-12-{seed}.json").write_text(json.dumps({"total_seconds": seconds, "probe_seconds": then,
                                                                    "cpu": "Some CPU"}))
     (tmp_path / "axis-4-0.json").write_text(json.dumps({"total_seconds": 99.0, "probe_seconds": 0.5}))
     (tmp_path / "axis-12-0-x.json").write_text(json.dumps({"total_seconds": 99.0, "probe_seconds": 0.5}))
     seconds, why = estimate("axis@12-2", 0.25, tmp_path)
-    assert seconds == 1750.0 and why == "mean of axis-12-0, axis-12-1; record of Some CPU, x0.50"
+    assert seconds == 1750.0
+    assert why == "mean of axis-12-0 (record of Some CPU, x0.50), axis-12-1 (record of Some CPU, x1.00)"
     assert estimate("axis@12-0", 0.25, tmp_path) == (1500.0, "record of Some CPU, x0.50")   # its own
     assert estimate("axis_dense@12-0", 0.25, tmp_path) == (None, "no record")   # another stage's records
     assert estimate("axis@24-0", 0.25, tmp_path) == (None, "no record")        # another length
