@@ -20,14 +20,15 @@ import pandas as pd
 
 from . import tables as T
 from .claims import ClaimResult
-from .claims.accuracy import EQUAL_STORAGE_SUFFIX, sweep_points
+from .claims.accuracy import EQUAL_STORAGE_SUFFIX, accounting_label, sweep_points
+from .claims.length import epochs_text, trends_of
 from .claims.parts import GRID_EDGE_MARK, SCHEDULE_MARK, Part, turns_on
 from .claims.schedules import squeezed
 from .claims.trainability import gf_epochs
 from .evidence import Evidence
 from .formatting import Scale, collapse_bits, fmt, fmt_sparsity, holm_gap, side_label
 from .stats import CONFIDENCE, INCONCLUSIVE, NOT_SUPPORTED, NOT_TESTED, SUPPORTED, VERDICTS, Stats
-from .training_length import axis_runs, published_methods
+from .training_length import axis_runs, headline_epochs, methods_at, published_methods
 
 #: the first cells of the opening table's header (what tests and readers look for)
 TABLE_HEADER = "| method | SP | IP | IP−SP |"
@@ -155,10 +156,42 @@ def training_caveat(ev: Evidence) -> str:
     return text
 
 
+#: how the opening names an accounting in a sentence
+SHORT_ACCOUNTINGS = {"ip": "equal sparsity", T.EQUAL_STORAGE: "equal storage"}
+
+
+def length_caveat(ev: Evidence, results: Sequence[ClaimResult]) -> str:
+    """What longer training does to the advantage, in words (its numbers are C10's row and "Training length"):
+    per accounting, whether it shrinks, holds or grows from the headline's length to the axis' longest, and
+    C10's verdict there; '' where C10 is not tested."""
+    c10 = _claim(results, "C10")
+    if c10 is None or c10.verdict == NOT_TESTED:
+        return ""
+    runs = axis_runs(ev.tables.axis, ev.tables.meta, ev.sparsity)
+    longest = int(c10.numbers["epochs_longest"])
+    methods = methods_at(runs, longest)
+    trends = [t for t in trends_of(runs, methods) if t.change.n]
+    if not trends:
+        return ""
+    shortest = min(t.shortest for t in trends)
+    seeds = sorted(set(runs.loc[(runs["epochs"] == longest) & runs["method"].isin(methods), "seed"]))
+    labels = {SHORT_ACCOUNTINGS.get(t.against, t.against): t.label for t in trends} if len(methods) == 1 else \
+        {f"{t.method} at {SHORT_ACCOUNTINGS.get(t.against, t.against)}": t.label for t in trends}
+    if len(set(labels.values())) == 1 and len(labels) > 1:
+        how = f"the advantage {next(iter(labels.values()))} at {' and at '.join(labels)}"
+    else:
+        how = "; ".join(f"at {where}: the advantage {label}" for where, label in labels.items())
+    short = {accounting_label(a): name for a, name in SHORT_ACCOUNTINGS.items()}
+    after = "; ".join(f"{short.get(g, g)}: {v}" for g, v in c10.group_verdicts.items())
+    return (f"Longer training ({', '.join(methods)}, seeds {seeds_text(seeds)}): from {shortest} to "
+            f"{epochs_text(longest)} {how}; after {epochs_text(longest)}, C10 {c10.verdict} ({after}): see "
+            "\"Training length\"")
+
+
 def caveat_line(ev: Evidence, results: Sequence[ClaimResult], controls: Sequence[ClaimResult] = ()) -> str:
     """The caveats every result rests on (:func:`training_caveat`), and those of parts a schedule (†) or a grid
     edge (‡) explains (:attr:`Part.caveat`), in one line; '' if none."""
-    bits = [training] if (training := training_caveat(ev)) else []
+    bits = [b for b in (training_caveat(ev), length_caveat(ev, results)) if b]
     sched = squeezed(ev.tables.meta, ev.headline.frame)
     c1 = _claim(results, "C1")
     with_caveat = {p.label.removesuffix(EQUAL_STORAGE_SUFFIX) for p in (c1.parts if c1 else [])

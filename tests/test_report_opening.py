@@ -138,6 +138,18 @@ def test_the_answer_takes_at_most_8_lines_above_the_one_table(tmp_path):
     assert re.search(r"^- \*\*Claims\*\* .*C1", text, re.M)
 
 
+@pytest.mark.parametrize("growth, label", [(0.004, L.GROWS), (-0.003, L.SHRINKS), (0.0, L.HOLDS)])
+def test_the_caveats_say_what_longer_training_does_to_the_advantage(tmp_path, growth, label):
+    text = R.build_report(study_tables(axis=make_axis(head=1, growth=growth, eq_shift=0.04)), tmp_path)
+    caveats = next(line for line in text.splitlines() if line.startswith("- **Caveats**"))
+    assert (f"Longer training (snip, seeds 0–2): from 1 to 12 epochs the advantage {label} at equal sparsity "
+            "and at equal storage; after 12 epochs, C10 supported (equal sparsity: supported; equal storage: "
+            'supported): see "Training length"') in caveats
+    # without the axis, C10 is not tested and the caveats say nothing of longer training
+    bare = R.build_report(study_tables(axis=make_axis(head=1).iloc[:0]), tmp_path)
+    assert "Longer training" not in next(line for line in bare.splitlines() if line.startswith("- **Caveats**"))
+
+
 def test_the_body_before_the_appendix_is_at_most_150_lines_on_a_study_like_table_set(tmp_path):
     text = R.build_report(study_tables(), tmp_path)
     body = body_of(text)
