@@ -211,7 +211,11 @@ def setting_section(ev: Evidence) -> str:
         ("hardware", hardware),
     ]
     # recorded durations, named by their meta.json key; the main runs' training time is always listed
-    rows.append(("training time of the main runs (sum over runs)", _duration(m.get("training_seconds_main_runs"))))
+    main_runs = t.summary[t.summary["experiment"] == "main"] if "experiment" in t.summary else t.summary
+    untimed = int(main_runs["step_seconds"].isna().sum()) if "step_seconds" in main_runs and len(main_runs) else 0
+    rows.append(("training time of the main runs (sum over runs)", _duration(m.get("training_seconds_main_runs"))
+                 + (f" ({untimed} runs without: resumed from a checkpoint written after their last step, they "
+                    "trained no step themselves)" if untimed else "")))
     rows += [(key.replace("_", " "), _duration(value)) for key, value in m.items()
              if "seconds" in key and key != "training_seconds_main_runs" and isinstance(value, (int, float))]
     stages = m.get("stage_wall_seconds")

@@ -246,7 +246,11 @@ def test_c4_runtime_compares_every_representation_over_the_same_sparse_pairs():
     sparse = (~summary["method"].eq("dense")).sum() // 3 - 1
     assert ip.numbers["n_pairs"] == eq.numbers["n_pairs"] == sparse
     assert ip.numbers["step_ratio_median"] == pytest.approx(1.05)
-    assert f"over the {sparse} sparse pairs" in ip.note and f"over the {sparse} sparse pairs" in result.brief
+    assert f"over the {sparse} sparse pairs" in ip.note and f"over the {sparse} sparse pairs with step times" \
+        in result.brief
+    # the pair without a step time is counted and said, not mistaken for a disconnected one
+    assert ip.numbers["excluded_untimed"] == 1 and ip.numbers["excluded_disconnected"] == 0
+    assert "1 pairs left out: a run without a step time" in ip.note and "disconnected" not in ip.note
 
 
 def test_every_claim_still_decides_on_the_study_like_tables():

@@ -41,7 +41,8 @@ def runtime_pairs(summary: pd.DataFrame, against: Sequence[str]) -> tuple[pd.Dat
     """The sparse (method, seed) pairs whose SP run and run of every representation in ``against`` are connected
     and have a training-step time, one row each with ``step_seconds_<repr>`` per representation (so that every
     ratio to SP is over the same pairs; the dense runs are left out); and per representation how many of its
-    pairs were left out as disconnected."""
+    pairs were left out as disconnected, and (key ``"untimed"``) how many connected pairs were left out because a
+    run has no step time (a run resumed from a checkpoint written after its last step trains no step)."""
     sparse = summary[summary["method"] != "dense"]
     keys = ["method", "seed"]
     pairs = {a: Pairs.of(sparse, "step_seconds", keys=keys, against=a) for a in against}
@@ -50,10 +51,16 @@ def runtime_pairs(summary: pd.DataFrame, against: Sequence[str]) -> tuple[pd.Dat
         frame = found.connected[keys + [f"step_seconds_{a}", "step_seconds_sp"]]
         common = frame if common is None else common.merge(frame.drop(columns="step_seconds_sp"), on=keys)
     common = common if common is not None else pd.DataFrame(columns=keys + ["step_seconds_sp"])
-    return common, {a: found.excluded_disconnected for a, found in pairs.items()}
+    excluded = {a: found.excluded_disconnected for a, found in pairs.items()}
+    reprs = ["sp", *against]
+    runs = sparse[sparse["repr"].isin(reprs)]
+    whole = runs.groupby(keys).filter(lambda g: set(g["repr"]) >= set(reprs) and not T.is_disconnected(g).any())
+    excluded["untimed"] = int(whole.groupby(keys)["step_seconds"].apply(lambda v: v.isna().any()).sum()) \
+        if len(whole) else 0
+    return common, excluded
 
 
-def _runtime_part(steps: pd.DataFrame, against: str, excluded: int = 0) -> Part:
+def _runtime_part(steps: pd.DataFrame, against: str, excluded: int = 0, untimed: int = 0) -> Part:
     """Median over the sparse pairs of :func:`runtime_pairs` of the ``against``/SP training-step time."""
     name = against.upper().replace("IP_EQ", "IP_eq")
     label = f"runtime {name}/SP"
@@ -63,10 +70,12 @@ def _runtime_part(steps: pd.DataFrame, against: str, excluded: int = 0) -> Part:
     ratios = steps[f"step_seconds_{against}"] / steps["step_seconds_sp"]
     median = float(ratios.median())
     v = SUPPORTED if median <= STEP_TIME_RATIO_MAX else NOT_SUPPORTED
-    dropped = f"; {excluded} pairs excluded: disconnected" if excluded else ""
+    dropped = (f"; {excluded} pairs excluded: disconnected" if excluded else "") + \
+        (f"; {untimed} pairs left out: a run without a step time (resumed from a checkpoint written after its "
+         "last step, it trained no step itself)" if untimed else "")
     return Part(label, v, {"step_ratio_median": median, "step_ratio_min": float(ratios.min()),
                            "step_ratio_max": float(ratios.max()), "n_pairs": int(len(ratios)),
-                           "excluded_disconnected": excluded}, None,
+                           "excluded_disconnected": excluded, "excluded_untimed": untimed}, None,
                 f"training step time {name}/SP: median {fmt(median, 3)} over the {len(ratios)} sparse pairs "
                 f"(range {fmt(ratios.min(), 3)}–{fmt(ratios.max(), 3)}{dropped}); equal runtime means "
                 f"median ≤ {STEP_TIME_RATIO_MAX:.2f} (our threshold)", RUNTIME)
@@ -193,7 +202,7 @@ def claim_c4(ev: Evidence) -> ClaimResult:
     this study's own FB share and inference MACs for information."""
     main = ev.main
     steps, excluded = runtime_pairs(main.frame, main.reprs[1:])
-    parts = [_runtime_part(steps, against, excluded[against]) for against in main.reprs[1:]]
+    parts = [_runtime_part(steps, against, excluded[against], excluded["untimed"]) for against in main.reprs[1:]]
     parts += _paper_net_parts(ev.tables) + _equal_storage_part(main)
     verdict = combine(p.verdict for p in parts)
     by_set = verdicts_by_group(parts, (RUNTIME, PAPER_NETS, EQUAL_STORAGE))
@@ -204,7 +213,7 @@ def claim_c4(ev: Evidence) -> ClaimResult:
     summary_text = ("; ".join(f"{name}: {v}" for name, v in by_set.items()) + ". "
                     f"Runtime: median training-step time ratio ≤ {STEP_TIME_RATIO_MAX:.2f} counts as equal (our "
                     f"threshold), over the sparse (method, seed) pairs in which every representation ran connected "
-                    f"(the dense runs left out). " + (". ".join(info) + "." if info else ""))
+                    f"and recorded a step time (the dense runs left out). " + (". ".join(info) + "." if info else ""))
     expl = summary_text + " Parts: " + "; ".join(p.note for p in parts) + "."
     key_bits = []
     for p in parts:
@@ -226,7 +235,7 @@ def _brief(parts) -> str:
     """C4 in one line: the runtime medians, how many paper nets meet the paper's overhead, equal storage."""
     runtime = [p for p in parts if p.group == RUNTIME and p.numbers]
     bits = [", ".join(f"{p.label} median {fmt(p.numbers['step_ratio_median'], 3)}" for p in runtime)
-            + f" over the {runtime[0].numbers['n_pairs']} sparse pairs"] if runtime else []
+            + f" over the {runtime[0].numbers['n_pairs']} sparse pairs with step times"] if runtime else []
     nets = [p for p in parts if p.group == PAPER_NETS and p.numbers]
     if nets:
         bits.append(f"FB overhead ≤ {PAPER_FB_OVERHEAD_PERCENT} % for {sum(p.verdict == SUPPORTED for p in nets)} of "
