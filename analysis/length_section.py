@@ -13,7 +13,9 @@ import pandas as pd
 
 from . import tables as T
 from .claims.length import axis_scale, difference_scale, epochs_text, length_parts, trend_text, trends_of
+from .claims import ClaimResult
 from .claims.parts import decide_parts, per_method_parts
+from .answer import seeds_text
 from .evidence import Evidence, Runs
 from .formatting import Scale, fmt_sparsity, side_label
 from .stats import CONFIDENCE, PairedDifferences, Stats
@@ -54,29 +56,48 @@ def _means(rows: pd.DataFrame, reprs: Sequence[str], scale: Scale) -> list[str]:
     return cells
 
 
-def _labelled(parts, label: str, diff: Scale) -> str:
-    """'+3.20 [95 % CI +1.10, +5.30] (supported)' of the part named ``label``; '–' if there is none."""
+def _labelled(parts, label: str, diff: Scale, reference: str = "") -> str:
+    """'+3.20 [95 % CI +1.10, +5.30] (supported)' of the part named ``label``; '–' if there is none.  With a
+    ``reference`` (the headline's runs of a subset of its seeds) no label of its own: which claim decides them."""
     part = next((p for p in parts if p.label == label), None)
     if part is None or part.comparison is None:
         return "–"
     if part.comparison.diff.n == 0:
         return part.note or "no pairs"
-    return f"{diff.with_ci(part.comparison.diff)} (n={part.comparison.diff.n}; {part.verdict})"
+    return f"{diff.with_ci(part.comparison.diff)} (n={part.comparison.diff.n}; {reference or part.verdict})"
 
 
-def _difference_cells(parts, method: str, against: Sequence[str], diff: Scale) -> list[str]:
-    return [_labelled(parts, method + ("" if a == "ip" else " (equal storage)"), diff) for a in against]
+def _part_label(method: str, against: str) -> str:
+    return method + ("" if against == "ip" else " (equal storage)")
+
+
+def _difference_cells(parts, method: str, against: Sequence[str], diff: Scale,
+                      reference=None) -> list[str]:
+    """Each accounting's cell; ``reference(label)``, where given, says which claim decides the runs instead."""
+    return [_labelled(parts, _part_label(method, a), diff, reference(_part_label(method, a)) if reference else "")
+            for a in against]
+
+
+def _headline_reference(ev: Evidence, claim: str, label: str, results: Sequence[ClaimResult]) -> str:
+    """'reference: C1 decides these runs on seeds 0–4: supported' for rows that are the headline's runs (of fewer
+    seeds than the headline has): their label is the claim's part ``label``, decided on all of its seeds."""
+    seeds = T.meta_value(ev.tables.meta, "seeds")
+    on = f" on seeds {seeds_text(seeds)}" if isinstance(seeds, list) and seeds else ""
+    result = next((r for r in results if r.claim_id == claim), None)
+    part = next((p for p in result.parts if p.label == label), None) if result is not None else None
+    return f"reference: {claim} decides these runs{on}" + (f": {part.verdict}" if part is not None else "")
 
 
 def _accountings(runs: pd.DataFrame) -> tuple[str, ...]:
     return tuple(r for r in T.reprs_present(runs) if r in T.ACCOUNTINGS)
 
 
-def _length_tables(ev: Evidence, runs: pd.DataFrame, longest: int) -> list[str]:
+def _length_tables(ev: Evidence, runs: pd.DataFrame, longest: int, results: Sequence[ClaimResult] = ()) -> list[str]:
     """(a) per method trained to the longest length: one row per length, and the change with the length."""
     out = []
     cell, diff = Scale(axis_scale(runs).factor, "", 2), difference_scale(runs)
     decided = {e: length_parts(runs, e, ev.alpha).parts for e in lengths(runs)}
+    head = headline_epochs(ev.tables.meta)
     for method in methods_at(runs, longest):
         rows = runs[runs["method"] == method]
         against = _accountings(rows)
@@ -87,7 +108,9 @@ def _length_tables(ev: Evidence, runs: pd.DataFrame, longest: int) -> list[str]:
             at = rows[rows["epochs"] == epochs]
             steps = steps_at(at, epochs, ev.tables.meta)
             table.append([epochs, steps if steps is not None else "missing", *_means(at, reprs, cell),
-                          *_difference_cells(decided[epochs], method, against, diff)])
+                          *_difference_cells(decided[epochs], method, against, diff,
+                                             (lambda label: _headline_reference(ev, "C1", label, results))
+                                             if epochs == head else None)])
         out.append(f"**{method}** at every length:\n\n" + _table(header, table))
         trends = trends_of(runs, [method])
         if trends:
@@ -186,7 +209,7 @@ def _paired_gain(rows: pd.DataFrame, rep: str, short: int, long_: int) -> Paired
     return PairedDifferences.of((wide[long_] - wide[short]).dropna())
 
 
-def _dense_part(ev: Evidence, runs: pd.DataFrame) -> list[str]:
+def _dense_part(ev: Evidence, runs: pd.DataFrame, results: Sequence[ClaimResult] = ()) -> list[str]:
     """(c) the dense networks at the shortest and longest of their lengths: accuracy, and C8 there."""
     dense = runs[runs["method"] == "dense"]
     found = lengths(dense)
@@ -200,8 +223,10 @@ def _dense_part(ev: Evidence, runs: pd.DataFrame) -> list[str]:
         [part] = decide_parts(per_method_parts(Runs.of(at), METRIC, axis_scale(runs), "dense test accuracy",
                                                methods=["dense"]), ev.alpha)
         c = part.comparison.diff
-        rows.append([epochs, *_means(at, ("sp", "ip"), cell),
-                     f"{diff.with_ci(c)} (n={c.n}; {part.verdict})" if c.n else "no pairs"])
+        label = (_headline_reference(ev, "C8", "dense", results) if epochs == headline_epochs(ev.tables.meta)
+                 else part.verdict)
+        rows.append([epochs, *_means(at, ("sp", "ip"), cell), f"{diff.with_ci(c)} (n={c.n}; {label})" if c.n
+                     else "no pairs"])
     text = ["### Dense networks: how close to convergence the axis gets",
             _table(["epochs", "SP", "IP", "IP−SP (C8 at that length)"], rows)]
     if len(shown) == 2:
@@ -213,8 +238,9 @@ def _dense_part(ev: Evidence, runs: pd.DataFrame) -> list[str]:
     return text
 
 
-def length_section(ev: Evidence) -> str:
-    """The training-length axis and the schedules as published, from ``results/axis.csv``."""
+def length_section(ev: Evidence, results: Sequence[ClaimResult] = ()) -> str:
+    """The training-length axis and the schedules as published, from ``results/axis.csv``; the rows of the
+    headline's length name the claim of ``results`` that decides those runs (C1, C8) instead of a label."""
     runs = axis_runs(ev.tables.axis, ev.tables.meta, ev.sparsity)
     longest = longest_length(runs)
     if runs.empty or longest is None:
@@ -229,9 +255,9 @@ def length_section(ev: Evidence) -> str:
             f"{unit}, mean ± sd over seeds (n = runs); differences paired per seed, with their "
             f"{100 * CONFIDENCE:.0f} % t interval and the label of the rule (at each length, each accounting's "
             f"methods are one Holm family, as in C1; the labels at {epochs_text(longest)} are C10's parts).",
-            *_length_tables(ev, runs, longest)]
+            *_length_tables(ev, runs, longest, results)]
     published = published_methods(runs, ev.tables.meta)
     if published:
         text += _published_table(ev, runs, published)
-    text += _dense_part(ev, runs)
+    text += _dense_part(ev, runs, results)
     return "\n\n".join(text)

@@ -625,7 +625,7 @@ def build_report(t: T.Tables, out_dir: Path, presets_dir: Path = Path("presets")
         body_figure(ev, out_dir),
         claims_table(results),
         *([line] if (line := sanity_line(ev)) else []),
-        length_section(ev),
+        length_section(ev, results),
         ablation_section(t, out_dir, ev.alpha, results),
         controls_summary(ev, controls),
     ]

@@ -38,6 +38,11 @@ def c10(**axis):
     return claim(axis_tables(**axis), "C10")
 
 
+def label_of(cell: str) -> str:
+    """What a difference cell says after its n: '+2.04 pp [...] (n=3; supported)' -> 'supported'."""
+    return cell.rsplit("; ", 1)[1].removesuffix(")")
+
+
 def section(text: str) -> str:
     return text.split(TITLE)[1].split("\n## ")[0]
 
@@ -145,6 +150,11 @@ def test_the_report_has_the_section_with_the_tables_numbers(tmp_path):
         assert cells[2].startswith(f"{100 * sp.mean():.2f} ± ")
         d = L.pairs_at(runs, "snip", epochs).diffs
         assert cells[5].startswith(f"{100 * d.mean():+.2f} pp [95 % CI ") and cells[5].endswith("supported)")
+    # the headline's rows are C1's runs (of fewer seeds, perhaps): C1's label of them, never a label of their own
+    c1 = claim(t, "C1")
+    snip_c1 = next(p for p in c1.parts if p.label == "snip")
+    assert label_of(rows[1][5]) == f"reference: C1 decides these runs on seeds 0–2: {snip_c1.verdict}"
+    assert all("reference" not in rows[e][5] for e in (4, 12))
     change = (L.pairs_at(runs, "snip", 12).connected.set_index("seed")["diff"]
               - L.pairs_at(runs, "snip", 1).connected.set_index("seed")["diff"]).mean()
     assert f"snip IP−SP from 1 to 12 epochs: change {100 * change:+.2f} pp" in part and "the advantage grows" in part
@@ -164,6 +174,8 @@ def test_the_report_has_the_section_with_the_tables_numbers(tmp_path):
     gain = runs[(runs["method"] == "dense") & (runs["repr"] == "sp")].pivot_table(index="seed", columns="epochs",
                                                                                    values="test_acc")
     assert f"SP {100 * (gain[12] - gain[1]).mean():+.2f} pp" in dense
+    c8 = claim(t, "C8")
+    assert f"reference: C8 decides these runs on seeds 0–2: {c8.verdict})" in dense
     # C10 is with the other claims: the claims table, the opening's claims by verdict and its own section
     row = next(line for line in text.splitlines() if line.startswith("| C10 |"))
     assert "IP's advantage holds for longer training" in row and "| **supported** (" in row
