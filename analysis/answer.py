@@ -28,7 +28,7 @@ from .claims.trainability import gf_epochs
 from .evidence import Evidence
 from .formatting import Scale, collapse_bits, fmt, fmt_sparsity, holm_gap, side_label
 from .stats import CONFIDENCE, INCONCLUSIVE, NOT_SUPPORTED, NOT_TESTED, SUPPORTED, VERDICTS, Stats
-from .training_length import axis_runs, headline_epochs, methods_at, published_methods
+from .training_length import HOLDS, axis_runs, headline_epochs, methods_at, published_methods, trend_phrase
 
 #: the first cells of the opening table's header (what tests and readers look for)
 TABLE_HEADER = "| method | SP | IP | IP−SP |"
@@ -162,8 +162,8 @@ SHORT_ACCOUNTINGS = {"ip": "equal sparsity", T.EQUAL_STORAGE: "equal storage"}
 
 def length_caveat(ev: Evidence, results: Sequence[ClaimResult]) -> str:
     """What longer training does to the advantage, in words (its numbers are C10's row and "Training length"):
-    per accounting, whether it shrinks, holds or grows from the headline's length to the axis' longest, and
-    C10's verdict there; '' where C10 is not tested."""
+    C10's verdict at the axis' longest length, and per accounting whether the advantage shrinks or grows from the
+    headline's length to there, or no change is detected; '' where C10 is not tested."""
     c10 = _claim(results, "C10")
     if c10 is None or c10.verdict == NOT_TESTED:
         return ""
@@ -178,13 +178,14 @@ def length_caveat(ev: Evidence, results: Sequence[ClaimResult]) -> str:
     labels = {SHORT_ACCOUNTINGS.get(t.against, t.against): t.label for t in trends} if len(methods) == 1 else \
         {f"{t.method} at {SHORT_ACCOUNTINGS.get(t.against, t.against)}": t.label for t in trends}
     if len(set(labels.values())) == 1 and len(labels) > 1:
-        how = f"the advantage {next(iter(labels.values()))} at {' and at '.join(labels)}"
+        label = next(iter(labels.values()))
+        how = f"{trend_phrase(label)} at " + (" or at " if label == HOLDS else " and at ").join(labels)
     else:
-        how = "; ".join(f"at {where}: the advantage {label}" for where, label in labels.items())
+        how = "; ".join(f"at {where} {trend_phrase(label)}" for where, label in labels.items())
     short = {accounting_label(a): name for a, name in SHORT_ACCOUNTINGS.items()}
     after = "; ".join(f"{short.get(g, g)}: {v}" for g, v in c10.group_verdicts.items())
-    return (f"Longer training ({', '.join(methods)}, seeds {seeds_text(seeds)}): from {shortest} to "
-            f"{epochs_text(longest)} {how}; after {epochs_text(longest)}, C10 {c10.verdict} ({after}): see "
+    return (f"Longer training ({', '.join(methods)}, seeds {seeds_text(seeds)}): after {epochs_text(longest)}, "
+            f"C10 {c10.verdict} ({after}); from {shortest} to {epochs_text(longest)}, {how}: see "
             "\"Training length\"")
 
 

@@ -18,9 +18,19 @@ from . import tables as T
 from .stats import CONFIDENCE, MIN_SEEDS, PairedDifferences, Pairs, t_interval
 
 METRIC = "test_acc"
-#: how the advantage changes from the shortest to the longest length (information, never a verdict)
-GROWS, SHRINKS, HOLDS = "grows", "shrinks", "holds (no change detected)"
+#: how the advantage changes from the shortest to the longest length (information, never a verdict); an
+#: interval of the change that spans 0 says no change was detected, not that the advantage stays as it was
+GROWS, SHRINKS, HOLDS = "grows", "shrinks", "no change detected"
 TREND_NOT_TESTED = "not tested here"
+
+
+def trend_phrase(label: str) -> str:
+    """'the advantage grows' / 'the advantage shrinks' / 'no change of the advantage detected' / '… not tested'."""
+    if label == HOLDS:
+        return "no change of the advantage detected"
+    if label == TREND_NOT_TESTED:
+        return "the change of the advantage is not tested here"
+    return f"the advantage {label}"
 
 #: how the report names the pruning families of :mod:`ip.pruning` (C1's parts)
 FAMILY_NAMES = {"baseline": "baseline", "pai": "PaI", "lt": "LT", "dst": "DST", "gradual": "during training",
@@ -136,8 +146,8 @@ class Trend:
 
 
 def trend_label(change: PairedDifferences, ci: tuple) -> str:
-    """'grows' if the interval of the change lies above 0, 'shrinks' if below, else 'holds (no change
-    detected)'; not tested below 2 seeds."""
+    """'grows' if the interval of the change lies above 0, 'shrinks' if below, else 'no change detected';
+    not tested below 2 seeds."""
     if change.n < MIN_SEEDS:
         return TREND_NOT_TESTED
     low, high = ci

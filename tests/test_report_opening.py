@@ -142,9 +142,11 @@ def test_the_answer_takes_at_most_8_lines_above_the_one_table(tmp_path):
 def test_the_caveats_say_what_longer_training_does_to_the_advantage(tmp_path, growth, label):
     text = R.build_report(study_tables(axis=make_axis(head=1, growth=growth, eq_shift=0.04)), tmp_path)
     caveats = next(line for line in text.splitlines() if line.startswith("- **Caveats**"))
-    assert (f"Longer training (snip, seeds 0–2): from 1 to 12 epochs the advantage {label} at equal sparsity "
-            "and at equal storage; after 12 epochs, C10 supported (equal sparsity: supported; equal storage: "
-            'supported): see "Training length"') in caveats
+    both = {L.GROWS: "the advantage grows at equal sparsity and at equal storage",
+            L.SHRINKS: "the advantage shrinks at equal sparsity and at equal storage",
+            L.HOLDS: "no change of the advantage detected at equal sparsity or at equal storage"}[label]
+    assert ("Longer training (snip, seeds 0–2): after 12 epochs, C10 supported (equal sparsity: supported; equal "
+            f'storage: supported); from 1 to 12 epochs, {both}: see "Training length"') in caveats
     # without the axis, C10 is not tested and the caveats say nothing of longer training
     bare = R.build_report(study_tables(axis=make_axis(head=1).iloc[:0]), tmp_path)
     assert "Longer training" not in next(line for line in bare.splitlines() if line.startswith("- **Caveats**"))

@@ -32,6 +32,7 @@ from ..training_length import (
     methods_at,
     published_methods,
     trend,
+    trend_phrase,
 )
 from .accuracy import accounting_label
 from .parts import ClaimResult, Part, Pending, decide_parts, numbers_of, per_method_parts, tally, verdicts_by_group
@@ -98,13 +99,13 @@ def trends_of(runs: pd.DataFrame, methods) -> list[Trend]:
 
 
 def trend_text(t: Trend, diff: Scale) -> str:
-    """'snip IP−SP from 1 to 12 epochs: change +1.20 pp [95 % CI +0.40, +2.00] (n=3): the advantage grows'."""
+    """'snip IP−SP from 1 to 12 epochs: change +1.20 pp [95 % CI +0.40, +2.00] (n=3): the advantage grows'
+    (:func:`~analysis.training_length.trend_phrase`)."""
     name = f"{t.method} {side_label(t.against)}−SP"
     if t.change.n == 0:
         return f"{name} from {t.shortest} to {epochs_text(t.longest)}: no seed has a pair at both lengths"
-    verb = "is not tested here" if t.label.startswith("not tested") else t.label
     return (f"{name} from {t.shortest} to {epochs_text(t.longest)}: change {diff.with_ci(t.change)} "
-            f"(n={t.change.n} seeds): the advantage {verb}")
+            f"(n={t.change.n} seeds): {trend_phrase(t.label)}")
 
 
 def per_length_text(runs: pd.DataFrame, diff: Scale) -> str:
