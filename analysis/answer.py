@@ -200,7 +200,7 @@ def caveat_line(ev: Evidence, results: Sequence[ClaimResult], controls: Sequence
     marked = [m for m in sched if m in with_caveat]
     if marked:
         defaults = {sched[m].default_interval for m in marked}
-        default = (f" (each method's default: one every {defaults.pop()} steps)" if len(defaults) == 1
+        default = (f" (the library's default for each: one every {defaults.pop()} steps)" if len(defaults) == 1
                    and None not in defaults else "")
         bits.append(f"{SCHEDULE_MARK} {', '.join(marked)}: schedules squeezed into the run's length: "
                     + "; ".join(f"{m} {sched[m].short()}" for m in marked) + default

@@ -152,8 +152,10 @@ def _schedule_sentence(runs: pd.DataFrame, meta: dict, published: Sequence[str],
                         f"{_recorded(done[length], 'updates')})")
         if method == "gmp" and pub["interval"] and mine["interval"] and None not in (
                 pub["start_fraction"], pub["end_fraction"], mine["start_fraction"], mine["end_fraction"]):
-            bits.append(f"GMP's published schedule (a pruning step every {pub['interval']} steps from "
-                        f"{100 * pub['start_fraction']:g} % to {100 * pub['end_fraction']:g} % of training) leaves "
+            bits.append(f"GMP's cubic schedule as published, from {100 * pub['start_fraction']:g} % to "
+                        f"{100 * pub['end_fraction']:g} % of training (Zhu & Gupta 2018), at the spacing of the "
+                        f"{length}-epoch runs (a pruning step every {pub['interval']} steps: this study's "
+                        "choice, not the paper's) leaves "
                         f"room for {gmp_steps(short, pub['interval'], pub['start_fraction'], pub['end_fraction'])} "
                         "pruning steps")
             kept.append(f"GMP prunes every {mine['interval']} steps from {100 * mine['start_fraction']:g} % to "

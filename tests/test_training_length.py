@@ -192,6 +192,10 @@ def test_the_schedule_sentence_reads_its_numbers_from_the_params(tmp_path):
     text = section(R.build_report(axis_tables(meta={**AXIS_META, "params": params}), tmp_path))
     assert "ΔT = 50 steps" in text and f"room for {L.dst_updates(468, 50, 0.75)} mask updates" in text
     assert "RigL updates every 25 steps" in text
+    # GMP's spacing at 4 epochs is this study's, not the paper's: the sentence says so
+    assert ("GMP's cubic schedule as published, from 10 % to 75 % of training (Zhu & Gupta 2018), at the spacing of "
+            "the 4-epoch runs (a pruning step every 50 steps: this study's choice, not the paper's) leaves room for "
+            f"{L.gmp_steps(468, 50, 0.1, 0.75)} pruning steps") in text
     bare = {k: v for k, v in AXIS_META.items() if k != "params"}
     assert "uses other schedules" not in section(R.build_report(axis_tables(meta=bare), tmp_path))
 

@@ -26,7 +26,7 @@ class Schedule:
     method: str
     what: str                      # "mask updates" | "pruning steps"
     interval: int                  # steps between two of them, as run
-    default_interval: int | None   # the method's registered default (None: it has none)
+    default_interval: int | None   # the library's registered default for the method (None: it has none)
     steps: int                     # optimisation steps of a run
     epochs: int | None
     by_rule: int                   # how many the library's rule makes of ``steps``
@@ -45,7 +45,7 @@ class Schedule:
     def caveat(self) -> str:
         """What a part measured on this method says next to its number."""
         length = f"{self.epochs}-epoch run's " if self.epochs else "run's "
-        default = f" where the method's default is {self.default_interval}" if self.default_interval else ""
+        default = f" where the library's default is {self.default_interval}" if self.default_interval else ""
         return f"schedule squeezed into the {length}{self.steps} steps: {self.short()}{default}"
 
     def setting(self) -> str:
@@ -93,7 +93,9 @@ def _published(meta: dict, method: str, steps: int, what: str) -> str:
     counted = _count(steps, pub)
     if counted is None:
         return ""
-    return f"the published spacing, one every {pub['interval']} steps, leaves room for {counted[1]} {what}"
+    length = T.meta_value(meta, "axis.published.epochs")
+    runs = f"{length}-epoch runs" if length is not None else "runs as published"
+    return f"the spacing of the {runs}, one every {pub['interval']} steps, leaves room for {counted[1]} {what}"
 
 
 def schedules(meta: dict, runs: pd.DataFrame) -> dict[str, Schedule]:
@@ -122,7 +124,7 @@ def schedules(meta: dict, runs: pd.DataFrame) -> dict[str, Schedule]:
 
 
 def squeezed(meta: dict, runs: pd.DataFrame) -> dict[str, Schedule]:
-    """The schedules of :func:`schedules` that the run squeezed (closer than the method's default)."""
+    """The schedules of :func:`schedules` that the run squeezed (closer than the library's default)."""
     return {m: s for m, s in schedules(meta, runs).items() if s.squeezed}
 
 
