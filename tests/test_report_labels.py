@@ -231,6 +231,26 @@ def test_c5_gives_the_participation_ratios_range_with_its_anchors():
     assert "1/K² = 0.11 for K = 3: one non-zero entry per K×K filter; 1: all K² entries equal" in result.brief
 
 
+def test_c5_gives_the_share_of_filters_with_pr_above_two_over_k_squared():
+    """STUDY_SPEC section 3 reports PR as a mean and as the share of filters with PR > 2/K²: the share is beside
+    the mean, per method SP / IP and the dense networks', for information (the mean decides)."""
+    summary = make_runs()
+    shares = {"sp": 0.05, "ip": 0.20}
+    summary["pr_dense_share"] = summary["repr"].map(shares) + 0.01 * summary["method"].map(
+        {"random": 0, "snip": 1}).fillna(2)
+    summary.loc[summary["method"] == "dense", "pr_dense_share"] = 0.97
+    result = claim_c5(Evidence.from_tables(make_tables(summary=summary)))
+    assert "snip SP 6.0 % / IP 21.0 %" in result.summary and "the dense networks SP 97.0 %, IP 97.0 %" in \
+        result.summary
+    assert "share of filters with PR > 2/K²: SP 5–7 %, IP 20–22 % over methods (dense 97 %); " in result.brief
+    # the share never decides: the parts are those of the mean participation ratio, one per sparse method
+    assert sorted(p.label for p in result.parts) == sorted(set(summary["method"]) - {"dense"})
+    assert all("participation ratio" in p.note for p in result.parts)
+    summary = summary.drop(columns="pr_dense_share")
+    bare = claim_c5(Evidence.from_tables(make_tables(summary=summary)))
+    assert "PR > 2/K²" not in bare.summary and "PR > 2/K²" not in bare.brief
+
+
 # --------------------------------------------------------------------------- J: C4's runtime pairs
 
 def test_c4_runtime_compares_every_representation_over_the_same_sparse_pairs():

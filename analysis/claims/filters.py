@@ -38,6 +38,30 @@ def _filter_runs(ev: Evidence) -> tuple[Runs, str]:
     return Runs.of(per_run), f"{ev.path_of('filter_density')} (filter-weighted mean over layers)"
 
 
+SHARE = "pr_dense_share"
+
+
+def _share_means(runs: pd.DataFrame) -> pd.Series:
+    """Mean over runs of the share of filters with PR > 2/K², per (method, repr); empty where not recorded."""
+    if SHARE not in runs or not runs[SHARE].notna().any():
+        return pd.Series(dtype=float)
+    return runs.groupby(["method", "repr"])[SHARE].mean()
+
+
+def _share_note(runs: pd.DataFrame, methods) -> str:
+    """The second number of STUDY_SPEC section 3: the share of filters with PR > 2/K², per method SP / IP (and
+    the dense network's), for information beside the mean that decides."""
+    means = _share_means(runs)
+    bits = [f"{m} SP {fmt(100 * means[(m, 'sp')], 1)} % / IP {fmt(100 * means[(m, 'ip')], 1)} %"
+            for m in methods if (m, "sp") in means and (m, "ip") in means]
+    if not bits:
+        return ""
+    dense = [f"{side.upper()} {fmt(100 * means[('dense', side)], 1)} %" for side in ("sp", "ip")
+             if ("dense", side) in means]
+    return (" The share of filters with PR > 2/K² (an effective number of entries K²·PR above 2), mean per run, for "
+            "information: " + "; ".join(bits) + (f"; the dense networks {', '.join(dense)}" if dense else "") + ".")
+
+
 def _nonzero_note(runs: pd.DataFrame, methods) -> str:
     if "filter_density" not in runs or not runs["filter_density"].notna().any():
         return ""
@@ -63,7 +87,8 @@ def claim_c5(ev: Evidence) -> ClaimResult:
     else:
         summary = ("Spatial participation ratio PR(h) = (Σh²)² / (K²·Σh⁴) of the trained K×K filters that keep an "
                    "entry (SP) or coefficient (IP): 1/K² for one non-zero entry, 1 for equal energy everywhere; "
-                   f"mean per run, from {source}; methods: {tally(parts)}." + _nonzero_note(runs.frame, runs.methods))
+                   f"mean per run, from {source}; methods: {tally(parts)}." + _share_note(ev.headline.frame, runs.methods)
+                   + _nonzero_note(runs.frame, runs.methods))
         expl = summary + " Per method: " + "; ".join(p.note for p in parts) + "."
     key = "; ".join(f"{p.label} SP {fmt(p.comparison.b.mean, 3)} / IP {fmt(p.comparison.a.mean, 3)}"
                     for p in parts if p.comparison is not None and p.comparison.diff.n) or "missing"
@@ -75,13 +100,26 @@ def claim_c5(ev: Evidence) -> ClaimResult:
         result.brief = (f"mean participation ratio IP/SP {_spread(ratios)} over {len(ratios)} method"
                         f"{'s' if len(ratios) != 1 else ''}; method means SP {_spread([c.b.mean for c in paired])}, "
                         f"IP {_spread([c.a.mean for c in paired])} ({_anchors(ev.tables.filters)}); "
-                        f"parts: {tally(parts, marked=True)}")
+                        + _share_brief(ev.headline.frame, runs.methods)
+                        + f"parts: {tally(parts, marked=True)}")
     return result
 
 
-def _spread(values) -> str:
+def _share_brief(runs: pd.DataFrame, methods) -> str:
+    """'share of filters with PR > 2/K²: SP 1–49 %, IP 4–61 % over methods (dense 97 %); ' or ''."""
+    means = _share_means(runs)
+    sides = {side: [100 * means[(m, side)] for m in methods if (m, side) in means] for side in ("sp", "ip")}
+    if not sides["sp"] or not sides["ip"]:
+        return ""
+    dense = f" (dense {fmt(100 * means[('dense', 'sp')], 0)} %)" if ("dense", "sp") in means else ""
+    return (f"share of filters with PR > 2/K²: SP {_spread(sides['sp'], 0)} %, IP {_spread(sides['ip'], 0)} % over "
+            f"methods{dense}; ")
+
+
+def _spread(values, digits: int = 2) -> str:
     """'0.31–0.40' (or one value): the range of ``values``."""
-    return fmt(min(values), 2) + (f"–{fmt(max(values), 2)}" if fmt(min(values), 2) != fmt(max(values), 2) else "")
+    low, high = fmt(min(values), digits), fmt(max(values), digits)
+    return low + (f"–{high}" if low != high else "")
 
 
 def kernel_size(filters: pd.DataFrame) -> int | None:
