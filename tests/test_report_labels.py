@@ -77,7 +77,7 @@ def test_the_baselines_name_a_squeezed_method_with_its_dagger():
     gmp = next(c for c in R.baseline_checks(ev) if "GMP" in c.expectation)
     assert gmp.agrees is False and gmp.expectation.startswith("SP: GMP† at or above")
     assert gmp.numbers.startswith("gmp† ")
-    assert "GMP† at or above the best pruning-at-initialisation method" in R.sanity_line(ev)
+    assert "GMP† at or above the best score-based pruning-at-initialisation method" in R.sanity_line(ev)
 
 
 def test_the_marked_tally_names_the_marked_parts_of_each_verdict():

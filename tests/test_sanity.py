@@ -29,7 +29,7 @@ def test_a_literature_like_ranking_agrees_everywhere():
 def test_gmp_below_snip_and_a_method_at_chance_are_flagged():
     means = {**SP_MEANS, "gmp": 0.78, "grasp": 0.11}
     got = _by_label(checks(_evidence(means)))
-    assert got["SP: GMP at or above the best pruning-at-initialisation method"] is False
+    assert got["SP: GMP at or above the best score-based pruning-at-initialisation method"] is False
     assert got["no connected run's method at chance"] is False
     assert got["SP: SNIP, GraSP, SynFlow close to random ERK"] is False
     assert got["SP: RigL at or above random ERK"] is True
@@ -39,13 +39,13 @@ def test_a_disconnected_method_at_chance_is_not_flagged_and_a_huge_gf_is():
     means = {**SP_MEANS, "synflow": 0.10}
     found = _by_label(checks(_evidence(means, gf_init=1e4, disconnected={("synflow", "sp"), ("synflow", "ip")})))
     assert found["no connected run's method at chance"] is True
-    assert found["gradient flow of the dense network at initialisation of order 1-10"] is False
+    assert found["gradient flow of the dense network at initialisation within 0.1-100"] is False
 
 
 def test_missing_methods_are_missing_not_agreeing():
     means = {k: v for k, v in SP_MEANS.items() if k not in ("gmp", "lt")}
     got = _by_label(checks(_evidence(means)))
-    assert got["SP: GMP at or above the best pruning-at-initialisation method"] is None
+    assert got["SP: GMP at or above the best score-based pruning-at-initialisation method"] is None
 
 
 def test_the_section_points_to_the_readme_only_when_something_disagrees():
