@@ -310,3 +310,32 @@ def test_the_seeds_drawn_are_named_per_sparsity_where_they_differ():
     assert drawn_seeds(rows, rows) == ["seeds 0–2 at 0.9; seeds 0, 1 at 0.99, as C2's slope"]
     assert drawn_seeds(rows, rows, [("snip", "ip_eq")])[0].endswith(
         "as C2's slope where it has one (snip (IP_eq): no slope, every run drawn)")
+
+
+def test_a_figure_narrower_than_its_title_and_legend_is_widened_to_fit_them(tmp_path):
+    """One panel under a three-panel title: the saved figure is as wide as the title and the legend need, so
+    nothing is cut at the canvas edge; a figure that fits keeps its size."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.lines import Line2D
+    from PIL import Image
+
+    from analysis.plots import style
+
+    def drawn(title: str, legend: str, name: str):
+        fig, ax = style.plt.subplots(figsize=(3.0, 2.0), layout="constrained")
+        ax.plot([0, 1], [0, 1])
+        fig.legend(handles=[Line2D([], [], label=legend)], loc="outside lower center", frameon=False)
+        fig.suptitle(title)
+        style.save(fig, tmp_path / name)
+        canvas = FigureCanvasAgg(fig)                   # closed: draw it again to measure what was saved
+        canvas.draw()
+        renderer = canvas.get_renderer()
+        boxes = [fig._suptitle.get_window_extent(renderer), fig.legends[0].get_window_extent(renderer)]
+        return fig, boxes, Image.open(tmp_path / f"{name}.png").size
+
+    fig, boxes, (width, _) = drawn("a title much longer than one narrow panel is wide " * 2, "a legend " * 12, "wide")
+    assert fig.get_figwidth() > 3.0 and width > 3.0 * style.DPI
+    for box in boxes:                                  # inside the canvas, on both sides
+        assert box.x0 >= 0 and box.x1 <= fig.get_figwidth() * fig.dpi
+    fig, _, (width, _) = drawn("short", "line", "narrow")
+    assert fig.get_figwidth() == 3.0 and width == round(3.0 * style.DPI)

@@ -47,9 +47,23 @@ class Drawn:
 
 # --------------------------------------------------------------------------- helpers
 
+def fit_width(fig, margin: float = 0.25) -> None:
+    """Widen ``fig`` until its title and legends fit inside it (a figure of few panels is narrower than its
+    title): the widest of them plus ``margin`` inches on each side; never narrower than it was."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    texts = [fig._suptitle] if fig._suptitle is not None else []
+    widest = max([t.get_window_extent(renderer).width for t in texts if t.get_text()]
+                 + [lg.get_window_extent(renderer).width for lg in fig.legends], default=0.0) / fig.dpi
+    if widest + 2 * margin > fig.get_figwidth():
+        fig.set_figwidth(widest + 2 * margin)
+
+
 def save(fig, out_stem) -> Drawn:
-    """Write ``<out_stem>.png`` and ``<out_stem>.pdf`` and close the figure.  The PDF carries no
-    creation date, so the same tables draw the same bytes and an unchanged figure stays unchanged."""
+    """Write ``<out_stem>.png`` and ``<out_stem>.pdf`` (widened to fit its title and legends, :func:`fit_width`)
+    and close the figure.  The PDF carries no creation date, so the same tables draw the same bytes and an
+    unchanged figure stays unchanged."""
+    fit_width(fig)
     out_stem = Path(out_stem)
     out_stem.parent.mkdir(parents=True, exist_ok=True)
     paths = []
