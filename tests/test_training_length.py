@@ -215,6 +215,11 @@ def test_the_figure_has_a_panel_per_method_one_y_scale_and_says_which_schedule(t
     assert len({ax.get_ylim() for ax in drawn_panels}) == 1
     assert list(panels[0].get_xticks()) == [1, 4, 12]
     assert any(line.get_ydata()[0] == 0 for line in panels[0].lines if len(set(line.get_ydata())) == 1)
+    # the lines of a method whose schedule changes between its lengths are dotted, the others solid
+    styles = {i: {line.get_linestyle() for line in panels[i].lines       # the mean lines: not the zero line, not
+                  if len(set(line.get_ydata())) > 1 and line.get_linestyle() != "None"} for i in (0, 1)}   # caps
+    assert styles == {0: {"-"}, 1: {":"}}
+    assert any("the schedule changes" in t.get_text() for t in drawn.legends[0].get_texts())
     assert Fg.CLAIM_FIGURES["C10"] == (Fg.FIGURES["axis"],) == ("fig12_training_length",)
 
 
@@ -225,3 +230,11 @@ def test_the_axis_reads_a_headline_row_without_epochs_as_the_headlines_length():
     assert L.lengths(runs, "snip") == [1, 4, 12]
     ev = Evidence.from_tables(make_tables(meta=AXIS_META, axis=axis))
     assert isinstance(ev.tables.axis, pd.DataFrame) and claim(ev.tables, "C10").verdict == S.SUPPORTED
+
+
+def test_the_figure_title_counts_the_seeds_of_each_length():
+    from analysis.plots.axis import seeds_per_length
+    runs = make_axis()
+    assert seeds_per_length(runs) == "3 paired seeds"
+    short = runs[~((runs["epochs"] == 12) & (runs["seed"] == 2))]
+    assert seeds_per_length(short) == "3 paired seeds (2 at 12 epochs)"

@@ -47,9 +47,10 @@ def _panel_title(method: str, rows: pd.DataFrame, published: list[str], head: in
 
 
 def _draw_accounting(ax, rows: pd.DataFrame, method: str, against: str, factor: float,
-                     shift: float) -> tuple[bool, int]:
+                     shift: float, linestyle: str = "-") -> tuple[bool, int]:
     """Mean and 95 % t interval of the paired ``against`` − SP differences at each length of ``method``, seeds as
-    faint points; returns (whether anything was drawn, pairs left out as disconnected)."""
+    faint points, joined by ``linestyle`` (dotted where the schedule changes with the length); returns (whether
+    anything was drawn, pairs left out as disconnected)."""
     xs, means, lows, highs, excluded = [], [], [], [], 0
     for epochs in lengths(rows):
         pairs = pairs_at(rows, method, epochs, against)
@@ -68,8 +69,16 @@ def _draw_accounting(ax, rows: pd.DataFrame, method: str, against: str, factor: 
         return False, excluded
     means, lows, highs = map(np.asarray, (means, lows, highs))
     ax.errorbar(xs, means, yerr=[means - lows, highs - means], color=COLORS[against], marker=MARKERS[against],
-                markersize=5, capsize=3, linewidth=1.4, zorder=4)
+                markersize=5, capsize=3, linewidth=1.4, linestyle=linestyle, zorder=4)
     return True, excluded
+
+
+def seeds_per_length(runs: pd.DataFrame) -> str:
+    """'3 paired seeds', or '3 paired seeds (2 at 12 epochs)' where a length has fewer."""
+    counts = runs.groupby("epochs")["seed"].nunique()
+    most = int(counts.max()) if len(counts) else 0
+    fewer = [f"{int(n)} at {int(e)} epoch{'s' if e != 1 else ''}" for e, n in counts.items() if n < most]
+    return f"{most} paired seed{'s' if most != 1 else ''}" + (f" ({', '.join(fewer)})" if fewer else "")
 
 
 def fig_axis(axis_table: pd.DataFrame, out_stem, meta: dict | None = None, sparsity: float | None = None) -> Drawn:
@@ -93,13 +102,16 @@ def fig_axis(axis_table: pd.DataFrame, out_stem, meta: dict | None = None, spars
         shifts = dict(zip(accountings, 10 ** np.linspace(-0.02, 0.02, len(accountings))
                           if len(accountings) > 1 else [1.0]))
         fig, axes = panel_grid(len(methods), 4, panel=(3.6, 3.2))
-        drawn_axes = []
+        drawn_axes, dotted = [], False
         for ax, method in zip(axes, methods):
             rows = runs[runs["method"] == method]
             ax.set_title(_panel_title(method, rows, published, head), fontsize=9)
             drew, excluded = False, 0
             for against in against_of(rows):
-                did, left_out = _draw_accounting(ax, rows, method, against, factor, shifts[against])
+                changes = method in published and head in lengths(rows) and len(lengths(rows)) > 1
+                dotted |= changes
+                did, left_out = _draw_accounting(ax, rows, method, against, factor, shifts[against],
+                                                 ":" if changes else "-")
                 drew, excluded = drew or did, excluded + left_out
             if not drew:
                 no_data(ax, f"no connected SP/IP pairs of {method}")
@@ -125,8 +137,10 @@ def fig_axis(axis_table: pd.DataFrame, out_stem, meta: dict | None = None, spars
         handles = [Line2D([], [], color=COLORS[a], marker=MARKERS[a], linewidth=1.4,
                           label=f"{side_label(a)} − SP: mean and {100 * CONFIDENCE:.0f} % CI over connected "
                                 "pairs; points: seeds") for a in accountings]
+        if dotted:
+            handles.append(Line2D([], [], color="k", linestyle=":", linewidth=1.4,
+                                  label="dotted: the schedule changes between the lengths (the panel's title)"))
         fig.legend(handles=handles, loc="outside lower center", ncol=1, frameon=False)
-        seeds = runs["seed"].nunique()
         fig.suptitle(f"{TITLE}\nsparsity {fmt_sparsity(sparsity) if sparsity is not None else 'as run'} "
-                     f"(dense: none), {seeds} paired seed{'s' if seeds != 1 else ''}")
+                     f"(dense: none), {seeds_per_length(runs)}")
         return save(fig, out_stem)
