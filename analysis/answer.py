@@ -21,6 +21,8 @@ import pandas as pd
 from . import tables as T
 from .claims import ClaimResult
 from .claims.accuracy import EQUAL_STORAGE_SUFFIX, accounting_label, sweep_points
+from .claims.costs import EQUAL_STORAGE as C4_EQUAL_STORAGE
+from .claims.costs import PAPER_NETS
 from .claims.length import epochs_text, trends_of
 from .claims.parts import GRID_EDGE_MARK, SCHEDULE_MARK, Part, turns_on
 from .claims.schedules import squeezed
@@ -28,7 +30,7 @@ from .claims.trainability import gf_epochs
 from .evidence import Evidence
 from .formatting import Scale, collapse_bits, fmt, fmt_sparsity, holm_gap, side_label
 from .stats import CONFIDENCE, INCONCLUSIVE, NOT_SUPPORTED, NOT_TESTED, SUPPORTED, VERDICTS, Stats
-from .training_length import HOLDS, axis_runs, headline_epochs, methods_at, published_methods, trend_phrase
+from .training_length import HOLDS, axis_runs, methods_at, published_methods, trend_phrase
 
 #: the first cells of the opening table's header (what tests and readers look for)
 TABLE_HEADER = "| method | SP | IP | IP−SP |"
@@ -213,8 +215,27 @@ def caveat_line(ev: Evidence, results: Sequence[ClaimResult], controls: Sequence
     return ("**Caveats**: " + ". ".join(bits) + ".") if bits else ""
 
 
+#: how the body names a claim's sets of parts (the appendix gives the full names)
+SHORT_GROUPS = {accounting_label("ip"): "equal sparsity", accounting_label(T.EQUAL_STORAGE): "equal storage",
+                PAPER_NETS: "FB overhead of the paper's nets", C4_EQUAL_STORAGE: "IP_eq stores ≤ SP"}
+
+
+def short_group(name: str) -> str:
+    return SHORT_GROUPS.get(name, name)
+
+
+def _claim_name(r: ClaimResult) -> str:
+    """'C1', or 'C1 (equal storage)' where only some of a claim's sets of parts have its verdict: which ones."""
+    sets = r.group_verdicts or {}
+    mine = [g for g, v in sets.items() if v == r.verdict]
+    if not sets or len(mine) == len(sets) or not mine:
+        return r.claim_id
+    return f"{r.claim_id} ({', '.join(short_group(g) for g in mine)})"
+
+
 def claims_line(results: Sequence[ClaimResult]) -> str:
-    by_verdict = {v: [r.claim_id for r in results if r.verdict == v] for v in VERDICTS}
+    """The claims by verdict; a claim whose verdict comes from some of its sets of parts names them."""
+    by_verdict = {v: [_claim_name(r) for r in results if r.verdict == v] for v in VERDICTS}
     return ("**Claims** (the table \"Claims\" below; every claim's detail in the appendix): "
             + "; ".join(f"{v}: {', '.join(ids)}" for v, ids in by_verdict.items() if ids) + ".")
 

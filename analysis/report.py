@@ -26,12 +26,11 @@ from typing import Sequence
 
 from . import tables as T
 from .ablations import REFERENCE, ablation_comparisons
-from .answer import CAVEAT_MARKS, collapse_note, dense_accuracy, headline_table, opening, seeds_text
+from .answer import CAVEAT_MARKS, collapse_note, dense_accuracy, headline_table, opening, seeds_text, short_group
 from .claims import STEP_TIME_RATIO_MAX, ClaimResult
-from .claims.accuracy import EQUAL_STORAGE_SUFFIX, accounting_label
+from .claims.accuracy import EQUAL_STORAGE_SUFFIX
 from .claims.controls import control_verdicts
-from .claims.costs import EQUAL_STORAGE as C4_EQUAL_STORAGE
-from .claims.costs import PAPER_NETS, paper_network_overheads
+from .claims.costs import paper_network_overheads
 from .claims.parts import SCHEDULE_MARK, turns_on
 from .claims.schedules import schedules, squeezed
 from .evidence import Evidence, Runs
@@ -266,15 +265,6 @@ def rule_section(alpha: float) -> str:
         "C4 compares costs with thresholds instead (below), and C9 counts pass/fail checks. Accuracies are "
         "printed in % and differences in percentage points (pp)."
     )
-
-
-#: how the body's claims table names a claim's sets of parts (the appendix gives the full names)
-SHORT_GROUPS = {accounting_label("ip"): "equal sparsity", accounting_label(T.EQUAL_STORAGE): "equal storage",
-                PAPER_NETS: "FB overhead of the paper's nets", C4_EQUAL_STORAGE: "IP_eq stores ≤ SP"}
-
-
-def short_group(name: str) -> str:
-    return SHORT_GROUPS.get(name, name)
 
 
 def _part_name(part) -> str:

@@ -152,6 +152,18 @@ def test_the_caveats_say_what_longer_training_does_to_the_advantage(tmp_path, gr
     assert "Longer training" not in next(line for line in bare.splitlines() if line.startswith("- **Caveats**"))
 
 
+def test_the_claims_line_names_the_sets_of_parts_a_verdict_comes_from(tmp_path):
+    """C1 not supported at equal storage alone (rigl's IP_eq below SP) is 'C1 (equal storage)' in the opening's
+    claims by verdict, not a bare 'C1' that reads as IP losing under the paper's accounting too."""
+    text = R.build_report(study_tables(), tmp_path)
+    line = next(x for x in text.splitlines() if x.startswith("- **Claims**"))
+    c1 = next(r for r in V.all_verdicts(Evidence.from_tables(study_tables())) if r.claim_id == "C1")
+    assert c1.verdict == S.NOT_SUPPORTED and set(c1.group_verdicts.values()) == {S.SUPPORTED, S.NOT_SUPPORTED}
+    assert re.search(r"not supported: [^;]*C1 \(equal storage\)", line)
+    # a claim whose every set has its verdict is named bare
+    assert re.search(r"(?<!not )supported: [^;]*C10[,;.]", line)
+
+
 def test_the_body_before_the_appendix_is_at_most_150_lines_on_a_study_like_table_set(tmp_path):
     text = R.build_report(study_tables(), tmp_path)
     body = body_of(text)
