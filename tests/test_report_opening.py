@@ -164,6 +164,16 @@ def test_the_claims_line_names_the_sets_of_parts_a_verdict_comes_from(tmp_path):
     assert re.search(r"(?<!not )supported: [^;]*C10[,;.]", line)
 
 
+def test_c2_says_at_which_sweep_points_runs_lost_a_layer():
+    """A slope is read with the points that carry it: the point where every IP_eq run lost a layer says so."""
+    c2 = next(r for r in V.all_verdicts(Evidence.from_tables(study_tables())) if r.claim_id == "C2")
+    eq = next(p for p in c2.parts if p.label == "snip (equal storage)")
+    assert "s=0.99 " in eq.note and "a layer lost: IP_eq 3 of 3 runs, SP 1 of 3 runs)" in eq.note
+    ip = next(p for p in c2.parts if p.label == "snip")
+    assert "a layer lost: IP 3 of 3 runs)" in ip.note                        # at 0.995, SP kept every layer
+    assert "s=0.9 " in ip.note and ip.note.split("s=0.9 ")[1].split(")")[0].count("a layer lost") == 0
+
+
 def test_the_body_before_the_appendix_is_at_most_150_lines_on_a_study_like_table_set(tmp_path):
     text = R.build_report(study_tables(), tmp_path)
     body = body_of(text)

@@ -214,6 +214,21 @@ def storage_ratios(runs: pd.DataFrame, method: str, against: str, points: pd.Dat
     return means[f"stored_params_{against}"] / means["stored_params_sp"]
 
 
+def collapsed_at(runs: pd.DataFrame, method: str, against: str, sparsity: float, seeds) -> str:
+    """'; a layer lost: IP_eq 3 of 3 runs, SP 1 of 3' at one sweep point, over ``seeds`` (a prunable layer left
+    with no kept entry); '' where no run lost one."""
+    if "collapsed_layers" not in runs:
+        return ""
+    at = runs[(runs["method"] == method) & np.isclose(runs["sparsity"].astype(float), float(sparsity), rtol=0,
+                                                      atol=10 ** -T.SPARSITY_DECIMALS) & runs["seed"].isin(seeds)]
+    bits = []
+    for rep in (against, "sp"):
+        mine = at[at["repr"] == rep]["collapsed_layers"].fillna(0)
+        if (mine > 0).any():
+            bits.append(f"{side_label(rep)} {int((mine > 0).sum())} of {len(mine)} runs")
+    return f"; a layer lost: {', '.join(bits)}" if bits else ""
+
+
 def _slope_decision(c, scale: Scale) -> str:
     """The interval a slope's verdict rests on, and the verdict in words about the advantage."""
     d = c.decision
@@ -290,7 +305,9 @@ def claim_c2(ev: Evidence) -> ClaimResult:
                         a_label=f"s={fmt_sparsity(hi)}", b_label=f"s={fmt_sparsity(lo)}",
                         excluded_disconnected=excluded)
             ratios = storage_ratios(sweep, method, against, used.notna())
-            per_point = [(s, Stats.of(used[s]), ratios.get(s, np.nan)) for s in levels]
+            per_point = [(s, Stats.of(used[s]), ratios.get(s, np.nan),
+                          collapsed_at(sweep, method, against, s, used.index[used[s].notna()]))
+                         for s in levels]
             pending.append(Pending(label, c, slope_scale, label, "advantage", group))
             info[label] = dict(against=against, lo=lo, hi=hi, ends=ends, per_point=per_point, left_out=left_out,
                                n_infeasible=len(infeasible), n_short=len(short))
@@ -300,7 +317,7 @@ def claim_c2(ev: Evidence) -> ClaimResult:
         i, c = info[p.label], p.comparison
         name = side_label(i["against"])
         points = "; ".join(f"s={fmt_sparsity(s)} {scale.diff(st)} (n={st.n}; storage {name}/SP "
-                           f"{fmt(r, 3)})" for s, st, r in i["per_point"])
+                           f"{fmt(r, 3)}{lost})" for s, st, r, lost in i["per_point"])
         boot = f" (bootstrap {slope_scale.interval(c.diff.bootstrap)})" if c.diff.n >= BOOTSTRAP_MIN_PAIRS else ""
         p.note = (f"{p.label}: slope of {name}−SP against −log10(1 − s) {slope_scale.with_ci(c.diff)}{boot} "
                   f"(n={c.diff.n} seeds, each over its connected points){i['left_out']}; "
@@ -312,7 +329,7 @@ def claim_c2(ev: Evidence) -> ClaimResult:
                           "sparsity_low": i["lo"], "sparsity_high": i["hi"], "adv_high_mean": c.a.mean,
                           "adv_low_mean": c.b.mean, "change_mean": i["ends"].diff.mean,
                           "change_ci_low": i["ends"].diff.ci[0], "change_ci_high": i["ends"].diff.ci[1]})
-        for s, st, r in i["per_point"]:
+        for s, st, r, _ in i["per_point"]:
             p.numbers.update({f"adv_mean@{fmt_sparsity(s)}": st.mean, f"storage_ratio@{fmt_sparsity(s)}": r})
     parts += not_tested
     mark_squeezed(parts, ev.tables.meta, sweep)
