@@ -134,7 +134,9 @@ def _epochs_note(history) -> str:
     if not epochs:
         return ""
     if epochs == 1:
-        return " (one epoch here: the mean is the GF at the end of training)"
+        return (" (one epoch here: the mean is the GF at the end of training, where the cosine schedule has "
+                "brought the learning rate to about 0; a larger gradient there may also mean a run further from a "
+                "stationary point, so the final training loss is read beside it)")
     return f" ({epochs} epoch ends)"
 
 
