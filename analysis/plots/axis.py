@@ -142,5 +142,5 @@ def fig_axis(axis_table: pd.DataFrame, out_stem, meta: dict | None = None, spars
                                   label="dotted: the schedule changes between the lengths (the panel's title)"))
         fig.legend(handles=handles, loc="outside lower center", ncol=1, frameon=False)
         fig.suptitle(f"{TITLE}\nsparsity {fmt_sparsity(sparsity) if sparsity is not None else 'as run'} "
-                     f"(dense: none), {seeds_per_length(runs)}")
+                     f"(the dense panel: unpruned), {seeds_per_length(runs)}")
         return save(fig, out_stem)
