@@ -158,10 +158,6 @@ def training_caveat(ev: Evidence) -> str:
     return text
 
 
-#: how the opening names an accounting in a sentence
-SHORT_ACCOUNTINGS = {"ip": "equal sparsity", T.EQUAL_STORAGE: "equal storage"}
-
-
 def length_caveat(ev: Evidence, results: Sequence[ClaimResult]) -> str:
     """What longer training does to the advantage, in words (its numbers are C10's row and "Training length"):
     C10's verdict at the axis' longest length, and per accounting whether the advantage shrinks or grows from the
@@ -177,15 +173,14 @@ def length_caveat(ev: Evidence, results: Sequence[ClaimResult]) -> str:
         return ""
     shortest = min(t.shortest for t in trends)
     seeds = sorted(set(runs.loc[(runs["epochs"] == longest) & runs["method"].isin(methods), "seed"]))
-    labels = {SHORT_ACCOUNTINGS.get(t.against, t.against): t.label for t in trends} if len(methods) == 1 else \
-        {f"{t.method} at {SHORT_ACCOUNTINGS.get(t.against, t.against)}": t.label for t in trends}
+    labels = {short_group(accounting_label(t.against)): t.label for t in trends} if len(methods) == 1 else \
+        {f"{t.method} at {short_group(accounting_label(t.against))}": t.label for t in trends}
     if len(set(labels.values())) == 1 and len(labels) > 1:
         label = next(iter(labels.values()))
         how = f"{trend_phrase(label)} at " + (" or at " if label == HOLDS else " and at ").join(labels)
     else:
         how = "; ".join(f"at {where} {trend_phrase(label)}" for where, label in labels.items())
-    short = {accounting_label(a): name for a, name in SHORT_ACCOUNTINGS.items()}
-    after = "; ".join(f"{short.get(g, g)}: {v}" for g, v in c10.group_verdicts.items())
+    after = "; ".join(f"{short_group(g)}: {v}" for g, v in c10.group_verdicts.items())
     return (f"Longer training ({', '.join(methods)}, seeds {seeds_text(seeds)}): after {epochs_text(longest)}, "
             f"C10 {c10.verdict} ({after}); from {shortest} to {epochs_text(longest)}, {how}: see "
             "\"Training length\"")

@@ -14,7 +14,7 @@ import pandas as pd
 from . import tables as T
 from .claims.length import axis_scale, difference_scale, epochs_text, length_parts, trend_text, trends_of
 from .claims import ClaimResult
-from .claims.parts import decide_parts, per_method_parts
+from .claims.parts import claim_part, decide_parts, per_method_parts
 from .answer import seeds_text
 from .evidence import Evidence, Runs
 from .formatting import Scale, fmt_sparsity, side_label
@@ -83,8 +83,7 @@ def _headline_reference(ev: Evidence, claim: str, label: str, results: Sequence[
     seeds than the headline has): their label is the claim's part ``label``, decided on all of its seeds."""
     seeds = T.meta_value(ev.tables.meta, "seeds")
     on = f" on seeds {seeds_text(seeds)}" if isinstance(seeds, list) and seeds else ""
-    result = next((r for r in results if r.claim_id == claim), None)
-    part = next((p for p in result.parts if p.label == label), None) if result is not None else None
+    part = claim_part(results, claim, label)
     return f"reference: {claim} decides these runs{on}" + (f": {part.verdict}" if part is not None else "")
 
 

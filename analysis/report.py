@@ -31,7 +31,7 @@ from .claims import STEP_TIME_RATIO_MAX, ClaimResult
 from .claims.accuracy import EQUAL_STORAGE_SUFFIX
 from .claims.controls import control_verdicts
 from .claims.costs import paper_network_overheads
-from .claims.parts import SCHEDULE_MARK, turns_on
+from .claims.parts import SCHEDULE_MARK, claim_part, turns_on
 from .claims.schedules import schedules, squeezed
 from .evidence import Evidence, Runs
 from .figures import FIGURES
@@ -434,11 +434,6 @@ def storage_view(ev: Evidence) -> str:
     return storage.storage_view_sentence(ev.tables.sweep, ev.tables.summary) or ""
 
 
-def _c_part(results: Sequence[ClaimResult], claim_id: str, label: str):
-    r = next((x for x in results if x.claim_id == claim_id), None)
-    return next((p for p in r.parts if p.label == label), None) if r is not None else None
-
-
 def ablation_section(t: T.Tables, out_dir: Path, alpha: float, results: Sequence[ClaimResult] = ()) -> str:
     """The ablation: the variants that differ from the main setting, one Holm family, each against SP and
     beside its reference (the main setting's runs, which the claims decide on every main seed)."""
@@ -469,7 +464,7 @@ def ablation_section(t: T.Tables, out_dir: Path, alpha: float, results: Sequence
     for (method, main_repr), names in shown_refs.items():
         r = references[(references["method"] == method) & (references["variant"] == names[0])].iloc[0]
         label = method + ("" if main_repr == "ip" else " (equal storage)")
-        part = _c_part(results, "C1", label)
+        part = claim_part(results, "C1", label)
         decided = (f"C1 decides these runs on seeds {seeds_text(main_seeds)}: {part.verdict}" if part is not None
                    else "the main runs")
         ref_rows[(method, main_repr)] = [

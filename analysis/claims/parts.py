@@ -152,6 +152,12 @@ def turns_on_text(parts: Sequence[Part], verdict: str) -> str:
     return f"on {part.label} alone" + (f" ({part.caveat})" if part.caveat else "")
 
 
+def claim_part(results: Sequence[ClaimResult], claim_id: str, label: str) -> Part | None:
+    """The part ``label`` of claim ``claim_id`` among ``results``; None if either is absent."""
+    r = next((x for x in results if x.claim_id == claim_id), None)
+    return next((p for p in r.parts if p.label == label), None) if r is not None else None
+
+
 def numbers_of(parts: Sequence[Part]) -> dict:
     """The numbers of every part, keyed ``<part label>.<number name>``."""
     return {f"{p.label}.{k}": v for p in parts for k, v in p.numbers.items()}
