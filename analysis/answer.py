@@ -24,7 +24,7 @@ from .claims.accuracy import EQUAL_STORAGE_SUFFIX, accounting_label, sweep_point
 from .claims.costs import EQUAL_STORAGE as C4_EQUAL_STORAGE
 from .claims.costs import PAPER_NETS
 from .claims.length import epochs_text, trends_of
-from .claims.parts import GRID_EDGE_MARK, SCHEDULE_MARK, Part, turns_on
+from .claims.parts import GRID_EDGE_MARK, SCHEDULE_MARK, Part, claim_result, turns_on
 from .claims.schedules import squeezed
 from .claims.trainability import gf_epochs
 from .evidence import Evidence
@@ -39,10 +39,6 @@ CAVEAT_MARKS = (SCHEDULE_MARK, GRID_EDGE_MARK)
 #: how each accounting is named in the opening
 ACCOUNTING_NAMES = {"ip": ("Equal sparsity", "IP vs SP, the paper's accounting: FB entries as overhead"),
                     T.EQUAL_STORAGE: ("Equal storage", "IP_eq vs SP: FB entries charged to IP's budget")}
-
-
-def _claim(results: Sequence[ClaimResult], claim_id: str) -> ClaimResult | None:
-    return next((r for r in results if r.claim_id == claim_id), None)
 
 
 def seeds_text(seeds) -> str:
@@ -162,7 +158,7 @@ def length_caveat(ev: Evidence, results: Sequence[ClaimResult]) -> str:
     """What longer training does to the advantage, in words (its numbers are C10's row and "Training length"):
     C10's verdict at the axis' longest length, and per accounting whether the advantage shrinks or grows from the
     headline's length to there, or no change is detected; '' where C10 is not tested."""
-    c10 = _claim(results, "C10")
+    c10 = claim_result(results, "C10")
     if c10 is None or c10.verdict == NOT_TESTED:
         return ""
     runs = axis_runs(ev.tables.axis, ev.tables.meta, ev.sparsity)
@@ -191,7 +187,7 @@ def caveat_line(ev: Evidence, results: Sequence[ClaimResult], controls: Sequence
     edge (‡) explains (:attr:`Part.caveat`), in one line; '' if none."""
     bits = [b for b in (training_caveat(ev), length_caveat(ev, results)) if b]
     sched = squeezed(ev.tables.meta, ev.headline.frame)
-    c1 = _claim(results, "C1")
+    c1 = claim_result(results, "C1")
     with_caveat = {p.label.removesuffix(EQUAL_STORAGE_SUFFIX) for p in (c1.parts if c1 else [])
                    if p.mark == SCHEDULE_MARK}
     marked = [m for m in sched if m in with_caveat]
@@ -237,7 +233,7 @@ def claims_line(results: Sequence[ClaimResult]) -> str:
 
 def opening(ev: Evidence, results: Sequence[ClaimResult], controls: Sequence[ClaimResult] = ()) -> list[str]:
     """The answer, one line each: regime, equal sparsity, equal storage, caveats, the claims by verdict."""
-    c1 = _claim(results, "C1")
+    c1 = claim_result(results, "C1")
     lines = [regime_line(ev), accounting_line(c1, "ip", True),
              accounting_line(c1, T.EQUAL_STORAGE, ev.has_equal_storage),
              caveat_line(ev, results, controls), claims_line(results)]
@@ -270,7 +266,7 @@ def headline_table(ev: Evidence, results: Sequence[ClaimResult] = ()) -> str:
     table = T.accuracy_table(frame, "test_acc")
     if table.empty:
         return "Test accuracy per method: missing (no sparse runs in the summary table)."
-    c1 = _claim(results, "C1")
+    c1 = claim_result(results, "C1")
     labels = {p.label: p for p in (c1.parts if c1 else [])}
     cell_scale, diff_scale = Scale(ev.scale.factor, "", 2), Scale(ev.scale.factor, "", 2)
     seeds = frame["seed"].dropna().nunique()

@@ -14,7 +14,7 @@ import pandas as pd
 from . import tables as T
 from .claims.length import axis_scale, difference_scale, epochs_text, length_parts, trend_text, trends_of
 from .claims import ClaimResult
-from .claims.parts import claim_part, decide_parts, per_method_parts
+from .claims.parts import claim_part, decide_parts, part_named, per_method_parts
 from .answer import seeds_text
 from .evidence import Evidence, Runs
 from .formatting import Scale, fmt_sparsity, side_label
@@ -59,7 +59,7 @@ def _means(rows: pd.DataFrame, reprs: Sequence[str], scale: Scale) -> list[str]:
 def _labelled(parts, label: str, diff: Scale, reference: str = "") -> str:
     """'+3.20 [95 % CI +1.10, +5.30] (supported)' of the part named ``label``; '–' if there is none.  With a
     ``reference`` (the headline's runs of a subset of its seeds) no label of its own: which claim decides them."""
-    part = next((p for p in parts if p.label == label), None)
+    part = part_named(parts, label)
     if part is None or part.comparison is None:
         return "–"
     if part.comparison.diff.n == 0:

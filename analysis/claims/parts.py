@@ -152,10 +152,20 @@ def turns_on_text(parts: Sequence[Part], verdict: str) -> str:
     return f"on {part.label} alone" + (f" ({part.caveat})" if part.caveat else "")
 
 
+def claim_result(results: Sequence[ClaimResult], claim_id: str) -> ClaimResult | None:
+    """The result of claim ``claim_id`` among ``results``; None if it is absent."""
+    return next((r for r in results if r.claim_id == claim_id), None)
+
+
+def part_named(parts: Sequence[Part], label: str) -> Part | None:
+    """The part labelled ``label``; None if there is none."""
+    return next((p for p in parts if p.label == label), None)
+
+
 def claim_part(results: Sequence[ClaimResult], claim_id: str, label: str) -> Part | None:
     """The part ``label`` of claim ``claim_id`` among ``results``; None if either is absent."""
-    r = next((x for x in results if x.claim_id == claim_id), None)
-    return next((p for p in r.parts if p.label == label), None) if r is not None else None
+    r = claim_result(results, claim_id)
+    return part_named(r.parts, label) if r is not None else None
 
 
 def numbers_of(parts: Sequence[Part]) -> dict:
